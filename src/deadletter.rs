@@ -1,0 +1,77 @@
+//! Dead letters: every record the engine cannot use, with the reason, the field
+//! concerned, the raw text and where it came from. Nothing is dropped silently.
+
+use serde::Serialize;
+
+/// Why a record went to the dead-letter output. The names are a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not JSON (or not UTF-8, or an empty line).
+    InvalidJson,
+    /// JSON, but not an object.
+    NotObject,
+    /// A required field is absent or null.
+    MissingField,
+    /// A field has the wrong JSON type.
+    BadType,
+    /// A number outside the range the schema allows.
+    OutOfRange,
+    /// `event_time` (or another time field) is not RFC 3339.
+    BadTime,
+    /// The record is longer than the configured limit.
+    TooLarge,
+    /// Every window the event belongs to had already closed.
+    Late,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 8] = [
+        Reason::InvalidJson,
+        Reason::NotObject,
+        Reason::MissingField,
+        Reason::BadType,
+        Reason::OutOfRange,
+        Reason::BadTime,
+        Reason::TooLarge,
+        Reason::Late,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "invalid_json",
+            Reason::NotObject => "not_object",
+            Reason::MissingField => "missing_field",
+            Reason::BadType => "bad_type",
+            Reason::OutOfRange => "out_of_range",
+            Reason::BadTime => "bad_time",
+            Reason::TooLarge => "too_large",
+            Reason::Late => "late",
+        }
+    }
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Origin {
+    File { file: String, line: u64 },
+    Kafka { topic: String, partition: i32, offset: i64 },
+    Generated { generator: String, seq: u64 },
+}
+
+/// One unusable record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub feed: String,
+    pub reason: Reason,
+    pub field: Option<String>,
+    pub detail: String,
+    pub raw: String,
+    pub source: Origin,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The pipeline that found the record late; absent for decode errors, which concern every pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+}

@@ -1,0 +1,641 @@
+//! Decoding: raw JSON lines of one feed into an Arrow [`RecordBatch`] typed by the
+//! feed's schema. Each line is parsed straight into the column builders' inputs
+//! (strings are borrowed from the line when they need no unescaping), validated
+//! against the schema, and either appended as a row or turned into a
+//! [`DeadLetter`] with its reason. PII fields are replaced by a keyed hash here,
+//! so personal data never reaches windows, alerts, logs or metrics.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow::record_batch::RecordBatch;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::deadletter::{DeadLetter, Reason};
+use crate::schema::{FeedSchema, FieldType};
+use crate::source::Chunk;
+use crate::time::parse_rfc3339;
+
+/// Most fields a feed schema may have (the decoder keeps one slot per field on the stack).
+pub const MAX_FIELDS: usize = 64;
+
+/// Default limit on one record's size.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Decoder settings shared by all feeds.
+#[derive(Clone)]
+pub struct DecodeOptions {
+    pub max_record_bytes: usize,
+    /// Key of the keyed hash (BLAKE3) that replaces PII values.
+    pub pii_key: [u8; 32],
+}
+
+impl fmt::Debug for DecodeOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key stays out of logs.
+        f.debug_struct("DecodeOptions")
+            .field("max_record_bytes", &self.max_record_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DecodeOptions {
+    /// Derives the PII key from a secret (config or `YUJING_PII_KEY`).
+    pub fn with_secret(secret: &str) -> Self {
+        DecodeOptions {
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            pii_key: blake3::derive_key("yujing 2026 pii pseudonym key", secret.as_bytes()),
+        }
+    }
+}
+
+/// A decoded chunk: the rows that passed, and for each row the chunk line it came from.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub batch: RecordBatch,
+    pub rows: Vec<u32>,
+    pub dead: Vec<DeadLetter>,
+}
+
+/// One field's value as read from JSON, before validation.
+#[derive(Debug, Default)]
+enum Slot<'de> {
+    #[default]
+    Missing,
+    Null,
+    Str(Cow<'de, str>),
+    Int(i64),
+    /// Integers beyond i64.
+    BigInt,
+    Float(f64),
+    Bool(bool),
+    List(Vec<Cow<'de, str>>),
+    /// A list with a non-string element.
+    BadList,
+    Array,
+    Object,
+    /// A validated time.
+    Time(i64),
+}
+
+impl Slot<'_> {
+    fn json_kind(&self) -> &'static str {
+        match self {
+            Slot::Missing => "nothing",
+            Slot::Null => "null",
+            Slot::Str(_) | Slot::Time(_) => "a string",
+            Slot::Int(_) | Slot::BigInt | Slot::Float(_) => "a number",
+            Slot::Bool(_) => "a boolean",
+            Slot::List(_) | Slot::BadList | Slot::Array => "an array",
+            Slot::Object => "an object",
+        }
+    }
+}
+
+enum Builder {
+    String(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Time(TimestampMillisecondBuilder),
+    List(ListBuilder<StringBuilder>),
+}
+
+impl Builder {
+    fn new(ty: FieldType, cap: usize) -> Self {
+        match ty {
+            FieldType::String => Builder::String(StringBuilder::with_capacity(cap, cap * 12)),
+            FieldType::Int => Builder::Int(Int64Builder::with_capacity(cap)),
+            FieldType::Float => Builder::Float(Float64Builder::with_capacity(cap)),
+            FieldType::Bool => Builder::Bool(BooleanBuilder::with_capacity(cap)),
+            FieldType::Timestamp => Builder::Time(
+                TimestampMillisecondBuilder::with_capacity(cap).with_timezone("UTC"),
+            ),
+            FieldType::StringList => Builder::List(ListBuilder::new(StringBuilder::new())),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::String(b) => Arc::new(b.finish()),
+            Builder::Int(b) => Arc::new(b.finish()),
+            Builder::Float(b) => Arc::new(b.finish()),
+            Builder::Bool(b) => Arc::new(b.finish()),
+            Builder::Time(b) => Arc::new(b.finish()),
+            Builder::List(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Turns raw lines of one feed into Arrow rows and dead letters.
+pub struct Decoder {
+    schema: Arc<FeedSchema>,
+    options: DecodeOptions,
+    builders: Vec<Builder>,
+    rows: Vec<u32>,
+    hex: String,
+}
+
+struct Rejection {
+    reason: Reason,
+    field: Option<String>,
+    detail: String,
+}
+
+impl Decoder {
+    pub fn new(schema: Arc<FeedSchema>, options: DecodeOptions) -> Self {
+        assert!(schema.fields.len() <= MAX_FIELDS, "schema has too many fields");
+        let builders = schema
+            .fields
+            .iter()
+            .map(|f| Builder::new(f.ty, 8192))
+            .collect();
+        Decoder {
+            schema,
+            options,
+            builders,
+            rows: Vec::new(),
+            hex: String::with_capacity(64),
+        }
+    }
+
+    pub fn schema(&self) -> &Arc<FeedSchema> {
+        &self.schema
+    }
+
+    /// Decodes every line of the chunk.
+    pub fn decode(&mut self, chunk: &Chunk) -> Decoded {
+        let mut dead = Vec::new();
+        for i in 0..chunk.len() {
+            let raw = chunk.raw(i);
+            if let Err((rejection, event_id)) = self.decode_line(raw) {
+                dead.push(DeadLetter {
+                    feed: self.schema.feed.clone(),
+                    reason: rejection.reason,
+                    field: rejection.field,
+                    detail: rejection.detail,
+                    raw: self.redacted_raw(raw),
+                    source: chunk.origin(i),
+                    event_id,
+                    pipeline: None,
+                });
+            } else {
+                self.rows.push(i as u32);
+            }
+        }
+        let columns = self.builders.iter_mut().map(Builder::finish).collect();
+        let batch = RecordBatch::try_new(self.schema.arrow.clone(), columns)
+            .expect("decoder builds columns of the schema's types");
+        Decoded {
+            batch,
+            rows: std::mem::take(&mut self.rows),
+            dead,
+        }
+    }
+
+    fn decode_line(&mut self, raw: &[u8]) -> Result<(), (Rejection, Option<String>)> {
+        let reject = |reason, field: Option<&str>, detail: String| Rejection {
+            reason,
+            field: field.map(str::to_string),
+            detail,
+        };
+        if raw.len() > self.options.max_record_bytes {
+            return Err((
+                reject(
+                    Reason::TooLarge,
+                    None,
+                    format!(
+                        "record is {} bytes; the limit is {}",
+                        raw.len(),
+                        self.options.max_record_bytes
+                    ),
+                ),
+                None,
+            ));
+        }
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Err((reject(Reason::InvalidJson, None, "empty line".into()), None));
+        }
+        let mut slots: [Slot<'_>; MAX_FIELDS] = std::array::from_fn(|_| Slot::Missing);
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let parsed = RowSeed {
+            schema: &self.schema,
+            slots: &mut slots,
+        }
+        .deserialize(&mut de)
+        .and_then(|top| de.end().map(|()| top));
+        match parsed {
+            Err(e) => {
+                return Err((reject(Reason::InvalidJson, None, e.to_string()), None));
+            }
+            Ok(TopLevel::NotObject(kind)) => {
+                return Err((
+                    reject(Reason::NotObject, None, format!("expected a JSON object, found {kind}")),
+                    None,
+                ));
+            }
+            Ok(TopLevel::Object) => {}
+        }
+        let fields = &self.schema.fields;
+        let event_id = match &slots[self.schema.event_id_index] {
+            Slot::Str(s) => Some(s.to_string()),
+            _ => None,
+        };
+        // Validate everything before appending anything, so a bad record leaves no trace in the batch.
+        for (i, f) in fields.iter().enumerate() {
+            let slot = &mut slots[i];
+            let bad_type = |slot: &Slot| {
+                reject(
+                    Reason::BadType,
+                    Some(&f.name),
+                    format!("`{}` must be {}, found {}", f.name, f.ty.json_name(), slot.json_kind()),
+                )
+            };
+            match slot {
+                Slot::Missing | Slot::Null => {
+                    if f.required {
+                        let what = if matches!(slot, Slot::Null) { "null" } else { "absent" };
+                        return Err((
+                            reject(
+                                Reason::MissingField,
+                                Some(&f.name),
+                                format!("required field `{}` is {what}", f.name),
+                            ),
+                            event_id,
+                        ));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let ok = match (f.ty, &*slot) {
+                (FieldType::String, Slot::Str(_)) => true,
+                (FieldType::Bool, Slot::Bool(_)) => true,
+                (FieldType::StringList, Slot::List(_)) => true,
+                (FieldType::Int, Slot::Int(v)) => {
+                    self.check_range(f, *v as f64).map_err(|r| (r, event_id.clone()))?;
+                    true
+                }
+                (FieldType::Float, Slot::Int(v)) => {
+                    let v = *v as f64;
+                    self.check_range(f, v).map_err(|r| (r, event_id.clone()))?;
+                    *slot = Slot::Float(v);
+                    true
+                }
+                (FieldType::Float, Slot::Float(v)) => {
+                    self.check_range(f, *v).map_err(|r| (r, event_id.clone()))?;
+                    true
+                }
+                (FieldType::Int, Slot::BigInt) => {
+                    return Err((
+                        reject(Reason::OutOfRange, Some(&f.name), format!("`{}` does not fit in 64 bits", f.name)),
+                        event_id,
+                    ));
+                }
+                (FieldType::Timestamp, Slot::Str(s)) => match parse_rfc3339(s) {
+                    Some(t) => {
+                        *slot = Slot::Time(t);
+                        true
+                    }
+                    None => {
+                        return Err((
+                            reject(
+                                Reason::BadTime,
+                                Some(&f.name),
+                                format!("`{}` is not an RFC 3339 time: {:?}", f.name, truncate(s, 64)),
+                            ),
+                            event_id,
+                        ));
+                    }
+                },
+                _ => false,
+            };
+            if !ok {
+                return Err((bad_type(slot), event_id));
+            }
+        }
+        for (i, f) in fields.iter().enumerate() {
+            let slot = std::mem::take(&mut slots[i]);
+            match (&mut self.builders[i], slot) {
+                (Builder::String(b), Slot::Str(s)) if f.pii => {
+                    self.hex.clear();
+                    let h = blake3::keyed_hash(&self.options.pii_key, s.as_bytes());
+                    self.hex.push_str(&h.to_hex()[..32]);
+                    b.append_value(&self.hex);
+                }
+                (Builder::String(b), Slot::Str(s)) => b.append_value(s),
+                (Builder::String(b), _) => b.append_null(),
+                (Builder::Int(b), Slot::Int(v)) => b.append_value(v),
+                (Builder::Int(b), _) => b.append_null(),
+                (Builder::Float(b), Slot::Float(v)) => b.append_value(v),
+                (Builder::Float(b), _) => b.append_null(),
+                (Builder::Bool(b), Slot::Bool(v)) => b.append_value(v),
+                (Builder::Bool(b), _) => b.append_null(),
+                (Builder::Time(b), Slot::Time(v)) => b.append_value(v),
+                (Builder::Time(b), _) => b.append_null(),
+                (Builder::List(b), Slot::List(items)) => {
+                    for item in items {
+                        b.values().append_value(item);
+                    }
+                    b.append(true);
+                }
+                (Builder::List(b), _) => b.append_null(),
+            }
+        }
+        Ok(())
+    }
+
+    fn check_range(&self, f: &crate::schema::FieldDef, v: f64) -> Result<(), Rejection> {
+        let below = f.min.is_some_and(|m| v < m);
+        let above = f.max.is_some_and(|m| v > m);
+        if below || above || v.is_nan() {
+            let range = match (f.min, f.max) {
+                (Some(a), Some(b)) => format!("between {a} and {b}"),
+                (Some(a), None) => format!("at least {a}"),
+                (None, Some(b)) => format!("at most {b}"),
+                (None, None) => "a number".into(),
+            };
+            return Err(Rejection {
+                reason: Reason::OutOfRange,
+                field: Some(f.name.clone()),
+                detail: format!("`{}` is {v}; it must be {range}", f.name),
+            });
+        }
+        Ok(())
+    }
+
+    /// The raw text for a dead letter, with PII values replaced by their hash when the
+    /// line is a JSON object; otherwise the text as received (cut to the size limit).
+    fn redacted_raw(&self, raw: &[u8]) -> String {
+        let text = String::from_utf8_lossy(raw);
+        let has_pii = self.schema.fields.iter().any(|f| f.pii);
+        if has_pii
+            && raw.len() <= self.options.max_record_bytes
+            && let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(raw)
+        {
+            let mut changed = false;
+            for f in self.schema.fields.iter().filter(|f| f.pii) {
+                if let Some(serde_json::Value::String(s)) = map.get_mut(&f.name) {
+                    let h = blake3::keyed_hash(&self.options.pii_key, s.as_bytes());
+                    *s = h.to_hex()[..32].to_string();
+                    changed = true;
+                }
+            }
+            if changed {
+                return serde_json::Value::Object(map).to_string();
+            }
+        }
+        truncate(&text, 4096).to_string()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+enum TopLevel {
+    Object,
+    NotObject(&'static str),
+}
+
+struct RowSeed<'a, 'de> {
+    schema: &'a FeedSchema,
+    slots: &'a mut [Slot<'de>; MAX_FIELDS],
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
+    type Value = TopLevel;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<TopLevel, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
+    type Value = TopLevel;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+        while let Some(index) = map.next_key_seed(KeySeed(self.schema))? {
+            match index {
+                Some(i) => {
+                    let want_list = self.schema.fields[i].ty == FieldType::StringList;
+                    self.slots[i] = map.next_value_seed(ValueSeed { want_list })?;
+                }
+                // Fields the schema does not know are ignored, so producers can add fields first.
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(TopLevel::Object)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(TopLevel::NotObject("an array"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+        Ok(TopLevel::NotObject("a string"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+        Ok(TopLevel::NotObject("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+        Ok(TopLevel::NotObject("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+        Ok(TopLevel::NotObject("a number"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+        Ok(TopLevel::NotObject("a boolean"))
+    }
+    fn visit_unit<E>(self) -> Result<TopLevel, E> {
+        Ok(TopLevel::NotObject("null"))
+    }
+}
+
+/// Resolves an object key to the schema field it names, without allocating.
+struct KeySeed<'a>(&'a FeedSchema);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.index_of(key))
+    }
+}
+
+struct ValueSeed {
+    want_list: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Slot<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Slot<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed {
+    type Value = Slot<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Slot<'de>, E> {
+        Ok(Slot::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Slot<'de>, E> {
+        Ok(Slot::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Slot<'de>, E> {
+        Ok(Slot::Str(Cow::Owned(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Slot<'de>, E> {
+        Ok(Slot::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Slot<'de>, E> {
+        Ok(i64::try_from(v).map_or(Slot::BigInt, Slot::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Slot<'de>, E> {
+        Ok(Slot::Float(v))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Slot<'de>, E> {
+        Ok(Slot::Bool(v))
+    }
+    fn visit_unit<E>(self) -> Result<Slot<'de>, E> {
+        Ok(Slot::Null)
+    }
+    fn visit_none<E>(self) -> Result<Slot<'de>, E> {
+        Ok(Slot::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slot<'de>, A::Error> {
+        if !self.want_list {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(Slot::Array);
+        }
+        let mut items = Vec::new();
+        let mut bad = false;
+        while let Some(item) = seq.next_element_seed(ValueSeed { want_list: false })? {
+            match item {
+                Slot::Str(s) => items.push(s),
+                _ => bad = true,
+            }
+        }
+        Ok(if bad { Slot::BadList } else { Slot::List(items) })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slot<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Slot::Object)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Catalog;
+    use crate::source::SourceName;
+    use arrow::array::{Array, AsArray};
+
+    fn decode(feed: &str, lines: &[&str]) -> Decoded {
+        let catalog = Catalog::embedded().unwrap();
+        let mut d = Decoder::new(
+            catalog.get(feed).unwrap().clone(),
+            DecodeOptions::with_secret("test"),
+        );
+        let mut chunk = Chunk::new(feed.into(), SourceName::File("t.jsonl".into()));
+        for (i, l) in lines.iter().enumerate() {
+            chunk.push_line(l.as_bytes(), i as u64 + 1);
+        }
+        d.decode(&chunk)
+    }
+
+    #[test]
+    fn decodes_valid_rows_and_hashes_pii() {
+        let out = decode(
+            "petition",
+            &[r#"{"event_id":"e1","event_time":"2026-03-01T08:00:00+08:00","district":"西湖区","persons":6,"repeat":true,"petitioner_id":"张三-330106","extra":{"x":[1]}}"#],
+        );
+        assert!(out.dead.is_empty(), "{:?}", out.dead);
+        assert_eq!(out.batch.num_rows(), 1);
+        let pid = out.batch.column_by_name("petitioner_id").unwrap().as_string::<i32>();
+        assert_eq!(pid.value(0).len(), 32);
+        assert!(!pid.value(0).contains("张三"));
+        let street = out.batch.column_by_name("street").unwrap();
+        assert!(street.is_null(0));
+    }
+
+    #[test]
+    fn each_reason_is_reported() {
+        let cases = [
+            ("{not json", Reason::InvalidJson, None),
+            ("", Reason::InvalidJson, None),
+            ("[1,2]", Reason::NotObject, None),
+            (r#"{"event_id":"e","district":"d"}"#, Reason::MissingField, Some("event_time")),
+            (r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":"5"}"#, Reason::BadType, Some("persons")),
+            (r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":0}"#, Reason::OutOfRange, Some("persons")),
+            (r#"{"event_id":"e","event_time":"01/03/2026","district":"d"}"#, Reason::BadTime, Some("event_time")),
+            (r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":null}"#, Reason::MissingField, Some("district")),
+        ];
+        for (line, reason, field) in cases {
+            let out = decode("petition", &[line]);
+            assert_eq!(out.batch.num_rows(), 0, "{line}");
+            assert_eq!(out.dead.len(), 1, "{line}");
+            assert_eq!(out.dead[0].reason, reason, "{line}: {}", out.dead[0].detail);
+            assert_eq!(out.dead[0].field.as_deref(), field, "{line}");
+        }
+    }
+
+    #[test]
+    fn too_large_and_dead_letters_keep_no_pii() {
+        let big = format!(r#"{{"event_id":"e","text":"{}"}}"#, "x".repeat(DEFAULT_MAX_RECORD_BYTES));
+        let out = decode("public_opinion", &[&big]);
+        assert_eq!(out.dead[0].reason, Reason::TooLarge);
+        assert!(out.dead[0].raw.len() <= 4096);
+        let out = decode(
+            "public_opinion",
+            &[r#"{"event_id":"e","event_time":"bad","district":"d","author_id":"weibo:12345"}"#],
+        );
+        assert_eq!(out.dead[0].reason, Reason::BadTime);
+        assert_eq!(out.dead[0].event_id.as_deref(), Some("e"));
+        assert!(!out.dead[0].raw.contains("weibo:12345"));
+    }
+
+    #[test]
+    fn good_rows_after_bad_ones_keep_their_line() {
+        let out = decode(
+            "police_incident",
+            &[
+                "oops",
+                r#"{"event_id":"a","event_time":"2026-03-01T00:00:00Z","district":"d","deaths":0,"keywords":1}"#,
+                r#"{"event_id":"b","event_time":"2026-03-01T00:00:00Z","district":"d","deaths":-1}"#,
+            ],
+        );
+        assert_eq!(out.rows, vec![1]);
+        assert_eq!(out.dead.len(), 2);
+    }
+}

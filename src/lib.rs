@@ -1,0 +1,14 @@
+//! yujing (预警): a streaming risk early-warning engine.
+//!
+//! Data flows through one module per stage: [`source`] (raw records) →
+//! [`decode`] (Arrow batches, dead letters) → [`window`] (event time, watermarks,
+//! window state) → [`query`] (pipeline SQL on DataFusion) → [`sink`] (outputs).
+//! [`pipeline`] reads the analyst's pipeline files, [`engine`] drives the stages,
+//! [`gen`] makes synthetic feeds, and [`replay`] / [`demo`] / [`check`] are the commands.
+
+pub mod deadletter;
+pub mod decode;
+pub mod error;
+pub mod schema;
+pub mod source;
+pub mod time;

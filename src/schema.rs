@@ -1,0 +1,260 @@
+//! Feed schemas: the single source of truth for decoding, validation and SQL column
+//! types. One TOML file per feed in `schemas/`; the shipped ones are embedded in the
+//! binary and a directory can override them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Deserialize;
+
+use crate::error::{Diagnostic, Diagnostics, Error, Result, line_col};
+
+/// The column every feed carries as its event time.
+pub const EVENT_TIME: &str = "event_time";
+/// The column that identifies an event within its feed.
+pub const EVENT_ID: &str = "event_id";
+
+/// The shipped schemas, embedded so the binary works from any folder.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("public_opinion.toml", include_str!("../schemas/public_opinion.toml")),
+    ("petition.toml", include_str!("../schemas/petition.toml")),
+    ("labor_dispute.toml", include_str!("../schemas/labor_dispute.toml")),
+    ("police_incident.toml", include_str!("../schemas/police_incident.toml")),
+];
+
+/// Value type of a feed field and the Arrow type it decodes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Timestamp,
+    StringList,
+}
+
+impl FieldType {
+    pub fn arrow_type(self) -> DataType {
+        match self {
+            FieldType::String => DataType::Utf8,
+            FieldType::Int => DataType::Int64,
+            FieldType::Float => DataType::Float64,
+            FieldType::Bool => DataType::Boolean,
+            FieldType::Timestamp => timestamp_type(),
+            FieldType::StringList => {
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+            }
+        }
+    }
+
+    /// How the type is named in JSON terms, for error messages.
+    pub fn json_name(self) -> &'static str {
+        match self {
+            FieldType::String => "a string",
+            FieldType::Int => "an integer",
+            FieldType::Float => "a number",
+            FieldType::Bool => "true or false",
+            FieldType::Timestamp => "an RFC 3339 time string",
+            FieldType::StringList => "an array of strings",
+        }
+    }
+}
+
+/// The Arrow type of event times and window bounds: UTC milliseconds.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    #[serde(default)]
+    pub required: bool,
+    /// Personal data: hashed with a keyed hash at decode time, never shown in clear.
+    #[serde(default)]
+    pub pii: bool,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub doc: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaFile {
+    feed: String,
+    #[serde(default)]
+    description: String,
+    fields: Vec<FieldDef>,
+}
+
+/// One feed's schema.
+#[derive(Debug, Clone)]
+pub struct FeedSchema {
+    pub feed: String,
+    pub description: String,
+    pub fields: Vec<FieldDef>,
+    pub arrow: SchemaRef,
+    pub event_time_index: usize,
+    pub event_id_index: usize,
+}
+
+impl FeedSchema {
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+}
+
+/// All feeds known to the engine, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub feeds: BTreeMap<String, Arc<FeedSchema>>,
+}
+
+impl Catalog {
+    /// The shipped schemas.
+    pub fn embedded() -> Result<Self> {
+        let mut catalog = Catalog::default();
+        let mut diags = Vec::new();
+        for (name, text) in EMBEDDED {
+            match parse_schema(Path::new("schemas").join(name).as_path(), text) {
+                Ok(s) => {
+                    catalog.feeds.insert(s.feed.clone(), Arc::new(s));
+                }
+                Err(d) => diags.extend(d),
+            }
+        }
+        if diags.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(Error::Invalid(Diagnostics(diags)))
+        }
+    }
+
+    /// The shipped schemas, with any `*.toml` in `dir` added or replacing a feed of the same name.
+    pub fn load(dir: Option<&Path>) -> Result<Self> {
+        let mut catalog = Self::embedded()?;
+        let Some(dir) = dir else { return Ok(catalog) };
+        let mut diags = Vec::new();
+        for path in toml_files(dir)? {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            match parse_schema(&path, &text) {
+                Ok(s) => {
+                    catalog.feeds.insert(s.feed.clone(), Arc::new(s));
+                }
+                Err(d) => diags.extend(d),
+            }
+        }
+        if diags.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(Error::Invalid(Diagnostics(diags)))
+        }
+    }
+
+    pub fn get(&self, feed: &str) -> Option<&Arc<FeedSchema>> {
+        self.feeds.get(feed)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.feeds.keys().map(String::as_str).collect()
+    }
+}
+
+/// The `*.toml` files of a directory, sorted by name so that runs are deterministic.
+pub fn toml_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn parse_schema(path: &Path, text: &str) -> Result<FeedSchema, Vec<Diagnostic>> {
+    let diag = |offset: Option<usize>, message: String| {
+        let (line, col) = offset.map_or((0, 0), |o| line_col(text, o));
+        Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            col,
+            message,
+        }
+    };
+    let file: SchemaFile = toml::from_str(text)
+        .map_err(|e| vec![diag(e.span().map(|s| s.start), e.message().to_string())])?;
+    let mut diags = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for f in &file.fields {
+        if !seen.insert(f.name.as_str()) {
+            diags.push(diag(None, format!("field `{}` is declared twice", f.name)));
+        }
+        if matches!(f.name.as_str(), "window_start" | "window_end") {
+            diags.push(diag(None, format!("field name `{}` is reserved for windows", f.name)));
+        }
+    }
+    let position = |name: &str, ty: FieldType| {
+        file.fields
+            .iter()
+            .position(|f| f.name == name && f.ty == ty && f.required)
+    };
+    let event_time_index = position(EVENT_TIME, FieldType::Timestamp);
+    let event_id_index = position(EVENT_ID, FieldType::String);
+    if event_time_index.is_none() {
+        diags.push(diag(None, "every feed needs a required `event_time` of type timestamp".into()));
+    }
+    if event_id_index.is_none() {
+        diags.push(diag(None, "every feed needs a required `event_id` of type string".into()));
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let arrow = Arc::new(Schema::new(
+        file.fields
+            .iter()
+            .map(|f| Field::new(&f.name, f.ty.arrow_type(), !f.required))
+            .collect::<Vec<_>>(),
+    ));
+    Ok(FeedSchema {
+        feed: file.feed,
+        description: file.description,
+        fields: file.fields,
+        arrow,
+        event_time_index: event_time_index.unwrap_or_default(),
+        event_id_index: event_id_index.unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_schemas_load_with_pii_marked() {
+        let c = Catalog::embedded().unwrap();
+        assert_eq!(
+            c.names(),
+            ["labor_dispute", "petition", "police_incident", "public_opinion"]
+        );
+        let p = c.get("petition").unwrap();
+        assert!(p.fields[p.index_of("petitioner_id").unwrap()].pii);
+        let o = c.get("public_opinion").unwrap();
+        assert!(o.fields[o.index_of("author_id").unwrap()].pii);
+    }
+
+    #[test]
+    fn schema_mistakes_are_located() {
+        let text = "feed = \"x\"\n[[fields]]\nname = \"a\"\ntype = \"strng\"\n";
+        let err = parse_schema(Path::new("x.toml"), text).unwrap_err();
+        assert_eq!(err[0].line, 4, "{:?}", err);
+    }
+}

@@ -1,0 +1,78 @@
+//! JSON-lines files as a source: reads a file in chunks of lines, keeping each
+//! line's number for dead letters. Lines need not be valid UTF-8 here; the
+//! decoder says what is wrong with them.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Chunk, SourceName};
+use crate::error::{Error, Result};
+
+pub struct FileSource {
+    feed: Arc<str>,
+    name: Arc<str>,
+    path: PathBuf,
+    reader: BufReader<File>,
+    line_no: u64,
+    buf: Vec<u8>,
+    done: bool,
+    bytes_read: u64,
+}
+
+impl FileSource {
+    pub fn open(feed: &str, path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(FileSource {
+            feed: feed.into(),
+            name: path.display().to_string().into(),
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(1 << 20, file),
+            line_no: 0,
+            buf: Vec::with_capacity(1024),
+            done: false,
+            bytes_read: 0,
+        })
+    }
+
+    pub fn feed(&self) -> &Arc<str> {
+        &self.feed
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Reads up to `max_lines` lines; `None` at end of file. A final empty line
+    /// (the newline that ends the file) is not a record.
+    pub fn next_chunk(&mut self, max_lines: usize) -> Result<Option<Chunk>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut chunk = Chunk::new(self.feed.clone(), SourceName::File(self.name.clone()));
+        chunk.bytes.reserve(max_lines * 256);
+        while chunk.len() < max_lines {
+            self.buf.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| Error::io(&self.path, e))?;
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+            self.bytes_read += n as u64;
+            self.line_no += 1;
+            let mut line = &self.buf[..];
+            if let Some(l) = line.strip_suffix(b"\n") {
+                line = l;
+            }
+            if let Some(l) = line.strip_suffix(b"\r") {
+                line = l;
+            }
+            chunk.push_line(line, self.line_no);
+        }
+        Ok(if chunk.is_empty() { None } else { Some(chunk) })
+    }
+}
