@@ -55,9 +55,19 @@ impl Reason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Origin {
-    File { file: String, line: u64 },
-    Kafka { topic: String, partition: i32, offset: i64 },
-    Generated { generator: String, seq: u64 },
+    File {
+        file: String,
+        line: u64,
+    },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    Generated {
+        generator: String,
+        seq: u64,
+    },
 }
 
 /// One unusable record.

@@ -113,9 +113,9 @@ impl Builder {
             FieldType::Int => Builder::Int(Int64Builder::with_capacity(cap)),
             FieldType::Float => Builder::Float(Float64Builder::with_capacity(cap)),
             FieldType::Bool => Builder::Bool(BooleanBuilder::with_capacity(cap)),
-            FieldType::Timestamp => Builder::Time(
-                TimestampMillisecondBuilder::with_capacity(cap).with_timezone("UTC"),
-            ),
+            FieldType::Timestamp => {
+                Builder::Time(TimestampMillisecondBuilder::with_capacity(cap).with_timezone("UTC"))
+            }
             FieldType::StringList => Builder::List(ListBuilder::new(StringBuilder::new())),
         }
     }
@@ -149,7 +149,10 @@ struct Rejection {
 
 impl Decoder {
     pub fn new(schema: Arc<FeedSchema>, options: DecodeOptions) -> Self {
-        assert!(schema.fields.len() <= MAX_FIELDS, "schema has too many fields");
+        assert!(
+            schema.fields.len() <= MAX_FIELDS,
+            "schema has too many fields"
+        );
         let builders = schema
             .fields
             .iter()
@@ -235,7 +238,11 @@ impl Decoder {
             }
             Ok(TopLevel::NotObject(kind)) => {
                 return Err((
-                    reject(Reason::NotObject, None, format!("expected a JSON object, found {kind}")),
+                    reject(
+                        Reason::NotObject,
+                        None,
+                        format!("expected a JSON object, found {kind}"),
+                    ),
                     None,
                 ));
             }
@@ -253,13 +260,22 @@ impl Decoder {
                 reject(
                     Reason::BadType,
                     Some(&f.name),
-                    format!("`{}` must be {}, found {}", f.name, f.ty.json_name(), slot.json_kind()),
+                    format!(
+                        "`{}` must be {}, found {}",
+                        f.name,
+                        f.ty.json_name(),
+                        slot.json_kind()
+                    ),
                 )
             };
             match slot {
                 Slot::Missing | Slot::Null => {
                     if f.required {
-                        let what = if matches!(slot, Slot::Null) { "null" } else { "absent" };
+                        let what = if matches!(slot, Slot::Null) {
+                            "null"
+                        } else {
+                            "absent"
+                        };
                         return Err((
                             reject(
                                 Reason::MissingField,
@@ -278,7 +294,8 @@ impl Decoder {
                 (FieldType::Bool, Slot::Bool(_)) => true,
                 (FieldType::StringList, Slot::List(_)) => true,
                 (FieldType::Int, Slot::Int(v)) => {
-                    self.check_range(f, *v as f64).map_err(|r| (r, event_id.clone()))?;
+                    self.check_range(f, *v as f64)
+                        .map_err(|r| (r, event_id.clone()))?;
                     true
                 }
                 (FieldType::Float, Slot::Int(v)) => {
@@ -293,7 +310,11 @@ impl Decoder {
                 }
                 (FieldType::Int, Slot::BigInt) => {
                     return Err((
-                        reject(Reason::OutOfRange, Some(&f.name), format!("`{}` does not fit in 64 bits", f.name)),
+                        reject(
+                            Reason::OutOfRange,
+                            Some(&f.name),
+                            format!("`{}` does not fit in 64 bits", f.name),
+                        ),
                         event_id,
                     ));
                 }
@@ -307,7 +328,11 @@ impl Decoder {
                             reject(
                                 Reason::BadTime,
                                 Some(&f.name),
-                                format!("`{}` is not an RFC 3339 time: {:?}", f.name, truncate(s, 64)),
+                                format!(
+                                    "`{}` is not an RFC 3339 time: {:?}",
+                                    f.name,
+                                    truncate(s, 64)
+                                ),
                             ),
                             event_id,
                         ));
@@ -371,7 +396,7 @@ impl Decoder {
 
     /// The raw text for a dead letter, with PII values replaced by their hash when the
     /// line is a JSON object; otherwise the text as received (cut to the size limit).
-    fn redacted_raw(&self, raw: &[u8]) -> String {
+    pub fn redacted_raw(&self, raw: &[u8]) -> String {
         let text = String::from_utf8_lossy(raw);
         let has_pii = self.schema.fields.iter().any(|f| f.pii);
         if has_pii
@@ -546,7 +571,11 @@ impl<'de> Visitor<'de> for ValueSeed {
                 _ => bad = true,
             }
         }
-        Ok(if bad { Slot::BadList } else { Slot::List(items) })
+        Ok(if bad {
+            Slot::BadList
+        } else {
+            Slot::List(items)
+        })
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slot<'de>, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -578,11 +607,17 @@ mod tests {
     fn decodes_valid_rows_and_hashes_pii() {
         let out = decode(
             "petition",
-            &[r#"{"event_id":"e1","event_time":"2026-03-01T08:00:00+08:00","district":"西湖区","persons":6,"repeat":true,"petitioner_id":"张三-330106","extra":{"x":[1]}}"#],
+            &[
+                r#"{"event_id":"e1","event_time":"2026-03-01T08:00:00+08:00","district":"西湖区","persons":6,"repeat":true,"petitioner_id":"张三-330106","extra":{"x":[1]}}"#,
+            ],
         );
         assert!(out.dead.is_empty(), "{:?}", out.dead);
         assert_eq!(out.batch.num_rows(), 1);
-        let pid = out.batch.column_by_name("petitioner_id").unwrap().as_string::<i32>();
+        let pid = out
+            .batch
+            .column_by_name("petitioner_id")
+            .unwrap()
+            .as_string::<i32>();
         assert_eq!(pid.value(0).len(), 32);
         assert!(!pid.value(0).contains("张三"));
         let street = out.batch.column_by_name("street").unwrap();
@@ -595,11 +630,31 @@ mod tests {
             ("{not json", Reason::InvalidJson, None),
             ("", Reason::InvalidJson, None),
             ("[1,2]", Reason::NotObject, None),
-            (r#"{"event_id":"e","district":"d"}"#, Reason::MissingField, Some("event_time")),
-            (r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":"5"}"#, Reason::BadType, Some("persons")),
-            (r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":0}"#, Reason::OutOfRange, Some("persons")),
-            (r#"{"event_id":"e","event_time":"01/03/2026","district":"d"}"#, Reason::BadTime, Some("event_time")),
-            (r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":null}"#, Reason::MissingField, Some("district")),
+            (
+                r#"{"event_id":"e","district":"d"}"#,
+                Reason::MissingField,
+                Some("event_time"),
+            ),
+            (
+                r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":"5"}"#,
+                Reason::BadType,
+                Some("persons"),
+            ),
+            (
+                r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":0}"#,
+                Reason::OutOfRange,
+                Some("persons"),
+            ),
+            (
+                r#"{"event_id":"e","event_time":"01/03/2026","district":"d"}"#,
+                Reason::BadTime,
+                Some("event_time"),
+            ),
+            (
+                r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":null}"#,
+                Reason::MissingField,
+                Some("district"),
+            ),
         ];
         for (line, reason, field) in cases {
             let out = decode("petition", &[line]);
@@ -612,7 +667,10 @@ mod tests {
 
     #[test]
     fn too_large_and_dead_letters_keep_no_pii() {
-        let big = format!(r#"{{"event_id":"e","text":"{}"}}"#, "x".repeat(DEFAULT_MAX_RECORD_BYTES));
+        let big = format!(
+            r#"{{"event_id":"e","text":"{}"}}"#,
+            "x".repeat(DEFAULT_MAX_RECORD_BYTES)
+        );
         let out = decode("public_opinion", &[&big]);
         assert_eq!(out.dead[0].reason, Reason::TooLarge);
         assert!(out.dead[0].raw.len() <= 4096);

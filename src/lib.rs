@@ -6,9 +6,18 @@
 //! [`pipeline`] reads the analyst's pipeline files, [`engine`] drives the stages,
 //! [`gen`] makes synthetic feeds, and [`replay`] / [`demo`] / [`check`] are the commands.
 
+pub mod config;
 pub mod deadletter;
 pub mod decode;
+pub mod demo;
+pub mod engine;
 pub mod error;
+pub mod pipeline;
+pub mod query;
+pub mod replay;
 pub mod schema;
+pub mod sink;
 pub mod source;
+pub mod synth;
 pub mod time;
+pub mod window;

@@ -1,1 +1,283 @@
-fn main() {}
+//! The `yujing` command line: demo, replay, check and gen.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use yujing::config::{Config, pii_secret};
+use yujing::decode::DecodeOptions;
+use yujing::error::Error;
+use yujing::pipeline::{self, PipelineDef};
+use yujing::schema::Catalog;
+use yujing::synth::{self, GenOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "yujing",
+    version,
+    about = "yujing (预警): streaming risk early warning on Apache DataFusion"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct Sources {
+    /// Configuration file (yujing.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory of pipeline files (default: the shipped pipelines).
+    #[arg(long)]
+    pipelines: Option<PathBuf>,
+    /// Directory of schema files that add to or replace the shipped ones.
+    #[arg(long)]
+    schemas: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a week of feeds in memory, run the shipped pipelines, print what the windows show.
+    Demo {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+    /// Run the pipelines over JSON-lines files.
+    Replay {
+        #[command(flatten)]
+        sources: Sources,
+        /// FEED=PATH, once per input file.
+        #[arg(long = "input", value_name = "FEED=PATH")]
+        inputs: Vec<String>,
+        /// Output directory for windows.jsonl and dead_letters.jsonl.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Validate configuration, schemas and pipelines without running them.
+    Check {
+        #[command(flatten)]
+        sources: Sources,
+    },
+    /// Write synthetic feeds with injected incidents (one FEED.jsonl per feed, plus manifest.json).
+    Gen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Events delivered a day or more late.
+        #[arg(long, default_value_t = 0)]
+        late: usize,
+        /// Malformed records.
+        #[arg(long, default_value_t = 0)]
+        bad: usize,
+        /// Multiplies all background rates.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            // Located diagnostics are printed as they are, one per line.
+            match e.downcast_ref::<Error>() {
+                Some(Error::Invalid(d)) => eprintln!("{d}"),
+                _ => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("YUJING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn runtime() -> anyhow::Result<Arc<tokio::runtime::Runtime>> {
+    Ok(Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?,
+    ))
+}
+
+struct Loaded {
+    config: Config,
+    catalog: Catalog,
+    defs: Vec<PipelineDef>,
+}
+
+fn load(sources: &Sources) -> anyhow::Result<Loaded> {
+    let config = match &sources.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let schemas = sources.schemas.clone().or(config.schemas.clone());
+    let catalog = Catalog::load(schemas.as_deref())?;
+    let dir = sources.pipelines.clone().or(config.pipelines.clone());
+    let defs = match dir {
+        Some(d) => pipeline::load_dir(&d).map_err(Error::Invalid)?,
+        None => pipeline::embedded().map_err(Error::Invalid)?,
+    };
+    Ok(Loaded {
+        config,
+        catalog,
+        defs,
+    })
+}
+
+fn decode_options(config: &Config) -> DecodeOptions {
+    let mut o = DecodeOptions::with_secret(&pii_secret());
+    if let Some(n) = config.max_record_bytes {
+        o.max_record_bytes = n;
+    }
+    o
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Demo { seed, days } => {
+            let rt = runtime()?;
+            let catalog = Catalog::embedded()?;
+            let defs = pipeline::embedded().map_err(Error::Invalid)?;
+            let pipelines = rt
+                .block_on(pipeline::compile_all(defs, &catalog))
+                .map_err(Error::Invalid)?;
+            let gen_options = GenOptions {
+                seed,
+                days,
+                late: 20,
+                bad: 20,
+                ..GenOptions::default()
+            };
+            let report = yujing::demo::run(
+                catalog,
+                pipelines,
+                DecodeOptions::with_secret(&pii_secret()),
+                rt,
+                &gen_options,
+            )?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            sources,
+            inputs,
+            out,
+            quiet,
+        } => {
+            let loaded = load(&sources)?;
+            let mut files: Vec<(String, PathBuf)> = loaded
+                .config
+                .replay
+                .inputs
+                .iter()
+                .map(|(f, p)| (f.clone(), p.clone()))
+                .collect();
+            for i in &inputs {
+                let Some((feed, path)) = i.split_once('=') else {
+                    bail!("--input {i}: expected FEED=PATH");
+                };
+                files.push((feed.to_string(), PathBuf::from(path)));
+            }
+            if files.is_empty() {
+                bail!(
+                    "no input: give --input FEED=PATH (feeds: {})",
+                    loaded.catalog.names().join(", ")
+                );
+            }
+            let Some(out) = out.or(loaded.config.replay.out.clone()) else {
+                bail!("no output directory: give --out DIR");
+            };
+            let rt = runtime()?;
+            let pipelines = rt
+                .block_on(pipeline::compile_all(loaded.defs, &loaded.catalog))
+                .map_err(Error::Invalid)?;
+            let options = decode_options(&loaded.config);
+            let summary = yujing::replay::replay_to_dir(
+                loaded.catalog,
+                pipelines,
+                &files,
+                options,
+                rt,
+                &out,
+                !quiet,
+            )?;
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { sources } => {
+            let loaded = load(&sources)?;
+            let rt = runtime()?;
+            let count = loaded.defs.len();
+            let pipelines = rt
+                .block_on(pipeline::compile_all(loaded.defs, &loaded.catalog))
+                .map_err(Error::Invalid)?;
+            println!(
+                "ok: {count} pipelines ({} enabled), {} feeds ({})",
+                pipelines.len(),
+                loaded.catalog.feeds.len(),
+                loaded.catalog.names().join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gen {
+            out,
+            seed,
+            days,
+            late,
+            bad,
+            scale,
+        } => {
+            let generated = synth::generate(&GenOptions {
+                seed,
+                days,
+                late,
+                bad,
+                scale,
+                ..GenOptions::default()
+            });
+            synth::write(&generated, &out).with_context(|| format!("writing {}", out.display()))?;
+            let total: usize = generated.manifest.events.values().sum();
+            eprintln!(
+                "gen: {total} events, {} late, {} malformed, {} incidents → {}",
+                generated.manifest.late.len(),
+                generated.manifest.bad.len(),
+                generated.manifest.incidents.len(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

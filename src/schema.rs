@@ -18,10 +18,19 @@ pub const EVENT_ID: &str = "event_id";
 
 /// The shipped schemas, embedded so the binary works from any folder.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("public_opinion.toml", include_str!("../schemas/public_opinion.toml")),
+    (
+        "public_opinion.toml",
+        include_str!("../schemas/public_opinion.toml"),
+    ),
     ("petition.toml", include_str!("../schemas/petition.toml")),
-    ("labor_dispute.toml", include_str!("../schemas/labor_dispute.toml")),
-    ("police_incident.toml", include_str!("../schemas/police_incident.toml")),
+    (
+        "labor_dispute.toml",
+        include_str!("../schemas/labor_dispute.toml"),
+    ),
+    (
+        "police_incident.toml",
+        include_str!("../schemas/police_incident.toml"),
+    ),
 ];
 
 /// Value type of a feed field and the Arrow type it decodes into.
@@ -199,7 +208,10 @@ fn parse_schema(path: &Path, text: &str) -> Result<FeedSchema, Vec<Diagnostic>> 
             diags.push(diag(None, format!("field `{}` is declared twice", f.name)));
         }
         if matches!(f.name.as_str(), "window_start" | "window_end") {
-            diags.push(diag(None, format!("field name `{}` is reserved for windows", f.name)));
+            diags.push(diag(
+                None,
+                format!("field name `{}` is reserved for windows", f.name),
+            ));
         }
     }
     let position = |name: &str, ty: FieldType| {
@@ -210,10 +222,16 @@ fn parse_schema(path: &Path, text: &str) -> Result<FeedSchema, Vec<Diagnostic>> 
     let event_time_index = position(EVENT_TIME, FieldType::Timestamp);
     let event_id_index = position(EVENT_ID, FieldType::String);
     if event_time_index.is_none() {
-        diags.push(diag(None, "every feed needs a required `event_time` of type timestamp".into()));
+        diags.push(diag(
+            None,
+            "every feed needs a required `event_time` of type timestamp".into(),
+        ));
     }
     if event_id_index.is_none() {
-        diags.push(diag(None, "every feed needs a required `event_id` of type string".into()));
+        diags.push(diag(
+            None,
+            "every feed needs a required `event_id` of type string".into(),
+        ));
     }
     if !diags.is_empty() {
         return Err(diags);
@@ -243,7 +261,12 @@ mod tests {
         let c = Catalog::embedded().unwrap();
         assert_eq!(
             c.names(),
-            ["labor_dispute", "petition", "police_incident", "public_opinion"]
+            [
+                "labor_dispute",
+                "petition",
+                "police_incident",
+                "public_opinion"
+            ]
         );
         let p = c.get("petition").unwrap();
         assert!(p.fields[p.index_of("petitioner_id").unwrap()].pii);

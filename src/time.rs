@@ -196,7 +196,11 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
             "h" | "hr" | "hrs" | "hour" | "hours" => HOUR,
             "d" | "day" | "days" => DAY,
             "w" | "week" | "weeks" => 7 * DAY,
-            "" => return Err(format!("`{text}`: missing unit after {n} (use ms, s, m, h, d or w)")),
+            "" => {
+                return Err(format!(
+                    "`{text}`: missing unit after {n} (use ms, s, m, h, d or w)"
+                ));
+            }
             other => {
                 return Err(format!(
                     "`{text}`: unknown unit `{other}` (use ms, s, m, h, d or w; months and years vary in length)"
@@ -222,7 +226,13 @@ pub fn format_duration(ms: Millis) -> String {
     }
     let mut out = String::new();
     let mut rest = ms;
-    for (unit, scale) in [("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", SECOND), ("ms", 1)] {
+    for (unit, scale) in [
+        ("d", DAY),
+        ("h", HOUR),
+        ("m", MINUTE),
+        ("s", SECOND),
+        ("ms", 1),
+    ] {
         if rest >= scale {
             let _ = write!(out, "{}{unit}", rest / scale);
             rest %= scale;
@@ -243,7 +253,10 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00.5Z"), Some(500));
         assert_eq!(parse_rfc3339("1969-12-31T23:59:59.999Z"), Some(-1));
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
-        assert_eq!(parse_rfc3339("2024-02-29T12:00:00.123456Z").map(|t| t % 1000), Some(123));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00.123456Z").map(|t| t % 1000),
+            Some(123)
+        );
     }
 
     #[test]

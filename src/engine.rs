@@ -1,0 +1,241 @@
+//! The engine drives the stages for a set of pipelines: each chunk of raw records
+//! is decoded once per feed, its dead letters go to the sink, and its rows go to
+//! every pipeline that reads the feed; closed windows go to the sink. Sources and
+//! sinks differ between replay, demo and the daemon; this code path does not.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::deadletter::{DeadLetter, Reason};
+use crate::decode::{DecodeOptions, Decoder};
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::query::tables::feed_table_schema;
+use crate::schema::Catalog;
+use crate::sink::Sink;
+use crate::source::Chunk;
+use crate::time::{Millis, format_rfc3339};
+use crate::window::{OperatorStats, WindowOperator, WindowResult};
+
+/// Totals over a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    /// Raw records read.
+    pub records: u64,
+    /// Records that decoded into rows.
+    pub events: u64,
+    /// Dead letters of any reason (a late event counts once per pipeline it was late for).
+    pub dead_letters: u64,
+    pub windows: u64,
+    pub window_rows: u64,
+}
+
+struct RunningPipeline {
+    pipeline: Pipeline,
+    name: Arc<str>,
+    operator: WindowOperator,
+}
+
+pub struct Engine {
+    catalog: Catalog,
+    decoders: HashMap<String, Decoder>,
+    pipelines: Vec<RunningPipeline>,
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(
+        catalog: Catalog,
+        pipelines: Vec<Pipeline>,
+        options: DecodeOptions,
+        runtime: Arc<tokio::runtime::Runtime>,
+    ) -> Result<Self> {
+        let decoders = catalog
+            .feeds
+            .iter()
+            .map(|(name, schema)| (name.clone(), Decoder::new(schema.clone(), options.clone())))
+            .collect();
+        let table_schemas: HashMap<_, _> = catalog
+            .feeds
+            .iter()
+            .map(|(name, s)| (name.clone(), feed_table_schema(s)))
+            .collect();
+        let pipelines = pipelines
+            .into_iter()
+            .map(|p| {
+                let name: Arc<str> = p.def.name.as_str().into();
+                let operator = WindowOperator::new(
+                    name.clone(),
+                    p.query.clone(),
+                    runtime.clone(),
+                    p.def.lateness,
+                    -p.def.utc_offset,
+                    table_schemas.clone(),
+                );
+                RunningPipeline {
+                    pipeline: p,
+                    name,
+                    operator,
+                }
+            })
+            .collect();
+        Ok(Engine {
+            catalog,
+            decoders,
+            pipelines,
+            stats: EngineStats::default(),
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn pipeline_names(&self) -> Vec<Arc<str>> {
+        self.pipelines.iter().map(|p| p.name.clone()).collect()
+    }
+
+    pub fn operator_stats(&self) -> Vec<(Arc<str>, OperatorStats)> {
+        self.pipelines
+            .iter()
+            .map(|p| (p.name.clone(), p.operator.stats))
+            .collect()
+    }
+
+    /// Feeds some pipeline reads.
+    pub fn feeds_read(&self) -> std::collections::BTreeSet<String> {
+        self.pipelines
+            .iter()
+            .flat_map(|p| p.pipeline.query.feeds.iter().cloned())
+            .collect()
+    }
+
+    /// Decodes a chunk and runs it through every pipeline that reads its feed.
+    /// Returns the largest event time among the chunk's rows.
+    pub fn process(&mut self, chunk: &Chunk, sink: &mut dyn Sink) -> Result<Option<Millis>> {
+        let feed = chunk.feed.as_ref();
+        let decoder = self.decoders.get_mut(feed).ok_or_else(|| {
+            Error::Other(format!(
+                "unknown feed `{feed}` (known: {})",
+                self.catalog.names().join(", ")
+            ))
+        })?;
+        let time_col = decoder.schema().event_time_index;
+        let decoded = decoder.decode(chunk);
+        self.stats.records += chunk.len() as u64;
+        self.stats.events += decoded.batch.num_rows() as u64;
+        for d in &decoded.dead {
+            tracing::debug!(feed, reason = d.reason.as_str(), "dead letter");
+            sink.dead_letter(d)?;
+            self.stats.dead_letters += 1;
+        }
+        if decoded.batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let max_time = arrow::compute::max(
+            decoded
+                .batch
+                .column(time_col)
+                .as_any()
+                .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+                .ok_or_else(|| Error::Other("event_time is not a timestamp".into()))?,
+        );
+        for p in &mut self.pipelines {
+            if !p.operator.reads(feed) {
+                continue;
+            }
+            let _span = tracing::debug_span!("pipeline", pipeline = %p.name).entered();
+            let wm_before = p.operator.watermark();
+            let emitted = p
+                .operator
+                .process(feed, &decoded.batch, time_col)
+                .map_err(|source| Error::Query {
+                    pipeline: p.name.to_string(),
+                    source,
+                })?;
+            for &row in &emitted.late {
+                let line = decoded.rows[row] as usize;
+                let raw = self.decoders[feed].redacted_raw(chunk.raw(line));
+                let event_id = decoded
+                    .batch
+                    .column(self.catalog.feeds[feed].event_id_index)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .map(|a| a.value(row).to_string());
+                let t = decoded
+                    .batch
+                    .column(time_col)
+                    .as_any()
+                    .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+                    .map(|a| a.value(row))
+                    .unwrap_or_default();
+                let dead = DeadLetter {
+                    feed: feed.to_string(),
+                    reason: Reason::Late,
+                    field: Some(crate::schema::EVENT_TIME.into()),
+                    detail: format!(
+                        "event at {} is later than the allowed lateness of {}: every window it belongs to had closed (watermark {})",
+                        format_rfc3339(t),
+                        crate::time::format_duration(p.pipeline.def.lateness),
+                        format_rfc3339(wm_before.max(t)),
+                    ),
+                    raw,
+                    source: chunk.origin(line),
+                    event_id,
+                    pipeline: Some(p.name.to_string()),
+                };
+                sink.dead_letter(&dead)?;
+                self.stats.dead_letters += 1;
+            }
+            emit(
+                &mut self.stats,
+                sink,
+                &emitted.windows,
+                p.pipeline.query.ordered,
+            )?;
+        }
+        Ok(max_time)
+    }
+
+    /// An input ended (end of file) or went idle: it stops holding watermarks back.
+    pub fn finish_feed(&mut self, feed: &str, sink: &mut dyn Sink) -> Result<()> {
+        for p in &mut self.pipelines {
+            let windows = p
+                .operator
+                .finish_input(feed)
+                .map_err(|source| Error::Query {
+                    pipeline: p.name.to_string(),
+                    source,
+                })?;
+            emit(&mut self.stats, sink, &windows, p.pipeline.query.ordered)?;
+        }
+        Ok(())
+    }
+
+    /// End of all input: every open window closes.
+    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        for p in &mut self.pipelines {
+            let windows = p.operator.finish().map_err(|source| Error::Query {
+                pipeline: p.name.to_string(),
+                source,
+            })?;
+            emit(&mut self.stats, sink, &windows, p.pipeline.query.ordered)?;
+        }
+        Ok(())
+    }
+}
+
+fn emit(
+    stats: &mut EngineStats,
+    sink: &mut dyn Sink,
+    windows: &[WindowResult],
+    ordered: bool,
+) -> Result<()> {
+    // A window whose rows were all filtered out has nothing to say.
+    for w in windows.iter().filter(|w| w.num_rows() > 0) {
+        stats.windows += 1;
+        stats.window_rows += w.num_rows() as u64;
+        sink.window(w, ordered)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! Pipeline files (`pipelines/*.toml`): what an analyst writes — a name, a
+//! description, the SQL with its window, and how late events may be. Reading a
+//! file reports every mistake it finds as `file:line:col: message`, not just the
+//! first, so `yujing check` can list them all.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use toml::de::{DeTable, DeValue};
+
+use crate::error::{Diagnostic, Diagnostics, line_col};
+use crate::query::{CompiledQuery, compile};
+use crate::schema::Catalog;
+use crate::time::{Millis, parse_duration};
+
+/// Keys a pipeline file may have.
+const KNOWN_KEYS: [&str; 6] = [
+    "name",
+    "description",
+    "sql",
+    "lateness",
+    "timezone",
+    "enabled",
+];
+
+/// A pipeline as written.
+#[derive(Debug, Clone)]
+pub struct PipelineDef {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: String,
+    pub sql: String,
+    pub lateness: Millis,
+    /// UTC offset that window starts align to (e.g. `+08:00` for days starting at local midnight).
+    pub utc_offset: Millis,
+    pub enabled: bool,
+    /// Byte offset of the SQL text in the file and whether it can be mapped char for char.
+    sql_offset: usize,
+    text: Arc<str>,
+}
+
+/// A pipeline ready to run.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub def: PipelineDef,
+    pub query: Arc<CompiledQuery>,
+}
+
+impl PipelineDef {
+    fn diag_at(&self, offset: usize, message: String) -> Diagnostic {
+        let (line, col) = line_col(&self.text, offset);
+        Diagnostic {
+            file: self.file.clone(),
+            line,
+            col,
+            message,
+        }
+    }
+
+    /// A diagnostic for a 1-based line and column of the SQL text.
+    pub fn sql_diag(&self, sql_line: usize, sql_col: usize, message: String) -> Diagnostic {
+        let mut offset = self.sql_offset;
+        let mut rest = &self.text[self.sql_offset..];
+        for _ in 1..sql_line.max(1) {
+            match rest.find('\n') {
+                Some(i) => {
+                    offset += i + 1;
+                    rest = &rest[i + 1..];
+                }
+                None => break,
+            }
+        }
+        let col_bytes: usize = rest
+            .chars()
+            .take(sql_col.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum();
+        self.diag_at(offset + col_bytes, format!("in sql: {message}"))
+    }
+
+    /// Plans the SQL; mistakes are located in the pipeline file.
+    pub async fn compile(&self, catalog: &Catalog) -> Result<Pipeline, Vec<Diagnostic>> {
+        match compile(&self.sql, catalog).await {
+            Ok(q) => Ok(Pipeline {
+                def: self.clone(),
+                query: Arc::new(q),
+            }),
+            Err(errors) => Err(errors
+                .into_iter()
+                .map(|e| self.sql_diag(e.line, e.col, e.message))
+                .collect()),
+        }
+    }
+}
+
+/// Parses one pipeline file, collecting every mistake.
+pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineDef, Vec<Diagnostic>> {
+    let shared: Arc<str> = text.into();
+    let at = |offset: usize, message: String| {
+        let (line, col) = line_col(text, offset);
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message,
+        }
+    };
+    let table = match DeTable::parse(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(vec![at(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim().to_string(),
+            )]);
+        }
+    };
+    let mut diags = Vec::new();
+    let mut def = PipelineDef {
+        file: file.to_path_buf(),
+        name: String::new(),
+        description: String::new(),
+        sql: String::new(),
+        lateness: 0,
+        utc_offset: 0,
+        enabled: true,
+        sql_offset: 0,
+        text: shared,
+    };
+    let mut seen_sql = false;
+    let mut seen_lateness = false;
+    for (key, value) in table.get_ref().iter() {
+        let k: &str = key.get_ref();
+        let vspan = value.span();
+        let string = |diags: &mut Vec<Diagnostic>| -> Option<String> {
+            match value.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                _ => {
+                    diags.push(at(vspan.start, format!("`{k}` must be a string")));
+                    None
+                }
+            }
+        };
+        match k {
+            "name" => {
+                if let Some(s) = string(&mut diags) {
+                    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        diags.push(at(
+                            vspan.start,
+                            format!("name `{s}` must be letters, digits and `_`"),
+                        ));
+                    }
+                    def.name = s;
+                }
+            }
+            "description" => def.description = string(&mut diags).unwrap_or_default(),
+            "sql" => {
+                if let Some(s) = string(&mut diags) {
+                    seen_sql = true;
+                    def.sql = s;
+                    def.sql_offset = string_content_start(text, vspan.start);
+                }
+            }
+            "lateness" => {
+                if let Some(s) = string(&mut diags) {
+                    seen_lateness = true;
+                    match parse_duration(&s) {
+                        Ok(v) => def.lateness = v,
+                        Err(m) => diags.push(at(vspan.start, format!("bad lateness: {m}"))),
+                    }
+                }
+            }
+            "timezone" => {
+                if let Some(s) = string(&mut diags) {
+                    match parse_utc_offset(&s) {
+                        Some(v) => def.utc_offset = v,
+                        None => diags.push(at(
+                            vspan.start,
+                            format!("bad timezone `{s}`: write a UTC offset such as \"+08:00\""),
+                        )),
+                    }
+                }
+            }
+            "enabled" => match value.get_ref() {
+                DeValue::Boolean(b) => def.enabled = *b,
+                _ => diags.push(at(vspan.start, "`enabled` must be true or false".into())),
+            },
+            other => diags.push(at(
+                key.span().start,
+                format!(
+                    "unknown key `{other}` (a pipeline has {})",
+                    KNOWN_KEYS.map(|k| format!("`{k}`")).join(", ")
+                ),
+            )),
+        }
+    }
+    let end = text.len();
+    if def.name.is_empty() && !diags.iter().any(|d| d.message.starts_with("name")) {
+        diags.push(at(end, "missing `name`".into()));
+    }
+    if !seen_sql {
+        diags.push(at(end, "missing `sql`".into()));
+    }
+    if !seen_lateness {
+        diags.push(at(
+            end,
+            "missing `lateness` (how late an event may be, e.g. \"5m\")".into(),
+        ));
+    }
+    if diags.is_empty() {
+        Ok(def)
+    } else {
+        Err(diags)
+    }
+}
+
+fn parse_utc_offset(s: &str) -> Option<Millis> {
+    if s == "UTC" || s == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60 && rest.len() == 5).then_some(sign * (h * 60 + m) * 60_000)
+}
+
+/// Where the characters of a TOML string value start, given where its token starts.
+fn string_content_start(text: &str, token_start: usize) -> usize {
+    let rest = &text[token_start..];
+    let mut offset = token_start;
+    if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+        offset += 3;
+        // A newline right after the opening quotes is not part of the string.
+        if text[offset..].starts_with("\r\n") {
+            offset += 2;
+        } else if text[offset..].starts_with('\n') {
+            offset += 1;
+        }
+    } else if rest.starts_with('"') || rest.starts_with('\'') {
+        offset += 1;
+    }
+    offset
+}
+
+/// Reads every `*.toml` of a directory as a pipeline (sorted by file name).
+pub fn load_dir(dir: &Path) -> Result<Vec<PipelineDef>, Diagnostics> {
+    let files = crate::schema::toml_files(dir).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: dir.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: e.to_string(),
+        }])
+    })?;
+    let mut defs = Vec::new();
+    let mut diags = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match parse_pipeline(&path, &text) {
+                Ok(d) => defs.push(d),
+                Err(d) => diags.extend(d),
+            },
+            Err(e) => diags.push(Diagnostic {
+                file: path.clone(),
+                line: 0,
+                col: 0,
+                message: e.to_string(),
+            }),
+        }
+    }
+    let mut names = std::collections::HashMap::new();
+    for d in &defs {
+        if let Some(other) = names.insert(d.name.clone(), d.file.clone()) {
+            diags.push(Diagnostic {
+                file: d.file.clone(),
+                line: 1,
+                col: 1,
+                message: format!(
+                    "pipeline name `{}` is also used by {}",
+                    d.name,
+                    other.display()
+                ),
+            });
+        }
+    }
+    if diags.is_empty() {
+        Ok(defs)
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+/// Parses and plans every pipeline of a directory, reporting all mistakes.
+pub async fn compile_dir(dir: &Path, catalog: &Catalog) -> Result<Vec<Pipeline>, Diagnostics> {
+    let defs = load_dir(dir)?;
+    compile_all(defs, catalog).await
+}
+
+pub async fn compile_all(
+    defs: Vec<PipelineDef>,
+    catalog: &Catalog,
+) -> Result<Vec<Pipeline>, Diagnostics> {
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    for d in defs.into_iter().filter(|d| d.enabled) {
+        match d.compile(catalog).await {
+            Ok(p) => out.push(p),
+            Err(e) => diags.extend(e),
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+/// The shipped pipelines, embedded so `yujing demo` runs from any folder.
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "district_petition_labor_day.toml",
+        include_str!("../pipelines/district_petition_labor_day.toml"),
+    ),
+    (
+        "labor_enterprise_day.toml",
+        include_str!("../pipelines/labor_enterprise_day.toml"),
+    ),
+    (
+        "labor_industry_week.toml",
+        include_str!("../pipelines/labor_industry_week.toml"),
+    ),
+    (
+        "opinion_negative_topic.toml",
+        include_str!("../pipelines/opinion_negative_topic.toml"),
+    ),
+    (
+        "petition_collective.toml",
+        include_str!("../pipelines/petition_collective.toml"),
+    ),
+    (
+        "petition_street_day.toml",
+        include_str!("../pipelines/petition_street_day.toml"),
+    ),
+    (
+        "police_deaths_district_day.toml",
+        include_str!("../pipelines/police_deaths_district_day.toml"),
+    ),
+    (
+        "police_grid_hour.toml",
+        include_str!("../pipelines/police_grid_hour.toml"),
+    ),
+];
+
+/// The shipped pipelines as written.
+pub fn embedded() -> Result<Vec<PipelineDef>, Diagnostics> {
+    let mut defs = Vec::new();
+    let mut diags = Vec::new();
+    for (name, text) in EMBEDDED {
+        match parse_pipeline(&Path::new("pipelines").join(name), text) {
+            Ok(d) => defs.push(d),
+            Err(d) => diags.extend(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(defs)
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mistake_is_reported_with_its_position() {
+        let text = "name = \"x\"\nlateness = \"5 fortnights\"\ncolour = \"red\"\nsql = \"\"\"\nSELECT count(*) FROM petition GROUP BY tumble(INTERVAL '1 hour')\n\"\"\"\n";
+        let err = parse_pipeline(Path::new("p.toml"), text).unwrap_err();
+        let shown: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].starts_with("p.toml:2:12: bad lateness"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].starts_with("p.toml:3:1: unknown key `colour`"),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn sql_positions_map_into_the_file() {
+        let text =
+            "name = \"x\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT nope\nFROM petition\n\"\"\"\n";
+        let def = parse_pipeline(Path::new("p.toml"), text).unwrap();
+        let d = def.sql_diag(2, 6, "m".into());
+        assert_eq!((d.line, d.col), (5, 6));
+    }
+
+    #[test]
+    fn shipped_pipelines_parse() {
+        let defs = embedded().unwrap();
+        assert_eq!(defs.len(), 8);
+    }
+}

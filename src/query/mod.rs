@@ -1,0 +1,415 @@
+//! Pipeline SQL on DataFusion. A pipeline's query is planned once, then split at
+//! its windowed aggregate into two physical plans, the way DataFusion's
+//! `AggregateExec` runs in `Partial` and `Final` modes:
+//!
+//! * a **partial stage** — scan → filter → projection → partial aggregate — that the
+//!   window operator runs once per window bin, streaming rows in as they arrive, so
+//!   the state it keeps is one partial-aggregate row per key, not the events;
+//! * the **final plan** — final aggregate and everything above it (HAVING, joins of
+//!   per-feed aggregates, ORDER BY) — run once per closed window over the partial
+//!   states of the window's bins.
+//!
+//! Aggregates that cannot be split keep what they need in their state:
+//! `count(DISTINCT x)` the distinct values, `median(x)` the values.
+
+pub mod rewrite;
+pub mod tables;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::config::Dialect;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::streaming::StreamingTableExec;
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, SendableRecordBatchStream,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+
+pub use rewrite::{SqlError, WindowSpec};
+use tables::{BinInputs, FeedPartition, FinalInputs, StatePartition, WINDOW_END, WINDOW_START};
+
+use crate::schema::Catalog;
+
+/// Physical optimizer rules that assume a query sees all its input at once; a
+/// streaming split must not have them.
+const UNSAFE_RULES: [&str; 5] = [
+    "CombinePartialFinalAggregate", // would fuse the two halves we split
+    "LimitedDistinctAggregation",   // limits a partial aggregate per bin
+    "LimitAggregation",
+    "aggregate_statistics", // answers count(*) from statistics
+    "EnsureCooperative",    // yields on tokio's budget; bins are polled by hand
+];
+
+/// The half of a windowed aggregate that runs per window bin.
+#[derive(Debug)]
+pub struct PartialStage {
+    pub plan: Arc<dyn ExecutionPlan>,
+    pub feeds: BTreeSet<String>,
+    pub state_schema: SchemaRef,
+    /// Columns of `window_start` and `window_end` in the partial state.
+    pub window_columns: [usize; 2],
+}
+
+/// A pipeline query planned and split for streaming.
+#[derive(Debug)]
+pub struct CompiledQuery {
+    pub window: WindowSpec,
+    /// Feeds the query reads.
+    pub feeds: BTreeSet<String>,
+    pub stages: Vec<PartialStage>,
+    pub final_plan: Arc<dyn ExecutionPlan>,
+    pub output_schema: SchemaRef,
+    /// The query orders its own rows; otherwise rows of a window are sorted for determinism.
+    pub ordered: bool,
+    state: SessionState,
+}
+
+/// A running partial stage for one window bin.
+pub struct RunningStage {
+    pub senders: HashMap<String, Vec<futures::channel::mpsc::UnboundedSender<RecordBatch>>>,
+    pub streams: Vec<SendableRecordBatchStream>,
+}
+
+fn session(catalog: &Catalog) -> Result<SessionContext, DataFusionError> {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(8192)
+        .with_information_schema(false)
+        .set_usize(
+            "datafusion.execution.skip_partial_aggregation_probe_rows_threshold",
+            usize::MAX,
+        )
+        .set_bool("datafusion.sql_parser.collect_spans", true);
+    let rules = PhysicalOptimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| !UNSAFE_RULES.contains(&r.name()))
+        .collect();
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    for (name, feed) in &catalog.feeds {
+        let schema = tables::feed_table_schema(feed);
+        let partition = Arc::new(FeedPartition {
+            feed: name.clone(),
+            schema: schema.clone(),
+        });
+        ctx.register_table(
+            name.as_str(),
+            Arc::new(StreamingTable::try_new(schema, vec![partition])?),
+        )?;
+    }
+    Ok(ctx)
+}
+
+/// Plans `sql` over the catalog's feeds and splits it for streaming. Errors are
+/// located in the SQL text (1-based line and column).
+pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<SqlError>> {
+    let plan_err = |e: DataFusionError| vec![locate(&e, sql)];
+    let ctx = session(catalog).map_err(plan_err)?;
+    let state = ctx.state();
+    let mut statement = state
+        .sql_to_statement(sql, &Dialect::Generic)
+        .map_err(plan_err)?;
+    let DfStatement::Statement(inner) = &mut statement else {
+        return Err(vec![at_start("a pipeline's sql is one SELECT query")]);
+    };
+    let Statement::Query(query) = inner.as_mut() else {
+        return Err(vec![at_start("a pipeline's sql is one SELECT query")]);
+    };
+    let ordered = query.order_by.is_some();
+    let window = rewrite::rewrite_windows(query)?;
+    if matches!(window, WindowSpec::Session { .. }) {
+        return Err(vec![at_start(
+            "session windows are not supported by this engine yet; use tumble or hop",
+        )]);
+    }
+    let logical = state.statement_to_plan(statement).await.map_err(plan_err)?;
+    let feeds = scanned_tables(&logical);
+    let physical = state
+        .create_physical_plan(&logical)
+        .await
+        .map_err(plan_err)?;
+    let mut stages = Vec::new();
+    let final_plan = split(physical, &mut stages).map_err(plan_err)?;
+    if stages.is_empty() {
+        return Err(vec![at_start(
+            "the window must group an aggregate over the feeds (e.g. count(*) … GROUP BY grid_id, tumble(INTERVAL '1 hour'))",
+        )]);
+    }
+    let mut leaves = 0;
+    final_plan
+        .apply(|node| {
+            if node.is::<StreamingTableExec>() {
+                leaves += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(plan_err)?;
+    if leaves != stages.len() {
+        return Err(vec![at_start(
+            "every feed the query reads must be aggregated in a windowed GROUP BY",
+        )]);
+    }
+    let output_schema = final_plan.schema();
+    let mut compiled = CompiledQuery {
+        window,
+        feeds,
+        stages,
+        final_plan,
+        output_schema,
+        ordered,
+        state,
+    };
+    // Learn which feeds each stage reads by starting it once.
+    for i in 0..compiled.stages.len() {
+        let running = compiled.start_stage(i).map_err(plan_err)?;
+        compiled.stages[i].feeds = running.senders.keys().cloned().collect();
+    }
+    Ok(compiled)
+}
+
+impl CompiledQuery {
+    /// Starts stage `i` for a new window bin: its feed scans wait on channels.
+    pub fn start_stage(&self, i: usize) -> Result<RunningStage, DataFusionError> {
+        let stage = &self.stages[i];
+        let inputs = Arc::new(BinInputs::default());
+        let config = self.state.config().clone().with_extension(inputs.clone());
+        let ctx = Arc::new(TaskContext::from(&self.state).with_session_config(config));
+        let n = stage.plan.output_partitioning().partition_count();
+        let streams = (0..n)
+            .map(|p| stage.plan.execute(p, ctx.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RunningStage {
+            senders: inputs.take_senders(),
+            streams,
+        })
+    }
+
+    /// Runs the final plan over the partial states of one window, by stage.
+    pub async fn finish_window(
+        &self,
+        states: HashMap<usize, Vec<RecordBatch>>,
+    ) -> Result<Vec<RecordBatch>, DataFusionError> {
+        let inputs = Arc::new(FinalInputs {
+            states: std::sync::Mutex::new(states),
+        });
+        let config = self.state.config().clone().with_extension(inputs);
+        let ctx = Arc::new(TaskContext::from(&self.state).with_session_config(config));
+        datafusion::physical_plan::collect(self.final_plan.clone(), ctx).await
+    }
+}
+
+fn at_start(message: &str) -> SqlError {
+    SqlError {
+        line: 1,
+        col: 1,
+        message: message.to_string(),
+    }
+}
+
+fn scanned_tables(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            names.insert(scan.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names
+}
+
+/// Replaces the partial half of every windowed aggregate by a state table and
+/// collects the partial halves as stages.
+fn split(
+    node: Arc<dyn ExecutionPlan>,
+    stages: &mut Vec<PartialStage>,
+) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+    if let Some(agg) = node.downcast_ref::<AggregateExec>()
+        && matches!(
+            agg.mode(),
+            AggregateMode::Final | AggregateMode::FinalPartitioned
+        )
+        && let Some(partial) = find_partial(agg.input())
+    {
+        let state_schema = partial.schema();
+        let index = |name: &str| state_schema.index_of(name).ok();
+        let (Some(s), Some(e)) = (index(WINDOW_START), index(WINDOW_END)) else {
+            return Err(DataFusionError::Plan(
+                "a windowed aggregate must group by its window".into(),
+            ));
+        };
+        let mut has_join = false;
+        partial.apply(|n| {
+            has_join |= n.name().contains("Join");
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if has_join {
+            return Err(DataFusionError::Plan(
+                "feeds cannot be joined event by event; aggregate each feed in the window, then join the aggregates on window_start and the keys".into(),
+            ));
+        }
+        let id = stages.len();
+        let source = StreamingTableExec::try_new(
+            state_schema.clone(),
+            vec![Arc::new(StatePartition {
+                stage: id,
+                schema: state_schema.clone(),
+            })],
+            None,
+            Vec::new(),
+            false,
+            None,
+        )?;
+        stages.push(PartialStage {
+            plan: partial,
+            feeds: BTreeSet::new(),
+            state_schema,
+            window_columns: [s, e],
+        });
+        return node.replace_children(vec![Arc::new(source)], recompute());
+    }
+    let children: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
+    if children.is_empty() {
+        return Ok(node);
+    }
+    let new_children = children
+        .into_iter()
+        .map(|c| split(c, stages))
+        .collect::<Result<Vec<_>, _>>()?;
+    node.replace_children(new_children, recompute())
+}
+
+fn recompute() -> ReplaceChildrenOptions {
+    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute)
+}
+
+/// The partial aggregate under a final one, when it reads feeds directly (no other
+/// aggregate below it).
+fn find_partial(input: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    let mut node = input.clone();
+    loop {
+        if let Some(agg) = node.downcast_ref::<AggregateExec>() {
+            if *agg.mode() != AggregateMode::Partial {
+                return None;
+            }
+            let mut nested = false;
+            agg.input()
+                .apply(|n| {
+                    nested |= n.is::<AggregateExec>();
+                    Ok(TreeNodeRecursion::Continue)
+                })
+                .ok()?;
+            return (!nested).then_some(node);
+        }
+        // Only partition plumbing may sit between the two halves.
+        let name = node.name();
+        if !(name == "CoalescePartitionsExec" || name == "RepartitionExec") {
+            return None;
+        }
+        node = node.children().first().map(|c| (*c).clone())?;
+    }
+}
+
+/// Finds where in the SQL an error happened: DataFusion's span when it gives one,
+/// a `Line: n, Column: m` in parser errors, or the first mention of a name the
+/// message quotes.
+fn locate(e: &DataFusionError, sql: &str) -> SqlError {
+    let message = e.strip_backtrace().trim().to_string();
+    let message = message
+        .strip_prefix("Error during planning: ")
+        .or_else(|| message.strip_prefix("Schema error: "))
+        .unwrap_or(&message)
+        .to_string();
+    if let Some(d) = e.diagnostic()
+        && let Some(span) = d.span
+        && span.start.line > 0
+    {
+        return SqlError {
+            line: span.start.line as usize,
+            col: span.start.column as usize,
+            message,
+        };
+    }
+    if let Some(i) = message.find("Line: ") {
+        let nums: Vec<usize> = message[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if let [line, col] = nums[..] {
+            return SqlError { line, col, message };
+        }
+    }
+    for name in quoted_names(&message) {
+        if let Some(offset) = find_word(sql, &name) {
+            let (line, col) = crate::error::line_col(sql, offset);
+            return SqlError { line, col, message };
+        }
+    }
+    SqlError {
+        line: 1,
+        col: 1,
+        message,
+    }
+}
+
+/// Names a DataFusion message mentions: `'x'`, `"x"`, or after "named ".
+fn quoted_names(message: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(i) = message.find("named ") {
+        let rest = &message[i + 6..];
+        let word: String = rest
+            .trim_start_matches(['\'', '"'])
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+            .collect();
+        let word = word.trim_end_matches('.');
+        out.push(word.rsplit('.').next().unwrap_or(word).to_string());
+    }
+    for q in ['\'', '"'] {
+        let mut parts = message.split(q);
+        parts.next();
+        while let (Some(inside), _) = (parts.next(), parts.next()) {
+            let last = inside.rsplit('.').next().unwrap_or(inside);
+            if !last.is_empty() && last.len() < 64 {
+                out.push(last.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let lower = text.to_lowercase();
+    let w = word.to_lowercase();
+    let mut start = 0;
+    while let Some(i) = lower[start..].find(&w) {
+        let at = start + i;
+        let before = lower[..at].chars().next_back();
+        let after = lower[at + w.len()..].chars().next();
+        let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        if !is_word(before) && !is_word(after) {
+            return Some(at);
+        }
+        start = at + w.len();
+    }
+    None
+}

@@ -1,0 +1,262 @@
+//! Sinks: where results go. Window rows and dead letters are written as JSON
+//! lines (`windows.jsonl`, `dead_letters.jsonl`) in replay; the demo keeps them in
+//! memory to summarise. Output is deterministic: rows of a window are sorted unless
+//! the query orders them itself.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::{Map, Number, Value};
+
+use crate::deadletter::DeadLetter;
+use crate::error::{Error, Result};
+use crate::query::tables::{WINDOW_END, WINDOW_START};
+use crate::time::format_rfc3339;
+use crate::window::WindowResult;
+
+/// Receives what the engine produces.
+pub trait Sink {
+    /// One closed window's rows; `ordered` says the query ordered them itself.
+    fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()>;
+    fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()>;
+}
+
+/// The JSON objects of a window's rows: `pipeline`, `window_start`, `window_end`,
+/// then the query's columns (its own window columns are not repeated).
+pub fn window_rows(window: &WindowResult, ordered: bool) -> Vec<Map<String, Value>> {
+    let mut rows = Vec::with_capacity(window.num_rows());
+    for batch in &window.batches {
+        let schema = batch.schema();
+        for r in 0..batch.num_rows() {
+            let mut obj = Map::new();
+            obj.insert(
+                "pipeline".into(),
+                Value::String(window.pipeline.to_string()),
+            );
+            obj.insert(
+                WINDOW_START.into(),
+                Value::String(format_rfc3339(window.start)),
+            );
+            obj.insert(WINDOW_END.into(), Value::String(format_rfc3339(window.end)));
+            for (c, field) in schema.fields().iter().enumerate() {
+                if field.name() == WINDOW_START || field.name() == WINDOW_END {
+                    continue;
+                }
+                obj.insert(
+                    field.name().clone(),
+                    json_value(batch.column(c).as_ref(), r),
+                );
+            }
+            rows.push(obj);
+        }
+    }
+    if !ordered {
+        rows.sort_by_cached_key(|o| Value::Object(o.clone()).to_string());
+    }
+    rows
+}
+
+/// One Arrow value as JSON. Times become RFC 3339 strings; non-finite floats become null.
+pub fn json_value(array: &dyn Array, row: usize) -> Value {
+    if array.is_null(row) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Int8 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::Int8Type>()
+                .value(row),
+        ),
+        DataType::Int16 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::Int16Type>()
+                .value(row),
+        ),
+        DataType::Int32 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .value(row),
+        ),
+        DataType::Int64 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(row),
+        ),
+        DataType::UInt8 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::UInt8Type>()
+                .value(row),
+        ),
+        DataType::UInt16 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::UInt16Type>()
+                .value(row),
+        ),
+        DataType::UInt32 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::UInt32Type>()
+                .value(row),
+        ),
+        DataType::UInt64 => Value::from(
+            array
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .value(row),
+        ),
+        DataType::Float32 => float(
+            array
+                .as_primitive::<arrow::datatypes::Float32Type>()
+                .value(row) as f64,
+        ),
+        DataType::Float64 => float(
+            array
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(row),
+        ),
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
+        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
+        DataType::Utf8View => Value::String(array.as_string_view().value(row).to_string()),
+        DataType::Timestamp(unit, _) => {
+            let raw = match unit {
+                TimeUnit::Second => {
+                    array
+                        .as_primitive::<arrow::datatypes::TimestampSecondType>()
+                        .value(row)
+                        * 1000
+                }
+                TimeUnit::Millisecond => array
+                    .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                    .value(row),
+                TimeUnit::Microsecond => {
+                    array
+                        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                        .value(row)
+                        / 1000
+                }
+                TimeUnit::Nanosecond => {
+                    array
+                        .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                        .value(row)
+                        / 1_000_000
+                }
+            };
+            Value::String(format_rfc3339(raw))
+        }
+        DataType::List(_) => {
+            let list = array.as_list::<i32>().value(row);
+            Value::Array(
+                (0..list.len())
+                    .map(|i| json_value(list.as_ref(), i))
+                    .collect(),
+            )
+        }
+        _ => {
+            // Decimals, dates, intervals…: their display form.
+            let opts = FormatOptions::default();
+            match ArrayFormatter::try_new(array, &opts) {
+                Ok(f) => Value::String(f.value(row).to_string()),
+                Err(_) => Value::Null,
+            }
+        }
+    }
+}
+
+fn float(v: f64) -> Value {
+    Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+/// Writes `windows.jsonl` and `dead_letters.jsonl` into a directory.
+pub struct JsonlSink {
+    dir: PathBuf,
+    windows: BufWriter<File>,
+    dead: BufWriter<File>,
+    pub window_rows: u64,
+    pub dead_letters: u64,
+}
+
+impl JsonlSink {
+    pub fn create(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let open = |name: &str| {
+            let p = dir.join(name);
+            File::create(&p)
+                .map(BufWriter::new)
+                .map_err(|e| Error::io(p, e))
+        };
+        Ok(JsonlSink {
+            dir: dir.to_path_buf(),
+            windows: open("windows.jsonl")?,
+            dead: open("dead_letters.jsonl")?,
+            window_rows: 0,
+            dead_letters: 0,
+        })
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        let dir = self.dir.clone();
+        self.windows.flush().map_err(|e| Error::io(&dir, e))?;
+        self.dead.flush().map_err(|e| Error::io(&dir, e))
+    }
+}
+
+impl Sink for JsonlSink {
+    fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()> {
+        for row in window_rows(window, ordered) {
+            serde_json::to_writer(&mut self.windows, &row)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            self.windows
+                .write_all(b"\n")
+                .map_err(|e| Error::io(&self.dir, e))?;
+            self.window_rows += 1;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
+        serde_json::to_writer(&mut self.dead, dead).map_err(|e| Error::Other(e.to_string()))?;
+        self.dead
+            .write_all(b"\n")
+            .map_err(|e| Error::io(&self.dir, e))?;
+        self.dead_letters += 1;
+        Ok(())
+    }
+}
+
+/// Keeps everything in memory (demo, tests).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub windows: Vec<(WindowResult, bool)>,
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Sink for MemorySink {
+    fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()> {
+        self.windows.push((window.clone(), ordered));
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
+        self.dead.push(dead.clone());
+        Ok(())
+    }
+}
+
+/// Rows of a batch as JSON objects (tests and summaries).
+pub fn batch_rows(batch: &RecordBatch) -> Vec<Map<String, Value>> {
+    let schema = batch.schema();
+    (0..batch.num_rows())
+        .map(|r| {
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(c, f)| (f.name().clone(), json_value(batch.column(c).as_ref(), r)))
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,419 @@
+//! Event time and windows. The [`WindowOperator`] of a pipeline keeps a
+//! watermark per input (largest event time seen minus the pipeline's lateness;
+//! the pipeline's watermark is the minimum over inputs that are still active),
+//! assigns each event to its window bin, streams it into that bin's partial
+//! aggregate, and when the watermark reaches a window's end runs the final plan
+//! over the partial states of the window's bins.
+//!
+//! Bins are `slide` wide (for a tumbling window, the window itself). A hopping
+//! window is the union of `width / slide` consecutive bins, so an event is
+//! aggregated once however many windows it falls in. State is one partial
+//! aggregate per key per open bin: it grows with open windows × keys, not with
+//! events.
+//!
+//! Lateness is judged event by event, against the watermark as it stood just
+//! before the event, so results do not depend on how input is cut into batches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arrow::array::{ArrayRef, AsArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use futures::StreamExt;
+
+use crate::query::{CompiledQuery, RunningStage, WindowSpec};
+use crate::time::Millis;
+
+/// The rows one closed window produced.
+#[derive(Debug, Clone)]
+pub struct WindowResult {
+    pub pipeline: Arc<str>,
+    pub start: Millis,
+    pub end: Millis,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl WindowResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// What processing one batch produced.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// Rows of the input batch that were late for every window they belong to.
+    pub late: Vec<usize>,
+    pub windows: Vec<WindowResult>,
+}
+
+/// Counters an operator keeps for metrics and summaries.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OperatorStats {
+    pub accepted: u64,
+    pub late: u64,
+    /// Events that missed some of their (hopping) windows but counted in the open ones.
+    pub partially_late: u64,
+    pub windows_closed: u64,
+    pub rows_out: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InputClock {
+    max_time: Option<Millis>,
+    finished: bool,
+}
+
+#[derive(Default)]
+struct StageBin {
+    running: Option<RunningStage>,
+    /// Partial states of segments already finished (a bin is finished when one of
+    /// its windows closes; rows arriving after that start a new segment).
+    states: Vec<RecordBatch>,
+}
+
+pub struct WindowOperator {
+    pipeline: Arc<str>,
+    query: Arc<CompiledQuery>,
+    runtime: Arc<tokio::runtime::Runtime>,
+    slide: Millis,
+    width: Millis,
+    /// Window starts are `offset + k * slide`.
+    offset: Millis,
+    lateness: Millis,
+    inputs: BTreeMap<String, InputClock>,
+    table_schemas: HashMap<String, SchemaRef>,
+    bins: BTreeMap<Millis, Vec<StageBin>>,
+    /// Every window ending at or before this has been closed.
+    closed_upto: Millis,
+    /// The end of the earliest window that holds data and is still open.
+    next_end: Millis,
+    pub stats: OperatorStats,
+}
+
+impl WindowOperator {
+    /// `offset` aligns window starts (e.g. to local midnight); `table_schemas`
+    /// are the feed tables' schemas (fields plus window columns).
+    pub fn new(
+        pipeline: Arc<str>,
+        query: Arc<CompiledQuery>,
+        runtime: Arc<tokio::runtime::Runtime>,
+        lateness: Millis,
+        offset: Millis,
+        table_schemas: HashMap<String, SchemaRef>,
+    ) -> Self {
+        let (slide, width) = match query.window {
+            WindowSpec::Tumble { width } => (width, width),
+            WindowSpec::Hop { slide, width } => (slide, width),
+            WindowSpec::Session { gap } => (gap, gap),
+        };
+        let inputs = query
+            .feeds
+            .iter()
+            .map(|f| {
+                (
+                    f.clone(),
+                    InputClock {
+                        max_time: None,
+                        finished: false,
+                    },
+                )
+            })
+            .collect();
+        WindowOperator {
+            pipeline,
+            query,
+            runtime,
+            slide,
+            width,
+            offset: offset.rem_euclid(slide),
+            lateness,
+            inputs,
+            table_schemas,
+            bins: BTreeMap::new(),
+            closed_upto: Millis::MIN,
+            next_end: Millis::MAX,
+            stats: OperatorStats::default(),
+        }
+    }
+
+    pub fn reads(&self, feed: &str) -> bool {
+        self.inputs.contains_key(feed)
+    }
+
+    fn bin_start(&self, t: Millis) -> Millis {
+        (t - self.offset).div_euclid(self.slide) * self.slide + self.offset
+    }
+
+    fn input_watermark(&self, clock: &InputClock) -> Millis {
+        match (clock.finished, clock.max_time) {
+            (true, _) => Millis::MAX,
+            (false, None) => Millis::MIN,
+            (false, Some(t)) => t.saturating_sub(self.lateness),
+        }
+    }
+
+    /// The pipeline's watermark: the minimum over its active inputs.
+    pub fn watermark(&self) -> Millis {
+        self.inputs
+            .values()
+            .map(|c| self.input_watermark(c))
+            .min()
+            .unwrap_or(Millis::MAX)
+    }
+
+    /// Open bins (for memory accounting and tests).
+    pub fn open_bins(&self) -> usize {
+        self.bins.len()
+    }
+
+    /// Processes a batch of `feed` whose event times are column `time_col`.
+    pub fn process(
+        &mut self,
+        feed: &str,
+        batch: &RecordBatch,
+        time_col: usize,
+    ) -> Result<Emitted, DataFusionError> {
+        let mut out = Emitted::default();
+        let Some(clock) = self.inputs.get(feed).copied() else {
+            return Ok(out);
+        };
+        let others = self
+            .inputs
+            .iter()
+            .filter(|(f, _)| f.as_str() != feed)
+            .map(|(_, c)| self.input_watermark(c))
+            .min()
+            .unwrap_or(Millis::MAX);
+        let times = batch
+            .column(time_col)
+            .as_primitive::<TimestampMillisecondType>()
+            .values();
+        let mut max_time = clock.max_time;
+        let mut accepted: Vec<u32> = Vec::with_capacity(batch.num_rows());
+        for (i, &t) in times.iter().enumerate() {
+            let own = max_time.map_or(Millis::MIN, |m| m.saturating_sub(self.lateness));
+            let wm = own.min(others);
+            if self.next_end != Millis::MAX && wm >= self.next_end {
+                // A window closes before this event: route what came before it first.
+                self.route(feed, batch, &accepted)?;
+                accepted.clear();
+                self.close_until(wm, &mut out.windows)?;
+            }
+            let bin = self.bin_start(t);
+            if bin.saturating_add(self.width) <= wm {
+                out.late.push(i);
+                self.stats.late += 1;
+            } else {
+                if bin + self.slide <= wm {
+                    self.stats.partially_late += 1;
+                }
+                accepted.push(i as u32);
+                let first_open_end = if bin + self.slide > self.closed_upto {
+                    bin + self.slide
+                } else {
+                    self.closed_upto + self.slide
+                };
+                self.next_end = self.next_end.min(first_open_end);
+            }
+            max_time = Some(max_time.map_or(t, |m| m.max(t)));
+        }
+        self.route(feed, batch, &accepted)?;
+        self.stats.accepted += accepted.len() as u64;
+        if let Some(c) = self.inputs.get_mut(feed) {
+            c.max_time = max_time;
+        }
+        let wm = self.watermark();
+        self.close_until(wm, &mut out.windows)?;
+        Ok(out)
+    }
+
+    /// Marks an input as finished (end of file, or idle): it no longer holds the watermark back.
+    pub fn finish_input(&mut self, feed: &str) -> Result<Vec<WindowResult>, DataFusionError> {
+        if let Some(c) = self.inputs.get_mut(feed) {
+            c.finished = true;
+        }
+        let mut windows = Vec::new();
+        let wm = self.watermark();
+        self.close_until(wm, &mut windows)?;
+        Ok(windows)
+    }
+
+    /// End of all input: every open window closes.
+    pub fn finish(&mut self) -> Result<Vec<WindowResult>, DataFusionError> {
+        for c in self.inputs.values_mut() {
+            c.finished = true;
+        }
+        let mut windows = Vec::new();
+        self.close_until(Millis::MAX, &mut windows)?;
+        Ok(windows)
+    }
+
+    /// Streams the accepted rows into their bins' partial aggregates.
+    fn route(
+        &mut self,
+        feed: &str,
+        batch: &RecordBatch,
+        rows: &[u32],
+    ) -> Result<(), DataFusionError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let times = batch.column_by_name(crate::schema::EVENT_TIME).map(|c| {
+            c.as_primitive::<TimestampMillisecondType>()
+                .values()
+                .clone()
+        });
+        let Some(times) = times else {
+            return Err(DataFusionError::Internal("batch without event_time".into()));
+        };
+        // Group rows by bin, keeping input order within a bin.
+        let mut by_bin: BTreeMap<Millis, Vec<u32>> = BTreeMap::new();
+        for &r in rows {
+            by_bin
+                .entry(self.bin_start(times[r as usize]))
+                .or_default()
+                .push(r);
+        }
+        let schema = self
+            .table_schemas
+            .get(feed)
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal(format!("no table schema for {feed}")))?;
+        for (bin, idx) in by_bin {
+            let part = if idx.len() == batch.num_rows() {
+                batch.clone()
+            } else {
+                take_record_batch(batch, &UInt32Array::from(idx))?
+            };
+            let n = part.num_rows();
+            let mut columns: Vec<ArrayRef> = part.columns().to_vec();
+            columns.push(timestamps(bin, n));
+            columns.push(timestamps(bin + self.slide, n));
+            let routed = RecordBatch::try_new(schema.clone(), columns)?;
+            let stage_count = self.query.stages.len();
+            let stages = self
+                .bins
+                .entry(bin)
+                .or_insert_with(|| (0..stage_count).map(|_| StageBin::default()).collect());
+            for (i, stage) in self.query.stages.iter().enumerate() {
+                if !stage.feeds.contains(feed) {
+                    continue;
+                }
+                let sb = &mut stages[i];
+                if sb.running.is_none() {
+                    sb.running = Some(self.query.start_stage(i)?);
+                }
+                let Some(running) = sb.running.as_mut() else {
+                    continue;
+                };
+                if let Some(senders) = running.senders.get(feed) {
+                    for tx in senders {
+                        // The receiver lives as long as the stream we hold.
+                        let _ = tx.unbounded_send(routed.clone());
+                    }
+                }
+                poll_ready(running, &mut sb.states)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes, in order of their end, every window with data that ends at or before `wm`.
+    fn close_until(
+        &mut self,
+        wm: Millis,
+        out: &mut Vec<WindowResult>,
+    ) -> Result<(), DataFusionError> {
+        // `Millis::MAX` means no open window holds data.
+        while self.next_end != Millis::MAX && self.next_end <= wm {
+            let end = self.next_end;
+            let start = end - self.width;
+            let mut states: HashMap<usize, Vec<RecordBatch>> = HashMap::new();
+            let mut any = false;
+            for (_, stages) in self.bins.range_mut(start..end) {
+                any = true;
+                for (i, sb) in stages.iter_mut().enumerate() {
+                    if let Some(running) = sb.running.take() {
+                        finish_stage(running, &mut sb.states)?;
+                    }
+                    let [ws, we] = self.query.stages[i].window_columns;
+                    let list = states.entry(i).or_default();
+                    for b in &sb.states {
+                        let mut cols = b.columns().to_vec();
+                        cols[ws] = timestamps(start, b.num_rows());
+                        cols[we] = timestamps(end, b.num_rows());
+                        list.push(RecordBatch::try_new(b.schema(), cols)?);
+                    }
+                }
+            }
+            if any {
+                let _span =
+                    tracing::debug_span!("window", pipeline = %self.pipeline, start, end).entered();
+                let batches = self.runtime.block_on(self.query.finish_window(states))?;
+                let result = WindowResult {
+                    pipeline: self.pipeline.clone(),
+                    start,
+                    end,
+                    batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+                };
+                self.stats.windows_closed += 1;
+                self.stats.rows_out += result.num_rows() as u64;
+                out.push(result);
+            }
+            self.closed_upto = end;
+            // A bin is done once the last window holding it has closed.
+            let keep = self.bins.split_off(&(end - self.width + self.slide));
+            self.bins = keep;
+            self.next_end = match self.bins.keys().next() {
+                None => Millis::MAX,
+                Some(&b) => (b + self.slide).max(end + self.slide),
+            };
+        }
+        Ok(())
+    }
+}
+
+fn timestamps(value: Millis, n: usize) -> ArrayRef {
+    Arc::new(TimestampMillisecondArray::from_value(value, n).with_timezone("UTC"))
+}
+
+/// Lets the partial aggregates take in what was sent, without blocking: they
+/// return `Pending` once their channels are empty.
+fn poll_ready(
+    running: &mut RunningStage,
+    states: &mut Vec<RecordBatch>,
+) -> Result<(), DataFusionError> {
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    for stream in &mut running.streams {
+        loop {
+            match stream.poll_next_unpin(&mut cx) {
+                // A partial aggregate may emit early (e.g. under memory pressure); keep it.
+                Poll::Ready(Some(batch)) => states.push(batch?),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ends a bin segment: closing the channels makes the partial aggregates emit their states.
+fn finish_stage(
+    mut running: RunningStage,
+    states: &mut Vec<RecordBatch>,
+) -> Result<(), DataFusionError> {
+    running.senders.clear();
+    for stream in &mut running.streams {
+        while let Some(batch) = futures::executor::block_on(stream.next()) {
+            let batch = batch?;
+            if batch.num_rows() > 0 {
+                states.push(batch);
+            }
+        }
+    }
+    Ok(())
+}
