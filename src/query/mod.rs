@@ -29,7 +29,9 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::execution_plan::{
+    ChildrenPropertiesMode, ReplaceChildrenOptions, reset_plan_states,
+};
 use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::{
     ExecutionPlan, ExecutionPlanProperties, SendableRecordBatchStream,
@@ -92,7 +94,9 @@ fn session(catalog: &Catalog) -> Result<SessionContext, DataFusionError> {
             "datafusion.execution.skip_partial_aggregation_probe_rows_threshold",
             usize::MAX,
         )
-        .set_bool("datafusion.sql_parser.collect_spans", true);
+        .set_bool("datafusion.sql_parser.collect_spans", true)
+        // Dynamic filters carry state from one execution to the next; a plan here runs once per window.
+        .set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false);
     let rules = PhysicalOptimizer::new()
         .rules
         .into_iter()
@@ -192,9 +196,11 @@ impl CompiledQuery {
         let inputs = Arc::new(BinInputs::default());
         let config = self.state.config().clone().with_extension(inputs.clone());
         let ctx = Arc::new(TaskContext::from(&self.state).with_session_config(config));
-        let n = stage.plan.output_partitioning().partition_count();
+        // Plans keep execution state (metrics, filters); each bin gets a fresh copy.
+        let plan = reset_plan_states(stage.plan.clone())?;
+        let n = plan.output_partitioning().partition_count();
         let streams = (0..n)
-            .map(|p| stage.plan.execute(p, ctx.clone()))
+            .map(|p| plan.execute(p, ctx.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(RunningStage {
             senders: inputs.take_senders(),
@@ -212,7 +218,8 @@ impl CompiledQuery {
         });
         let config = self.state.config().clone().with_extension(inputs);
         let ctx = Arc::new(TaskContext::from(&self.state).with_session_config(config));
-        datafusion::physical_plan::collect(self.final_plan.clone(), ctx).await
+        let plan = reset_plan_states(self.final_plan.clone())?;
+        datafusion::physical_plan::collect(plan, ctx).await
     }
 }
 
