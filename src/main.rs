@@ -136,6 +136,22 @@ struct Loaded {
     config: Config,
     catalog: Catalog,
     defs: Vec<PipelineDef>,
+    pipelines_dir: Option<PathBuf>,
+}
+
+impl Loaded {
+    /// Plans every pipeline; all mistakes of all files are reported together.
+    fn compile(
+        self,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<(Config, Catalog, Vec<pipeline::Pipeline>)> {
+        let pipelines = match &self.pipelines_dir {
+            Some(dir) => rt.block_on(pipeline::compile_dir(dir, &self.catalog)),
+            None => rt.block_on(pipeline::compile_all(self.defs, &self.catalog)),
+        }
+        .map_err(Error::Invalid)?;
+        Ok((self.config, self.catalog, pipelines))
+    }
 }
 
 fn load(sources: &Sources) -> anyhow::Result<Loaded> {
@@ -145,15 +161,16 @@ fn load(sources: &Sources) -> anyhow::Result<Loaded> {
     };
     let schemas = sources.schemas.clone().or(config.schemas.clone());
     let catalog = Catalog::load(schemas.as_deref())?;
-    let dir = sources.pipelines.clone().or(config.pipelines.clone());
-    let defs = match dir {
-        Some(d) => pipeline::load_dir(&d).map_err(Error::Invalid)?,
+    let pipelines_dir = sources.pipelines.clone().or(config.pipelines.clone());
+    let defs = match &pipelines_dir {
+        Some(_) => Vec::new(),
         None => pipeline::embedded().map_err(Error::Invalid)?,
     };
     Ok(Loaded {
         config,
         catalog,
         defs,
+        pipelines_dir,
     })
 }
 
@@ -221,18 +238,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 bail!("no output directory: give --out DIR");
             };
             let rt = runtime()?;
-            let pipelines = rt
-                .block_on(pipeline::compile_all(loaded.defs, &loaded.catalog))
-                .map_err(Error::Invalid)?;
-            let options = decode_options(&loaded.config);
+            let (config, catalog, pipelines) = loaded.compile(&rt)?;
+            let options = decode_options(&config);
             let summary = yujing::replay::replay_to_dir(
-                loaded.catalog,
-                pipelines,
-                &files,
-                options,
-                rt,
-                &out,
-                !quiet,
+                catalog, pipelines, &files, options, rt, &out, !quiet,
             )?;
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
@@ -240,15 +249,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { sources } => {
             let loaded = load(&sources)?;
             let rt = runtime()?;
-            let count = loaded.defs.len();
-            let pipelines = rt
-                .block_on(pipeline::compile_all(loaded.defs, &loaded.catalog))
-                .map_err(Error::Invalid)?;
+            let (_, catalog, pipelines) = loaded.compile(&rt)?;
             println!(
-                "ok: {count} pipelines ({} enabled), {} feeds ({})",
+                "ok: {} pipelines, {} feeds ({})",
                 pipelines.len(),
-                loaded.catalog.feeds.len(),
-                loaded.catalog.names().join(", ")
+                catalog.feeds.len(),
+                catalog.names().join(", ")
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -95,6 +95,16 @@ impl PipelineDef {
 
 /// Parses one pipeline file, collecting every mistake.
 pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineDef, Vec<Diagnostic>> {
+    match parse_pipeline_partial(file, text) {
+        (Some(def), diags) if diags.is_empty() => Ok(def),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// Parses what it can of a pipeline file: the definition as far as it goes (when
+/// the TOML itself parses) and every mistake, so `check` can still plan the SQL
+/// of a file whose other keys are wrong.
+pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, Vec<Diagnostic>) {
     let shared: Arc<str> = text.into();
     let at = |offset: usize, message: String| {
         let (line, col) = line_col(text, offset);
@@ -108,10 +118,13 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineDef, Vec<Diagno
     let table = match DeTable::parse(text) {
         Ok(t) => t,
         Err(e) => {
-            return Err(vec![at(
-                e.span().map_or(0, |s| s.start),
-                e.message().trim().to_string(),
-            )]);
+            return (
+                None,
+                vec![at(
+                    e.span().map_or(0, |s| s.start),
+                    e.message().trim().to_string(),
+                )],
+            );
         }
     };
     let mut diags = Vec::new();
@@ -206,11 +219,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineDef, Vec<Diagno
             "missing `lateness` (how late an event may be, e.g. \"5m\")".into(),
         ));
     }
-    if diags.is_empty() {
-        Ok(def)
-    } else {
-        Err(diags)
-    }
+    (seen_sql.then_some(def), diags)
 }
 
 fn parse_utc_offset(s: &str) -> Option<Millis> {
@@ -247,22 +256,35 @@ fn string_content_start(text: &str, token_start: usize) -> usize {
 
 /// Reads every `*.toml` of a directory as a pipeline (sorted by file name).
 pub fn load_dir(dir: &Path) -> Result<Vec<PipelineDef>, Diagnostics> {
-    let files = crate::schema::toml_files(dir).map_err(|e| {
-        Diagnostics(vec![Diagnostic {
-            file: dir.to_path_buf(),
-            line: 0,
-            col: 0,
-            message: e.to_string(),
-        }])
-    })?;
+    match load_dir_partial(dir) {
+        (defs, diags) if diags.is_empty() => Ok(defs),
+        (_, diags) => Err(Diagnostics(diags)),
+    }
+}
+
+/// Every pipeline of a directory as far as it parses, and every mistake found.
+pub fn load_dir_partial(dir: &Path) -> (Vec<PipelineDef>, Vec<Diagnostic>) {
+    let files = match crate::schema::toml_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            let d = Diagnostic {
+                file: dir.to_path_buf(),
+                line: 0,
+                col: 0,
+                message: e.to_string(),
+            };
+            return (Vec::new(), vec![d]);
+        }
+    };
     let mut defs = Vec::new();
     let mut diags = Vec::new();
     for path in files {
         match std::fs::read_to_string(&path) {
-            Ok(text) => match parse_pipeline(&path, &text) {
-                Ok(d) => defs.push(d),
-                Err(d) => diags.extend(d),
-            },
+            Ok(text) => {
+                let (def, found) = parse_pipeline_partial(&path, &text);
+                defs.extend(def);
+                diags.extend(found);
+            }
             Err(e) => diags.push(Diagnostic {
                 file: path.clone(),
                 line: 0,
@@ -286,17 +308,22 @@ pub fn load_dir(dir: &Path) -> Result<Vec<PipelineDef>, Diagnostics> {
             });
         }
     }
-    if diags.is_empty() {
-        Ok(defs)
-    } else {
-        Err(Diagnostics(diags))
-    }
+    (defs, diags)
 }
 
-/// Parses and plans every pipeline of a directory, reporting all mistakes.
+/// Parses and plans every pipeline of a directory, reporting all mistakes: those
+/// of the files and those of the SQL of every file that has SQL.
 pub async fn compile_dir(dir: &Path, catalog: &Catalog) -> Result<Vec<Pipeline>, Diagnostics> {
-    let defs = load_dir(dir)?;
-    compile_all(defs, catalog).await
+    let (defs, mut diags) = load_dir_partial(dir);
+    match compile_all(defs, catalog).await {
+        Ok(p) if diags.is_empty() => Ok(p),
+        Ok(_) => Err(Diagnostics(diags)),
+        Err(Diagnostics(more)) => {
+            diags.extend(more);
+            diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+            Err(Diagnostics(diags))
+        }
+    }
 }
 
 pub async fn compile_all(

@@ -45,7 +45,11 @@ fn project_dead_letter(line: &str) -> Value {
 }
 
 fn run_case(dir: &Path, out: &Path) {
-    let rt = Arc::new(tokio::runtime::Builder::new_current_thread().build().expect("runtime"));
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime"),
+    );
     let catalog = Catalog::embedded().expect("schemas");
     let pipelines = rt
         .block_on(pipeline::compile_dir(&dir.join("pipelines"), &catalog))
@@ -53,7 +57,15 @@ fn run_case(dir: &Path, out: &Path) {
     let mut inputs: Vec<(String, PathBuf)> = std::fs::read_dir(dir.join("input"))
         .expect("input dir")
         .map(|e| e.expect("entry").path())
-        .map(|p| (p.file_stem().unwrap_or_default().to_string_lossy().to_string(), p))
+        .map(|p| {
+            (
+                p.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
+                p,
+            )
+        })
         .collect();
     inputs.sort();
     let mut options = DecodeOptions::with_secret("case");
@@ -81,8 +93,16 @@ fn window_cases_match_their_expected_output() {
             .collect();
         let expected_dir = dir.join("expected");
         if bless {
-            std::fs::write(expected_dir.join("windows.jsonl"), windows.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write");
-            std::fs::write(expected_dir.join("dead_letters.jsonl"), dead.iter().map(|v| format!("{v}\n")).collect::<String>()).expect("write");
+            std::fs::write(
+                expected_dir.join("windows.jsonl"),
+                windows.iter().map(|l| format!("{l}\n")).collect::<String>(),
+            )
+            .expect("write");
+            std::fs::write(
+                expected_dir.join("dead_letters.jsonl"),
+                dead.iter().map(|v| format!("{v}\n")).collect::<String>(),
+            )
+            .expect("write");
             continue;
         }
         let want_windows = lines(&expected_dir.join("windows.jsonl"));
@@ -91,10 +111,16 @@ fn window_cases_match_their_expected_output() {
             .map(|l| serde_json::from_str(l).expect("expected dead letter is JSON"))
             .collect();
         if windows != want_windows {
-            failures.push(format!("{}: windows\n got: {windows:#?}\nwant: {want_windows:#?}", dir.display()));
+            failures.push(format!(
+                "{}: windows\n got: {windows:#?}\nwant: {want_windows:#?}",
+                dir.display()
+            ));
         }
         if dead != want_dead {
-            failures.push(format!("{}: dead letters\n got: {dead:#?}\nwant: {want_dead:#?}", dir.display()));
+            failures.push(format!(
+                "{}: dead letters\n got: {dead:#?}\nwant: {want_dead:#?}",
+                dir.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

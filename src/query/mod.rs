@@ -338,7 +338,7 @@ fn find_partial(input: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>
 /// a `Line: n, Column: m` in parser errors, or the first mention of a name the
 /// message quotes.
 fn locate(e: &DataFusionError, sql: &str) -> SqlError {
-    let message = e.strip_backtrace().trim().to_string();
+    let message = e.strip_backtrace().trim().replace('\n', " ");
     let message = message
         .strip_prefix("Error during planning: ")
         .or_else(|| message.strip_prefix("Schema error: "))

@@ -145,8 +145,10 @@ fn walk_set_expr(s: &mut SetExpr, found: &mut Vec<(WindowSpec, Span)>, errors: &
                             rewritten.push(Expr::Identifier(Ident::new("window_end")));
                         }
                         Some(Err(err)) => {
+                            // Reported once; the columns stand in so planning goes on.
                             errors.push(err);
-                            rewritten.push(e);
+                            rewritten.push(Expr::Identifier(Ident::new("window_start")));
+                            rewritten.push(Expr::Identifier(Ident::new("window_end")));
                         }
                         None => rewritten.push(e),
                     }

@@ -1,0 +1,220 @@
+//! The command line as users call it: `check`, `gen`, `replay`, `demo`.
+
+use std::path::Path;
+use std::process::Command;
+
+fn yujing() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
+    c.env("YUJING_PII_KEY", "cli-test-key");
+    c
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write");
+}
+
+#[test]
+fn check_accepts_the_shipped_pipelines() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let out = yujing()
+        .arg("check")
+        .arg("--pipelines")
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 8 pipelines"));
+}
+
+#[test]
+fn check_reports_every_mistake_with_file_line_col() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "bad.toml",
+        "name = \"bad\"\nlateness = \"5 parsecs\"\nthreshold = 3\nsql = \"\"\"\nSELECT grid_id, count(*) AS n\nFROM police_incident\nWHERE nonexistent > 1\nGROUP BY grid_id, tumble(INTERVAL '1 hour')\n\"\"\"\n",
+    );
+    write(
+        dir.path(),
+        "bad_window.toml",
+        "name = \"bad_window\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT count(*) FROM petition\nGROUP BY tumble('one hour')\n\"\"\"\n",
+    );
+    write(
+        dir.path(),
+        "no_table.toml",
+        "name = \"no_table\"\nlateness = \"5m\"\nsql = \"SELECT count(*) FROM tweets GROUP BY tumble(INTERVAL '1 hour')\"\n",
+    );
+    let out = yujing()
+        .arg("check")
+        .arg("--pipelines")
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let bad = dir.path().join("bad.toml").display().to_string();
+    let has = |prefix: String, what: &str| {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(what)),
+            "missing `{prefix}` … `{what}` in:\n{stderr}"
+        )
+    };
+    // Three mistakes in one file: two keys and the SQL.
+    has(format!("{bad}:2:12: "), "bad lateness");
+    has(format!("{bad}:3:1: "), "unknown key `threshold`");
+    has(format!("{bad}:7:7: "), "nonexistent");
+    let win = dir.path().join("bad_window.toml").display().to_string();
+    has(format!("{win}:5:17: "), "interval");
+    let nt = dir.path().join("no_table.toml").display().to_string();
+    has(format!("{nt}:3:"), "tweets");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(".toml:")).count(),
+        5,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_locates_unknown_columns_in_the_sql() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "p.toml",
+        "name = \"p\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT grid_id, count(*) AS n\nFROM police_incident\nWHERE nonexistent > 1\nGROUP BY grid_id, tumble(INTERVAL '1 hour')\n\"\"\"\n",
+    );
+    let out = yujing()
+        .arg("check")
+        .arg("--pipelines")
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let p = dir.path().join("p.toml").display().to_string();
+    assert!(stderr.starts_with(&format!("{p}:6:7: ")), "{stderr}");
+    assert!(stderr.contains("nonexistent"), "{stderr}");
+}
+
+#[test]
+fn gen_is_deterministic_and_replay_dead_letters_every_bad_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    for d in [&a, &b] {
+        let out = yujing()
+            .args([
+                "gen", "--days", "3", "--scale", "0.3", "--late", "10", "--bad", "12", "--seed",
+                "11", "--out",
+            ])
+            .arg(d)
+            .output()
+            .expect("gen");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for f in ["petition.jsonl", "police_incident.jsonl", "manifest.json"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).expect("a"),
+            std::fs::read(b.join(f)).expect("b"),
+            "{f}"
+        );
+    }
+    let out_dir = dir.path().join("out");
+    let mut cmd = yujing();
+    cmd.arg("replay").arg("--quiet").arg("--out").arg(&out_dir);
+    for feed in [
+        "public_opinion",
+        "petition",
+        "labor_dispute",
+        "police_incident",
+    ] {
+        cmd.arg("--input").arg(format!(
+            "{feed}={}",
+            a.join(format!("{feed}.jsonl")).display()
+        ));
+    }
+    let out = cmd.output().expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("replay: "));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let dead = std::fs::read_to_string(out_dir.join("dead_letters.jsonl")).expect("dead letters");
+    let dead: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    for bad in manifest["bad"].as_array().expect("bad") {
+        let found = dead.iter().any(|d| {
+            d["feed"] == bad["feed"]
+                && d["source"]["line"] == bad["line"]
+                && d["reason"] == bad["reason"]
+        });
+        assert!(found, "bad record {bad} not dead-lettered with its reason");
+    }
+    for late in manifest["late"].as_array().expect("late") {
+        assert!(
+            dead.iter()
+                .any(|d| d["event_id"] == late["event_id"] && d["reason"] == "late"),
+            "late record {late} not dead-lettered"
+        );
+    }
+    let windows = std::fs::read_to_string(out_dir.join("windows.jsonl")).expect("windows");
+    assert!(windows.lines().count() > 100);
+    // No petitioner or author id in clear anywhere in the outputs.
+    let petitions = std::fs::read_to_string(a.join("petition.jsonl")).expect("petitions");
+    let first: serde_json::Value =
+        serde_json::from_str(petitions.lines().next().expect("line")).expect("json");
+    let pid = first["petitioner_id"].as_str().expect("pid");
+    let all = windows + &dead.iter().map(|d| d.to_string()).collect::<String>();
+    assert!(!all.contains(pid));
+}
+
+#[test]
+fn demo_shows_windows_over_the_injected_incidents() {
+    let out = yujing()
+        .args(["demo", "--days", "4"])
+        .output()
+        .expect("demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for p in [
+        "police_grid_hour",
+        "petition_street_day",
+        "opinion_negative_topic",
+        "district_petition_labor_day",
+    ] {
+        assert!(
+            text.contains(&format!("▸ {p}: ")),
+            "{p} missing from:\n{text}"
+        );
+    }
+    // The injected police spike (25 incidents in one grid-hour) tops its pipeline.
+    let after = text.split("▸ police_grid_hour").nth(1).expect("section");
+    let top = after.lines().nth(2).expect("top row");
+    let n: i64 = top
+        .rsplit("incidents=")
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .expect("count");
+    assert!(n >= 25, "{top}");
+    assert!(text.contains("late"), "{text}");
+}
