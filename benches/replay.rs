@@ -1,1 +1,134 @@
-fn main() {}
+//! Replay throughput (events/s) on the benchmark query — a 1-minute tumbling
+//! count, sum and average by district × category — against two references on the
+//! same data: decoding alone, and DataFusion running the same GROUP BY as one batch.
+//! Run with `taskset -c 0 cargo bench --bench replay` for one core.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use yujing::decode::{DecodeOptions, Decoder};
+use yujing::engine::Engine;
+use yujing::schema::Catalog;
+use yujing::sink::Sink;
+use yujing::source::{Chunk, SourceName};
+
+const EVENTS: u64 = 500_000;
+
+struct CountingSink(u64);
+
+impl Sink for CountingSink {
+    fn window(&mut self, w: &yujing::window::WindowResult, _: bool) -> yujing::error::Result<()> {
+        self.0 += w.num_rows() as u64;
+        Ok(())
+    }
+    fn dead_letter(&mut self, _: &yujing::deadletter::DeadLetter) -> yujing::error::Result<()> {
+        Ok(())
+    }
+}
+
+fn chunks() -> Vec<Chunk> {
+    let mut buf = Vec::new();
+    yujing::bench_feed::write_lines(&mut buf, EVENTS, 42).expect("bench feed");
+    let mut out = Vec::new();
+    let mut chunk = Chunk::new("bench_event".into(), SourceName::Generated("bench".into()));
+    for (i, line) in buf
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        chunk.push_line(line, i as u64 + 1);
+        if chunk.len() == yujing::replay::CHUNK_LINES {
+            out.push(std::mem::replace(
+                &mut chunk,
+                Chunk::new("bench_event".into(), SourceName::Generated("bench".into())),
+            ));
+        }
+    }
+    if !chunk.is_empty() {
+        out.push(chunk);
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = Catalog::load(Some(&root.join("benches/schemas"))).expect("schemas");
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt"),
+    );
+    let pipelines = rt
+        .block_on(yujing::pipeline::compile_dir(
+            &root.join("benches/pipelines"),
+            &catalog,
+        ))
+        .expect("pipelines");
+    let chunks = chunks();
+    let options = DecodeOptions::with_secret("bench");
+
+    let mut g = c.benchmark_group("replay");
+    g.throughput(Throughput::Elements(EVENTS));
+    g.sample_size(10);
+
+    g.bench_function("decode_only", |b| {
+        let schema = catalog.get("bench_event").expect("feed").clone();
+        b.iter(|| {
+            let mut d = Decoder::new(schema.clone(), options.clone());
+            chunks
+                .iter()
+                .map(|c| d.decode(c).batch.num_rows())
+                .sum::<usize>()
+        })
+    });
+
+    g.bench_function("streaming_windows", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(
+                catalog.clone(),
+                pipelines.clone(),
+                options.clone(),
+                rt.clone(),
+            )
+            .expect("engine");
+            let mut sink = CountingSink(0);
+            for c in &chunks {
+                engine.process(c, &mut sink).expect("process");
+            }
+            engine.finish(&mut sink).expect("finish");
+            sink.0
+        })
+    });
+
+    // DataFusion on the decoded batches at once, with the window as a date_bin.
+    let schema = catalog.get("bench_event").expect("feed").clone();
+    let mut d = Decoder::new(schema.clone(), options.clone());
+    let batches: Vec<_> = chunks.iter().map(|c| d.decode(c).batch).collect();
+    g.bench_function("datafusion_batch_group_by", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let ctx = SessionContext::new_with_config(
+                    datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+                );
+                let table = MemTable::try_new(schema.arrow.clone(), vec![batches.clone()]).expect("table");
+                ctx.register_table("bench_event", Arc::new(table)).expect("register");
+                let df = ctx
+                    .sql(
+                        "SELECT district, category, date_bin(INTERVAL '1 minute', event_time) AS w, \
+                         count(*), sum(persons), avg(sentiment) FROM bench_event GROUP BY district, category, w",
+                    )
+                    .await
+                    .expect("sql");
+                df.collect().await.expect("collect").iter().map(|b| b.num_rows()).sum::<usize>()
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

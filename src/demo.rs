@@ -20,19 +20,27 @@ use crate::synth::{GenOptions, Generated, generate};
 use crate::time::{HOUR, format_rfc3339};
 use crate::window::WindowResult;
 
-/// Keeps, per pipeline, counts and the rows with the largest measure.
+/// Per pipeline: windows, rows, and the rows with the largest measure.
+#[derive(Default)]
+struct PipelineSummary {
+    windows: u64,
+    rows: u64,
+    top: Vec<(f64, String)>,
+}
+
+/// What the demo prints.
 #[derive(Default)]
 struct Summary {
-    windows: BTreeMap<String, (u64, u64, Vec<(f64, String)>)>,
+    windows: BTreeMap<String, PipelineSummary>,
     dead: BTreeMap<Reason, u64>,
 }
 
 impl Sink for Summary {
     fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()> {
         let entry = self.windows.entry(window.pipeline.to_string()).or_default();
-        entry.0 += 1;
+        entry.windows += 1;
         for row in window_rows(window, ordered) {
-            entry.1 += 1;
+            entry.rows += 1;
             // The first numeric column after the keys is the pipeline's headline measure.
             let Some((name, v)) = row
                 .iter()
@@ -60,11 +68,11 @@ impl Sink for Summary {
                 keys.join(" "),
                 trim_float(v)
             );
-            entry.2.push((v, line));
+            entry.top.push((v, line));
             entry
-                .2
+                .top
                 .sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-            entry.2.truncate(3);
+            entry.top.truncate(3);
         }
         Ok(())
     }
@@ -115,12 +123,12 @@ pub fn run(
         s.dead_letters,
         s.records as f64 / seconds.max(1e-9)
     );
-    for (name, (windows, rows, top)) in &summary.windows {
-        let _ = writeln!(out, "▸ {name}: {windows} windows, {rows} rows");
+    for (name, p) in &summary.windows {
+        let _ = writeln!(out, "▸ {name}: {} windows, {} rows", p.windows, p.rows);
         if let Some(d) = descriptions.get(name) {
             let _ = writeln!(out, "  {d}");
         }
-        for (_, line) in top {
+        for (_, line) in &p.top {
             let _ = writeln!(out, "    {line}");
         }
     }
@@ -160,16 +168,13 @@ fn feed_in_time_order(
         .iter()
         .map(|(f, l)| (f, l, 0usize, i64::MIN))
         .collect();
-    loop {
-        let Some(i) = cursors
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.2 < c.1.len())
-            .min_by_key(|(i, c)| (c.3, *i))
-            .map(|(i, _)| i)
-        else {
-            break;
-        };
+    while let Some(i) = cursors
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.2 < c.1.len())
+        .min_by_key(|(i, c)| (c.3, *i))
+        .map(|(i, _)| i)
+    {
         let (feed, lines, pos, progress) = &mut cursors[i];
         let end = (*pos + 4096).min(lines.len());
         let mut chunk = Chunk::new(feed.as_str().into(), SourceName::Generated("demo".into()));

@@ -219,6 +219,7 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
             "missing `lateness` (how late an event may be, e.g. \"5m\")".into(),
         ));
     }
+    diags.sort_by_key(|d| (d.line, d.col));
     (seen_sql.then_some(def), diags)
 }
 

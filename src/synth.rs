@@ -355,7 +355,9 @@ impl Generator {
     fn background(&mut self) {
         let s = self.opt.scale;
         for day in 0..self.opt.days as i64 {
-            let weekend = (day + 0).rem_euclid(7) >= 5; // the default start is a Monday
+            // 1970-01-01 was a Thursday; Monday is weekday 0.
+            let local_day = (self.opt.start + day * DAY + 8 * HOUR).div_euclid(DAY);
+            let weekend = (local_day + 3).rem_euclid(7) >= 5;
             for hour in 0..24 {
                 let t0 = self.opt.start + day * DAY + hour * HOUR;
                 let w = hour_weight(hour);

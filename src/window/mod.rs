@@ -390,12 +390,9 @@ fn poll_ready(
 ) -> Result<(), DataFusionError> {
     let mut cx = Context::from_waker(futures::task::noop_waker_ref());
     for stream in &mut running.streams {
-        loop {
-            match stream.poll_next_unpin(&mut cx) {
-                // A partial aggregate may emit early (e.g. under memory pressure); keep it.
-                Poll::Ready(Some(batch)) => states.push(batch?),
-                Poll::Ready(None) | Poll::Pending => break,
-            }
+        // A partial aggregate may emit early (e.g. under memory pressure); keep what it emits.
+        while let Poll::Ready(Some(batch)) = stream.poll_next_unpin(&mut cx) {
+            states.push(batch?);
         }
     }
     Ok(())
