@@ -32,17 +32,20 @@ pub fn window_rows(window: &WindowResult, ordered: bool) -> Vec<Map<String, Valu
     let mut rows = Vec::with_capacity(window.num_rows());
     for batch in &window.batches {
         let schema = batch.schema();
+        let own = |name: &str| schema.index_of(name).ok().filter(|_| window.per_row);
+        let (own_start, own_end) = (own(WINDOW_START), own(WINDOW_END));
         for r in 0..batch.num_rows() {
             let mut obj = Map::new();
             obj.insert(
                 "pipeline".into(),
                 Value::String(window.pipeline.to_string()),
             );
-            obj.insert(
-                WINDOW_START.into(),
-                Value::String(format_rfc3339(window.start)),
-            );
-            obj.insert(WINDOW_END.into(), Value::String(format_rfc3339(window.end)));
+            let bound = |col: Option<usize>, default: i64| match col {
+                Some(c) => json_value(batch.column(c).as_ref(), r),
+                None => Value::String(format_rfc3339(default)),
+            };
+            obj.insert(WINDOW_START.into(), bound(own_start, window.start));
+            obj.insert(WINDOW_END.into(), bound(own_end, window.end));
             for (c, field) in schema.fields().iter().enumerate() {
                 if field.name() == WINDOW_START || field.name() == WINDOW_END {
                     continue;

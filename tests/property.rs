@@ -55,7 +55,7 @@ type Rows = BTreeMap<(String, i64), (i64, i64)>;
 
 fn streaming(evs: &[Ev], window_sql: &str, chunk_sizes: &[usize]) -> Rows {
     let text = format!(
-        "name = \"p\"\nlateness = \"30m\"\nsql = \"\"\"\nSELECT grid_id, count(*) AS n, sum(injuries) AS s FROM police_incident GROUP BY grid_id, {window_sql}\n\"\"\"\n"
+        "name = \"p\"\nlateness = \"30m\"\nsql = \"\"\"\nSELECT window_start, window_end, grid_id, count(*) AS n, sum(injuries) AS s FROM police_incident GROUP BY grid_id, {window_sql}\n\"\"\"\n"
     );
     let def = parse_pipeline(std::path::Path::new("p.toml"), &text).expect("pipeline");
     let catalog = Catalog::embedded().expect("schemas");
@@ -166,5 +166,40 @@ proptest! {
     fn hop_equals_batch_group_by(evs in events(), sizes in prop::collection::vec(1usize..60, 1..5)) {
         let got = streaming(&evs, "hop(INTERVAL '15 minutes', INTERVAL '1 hour')", &sizes);
         prop_assert_eq!(got, batch(&evs, 15 * MINUTE, 60 * MINUTE));
+    }
+}
+
+/// Sessions from the definition: per grid, events sorted by time, cut where the
+/// next event is a gap or more after the previous one.
+fn sessions(evs: &[Ev], gap: i64) -> Rows {
+    let mut by_grid: BTreeMap<&str, Vec<&Ev>> = BTreeMap::new();
+    for e in evs {
+        by_grid.entry(e.grid).or_default().push(e);
+    }
+    let mut rows = Rows::new();
+    for (grid, mut list) in by_grid {
+        list.sort_by_key(|e| e.t);
+        let mut i = 0;
+        while i < list.len() {
+            let mut j = i + 1;
+            while j < list.len() && list[j].t < list[j - 1].t + gap {
+                j += 1;
+            }
+            let n = (j - i) as i64;
+            let s = list[i..j].iter().map(|e| e.injuries).sum();
+            rows.insert((grid.to_string(), list[i].t), (n, s));
+            i = j;
+        }
+    }
+    rows
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn sessions_equal_their_definition(evs in events(), sizes in prop::collection::vec(1usize..60, 1..5)) {
+        let got = streaming(&evs, "session(INTERVAL '20 minutes')", &sizes);
+        prop_assert_eq!(got, sessions(&evs, 20 * MINUTE));
     }
 }

@@ -63,6 +63,8 @@ pub struct PartialStage {
     pub state_schema: SchemaRef,
     /// Columns of `window_start` and `window_end` in the partial state.
     pub window_columns: [usize; 2],
+    /// The partial state's first `group_columns` columns are its GROUP BY keys.
+    pub group_columns: usize,
 }
 
 /// A pipeline query planned and split for streaming.
@@ -139,11 +141,6 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
     };
     let ordered = query.order_by.is_some();
     let window = rewrite::rewrite_windows(query)?;
-    if matches!(window, WindowSpec::Session { .. }) {
-        return Err(vec![at_start(
-            "session windows are not supported by this engine yet; use tumble or hop",
-        )]);
-    }
     let logical = state.statement_to_plan(statement).await.map_err(plan_err)?;
     let feeds = scanned_tables(&logical);
     let physical = state
@@ -172,6 +169,21 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
         )]);
     }
     let output_schema = final_plan.schema();
+    if matches!(window, WindowSpec::Session { .. }) {
+        // A session's bounds differ per key, so every row must say which session it is.
+        if stages.len() != 1 {
+            return Err(vec![at_start(
+                "a session-window pipeline has one windowed aggregate",
+            )]);
+        }
+        if output_schema.index_of(WINDOW_START).is_err()
+            || output_schema.index_of(WINDOW_END).is_err()
+        {
+            return Err(vec![at_start(
+                "a session-window query must select window_start and window_end: each key's sessions have their own bounds",
+            )]);
+        }
+    }
     let mut compiled = CompiledQuery {
         window,
         feeds,
@@ -255,6 +267,9 @@ fn split(
         )
         && let Some(partial) = find_partial(agg.input())
     {
+        let group_columns = partial
+            .downcast_ref::<AggregateExec>()
+            .map_or(0, |p| p.group_expr().expr().len());
         let state_schema = partial.schema();
         let index = |name: &str| state_schema.index_of(name).ok();
         let (Some(s), Some(e)) = (index(WINDOW_START), index(WINDOW_END)) else {
@@ -289,6 +304,7 @@ fn split(
             feeds: BTreeSet::new(),
             state_schema,
             window_columns: [s, e],
+            group_columns,
         });
         return node.replace_children(vec![Arc::new(source)], recompute());
     }

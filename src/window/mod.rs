@@ -25,6 +25,8 @@ use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use futures::StreamExt;
 
+pub mod session;
+
 use crate::query::{CompiledQuery, RunningStage, WindowSpec};
 use crate::time::Millis;
 
@@ -35,6 +37,9 @@ pub struct WindowResult {
     pub start: Millis,
     pub end: Millis,
     pub batches: Vec<RecordBatch>,
+    /// Session windows: each row's own `window_start` and `window_end` columns are its
+    /// bounds (`start` and `end` then span them all).
+    pub per_row: bool,
 }
 
 impl WindowResult {
@@ -92,6 +97,9 @@ pub struct WindowOperator {
     closed_upto: Millis,
     /// The end of the earliest window that holds data and is still open.
     next_end: Millis,
+    /// Session windows: the gap, and the partial rows of sessions still open.
+    session_gap: Option<Millis>,
+    open_sessions: Vec<RecordBatch>,
     pub stats: OperatorStats,
 }
 
@@ -106,6 +114,10 @@ impl WindowOperator {
         offset: Millis,
         table_schemas: HashMap<String, SchemaRef>,
     ) -> Self {
+        let session_gap = match query.window {
+            WindowSpec::Session { gap } => Some(gap),
+            _ => None,
+        };
         let (slide, width) = match query.window {
             WindowSpec::Tumble { width } => (width, width),
             WindowSpec::Hop { slide, width } => (slide, width),
@@ -137,6 +149,8 @@ impl WindowOperator {
             bins: BTreeMap::new(),
             closed_upto: Millis::MIN,
             next_end: Millis::MAX,
+            session_gap,
+            open_sessions: Vec::new(),
             stats: OperatorStats::default(),
         }
     }
@@ -205,11 +219,16 @@ impl WindowOperator {
                 self.close_until(wm, &mut out.windows)?;
             }
             let bin = self.bin_start(t);
-            if bin.saturating_add(self.width) <= wm {
+            // A session event is late when even a session of its own would have closed.
+            let last_end = match self.session_gap {
+                Some(gap) => t.saturating_add(gap),
+                None => bin.saturating_add(self.width),
+            };
+            if last_end <= wm {
                 out.late.push(i);
                 self.stats.late += 1;
             } else {
-                if bin + self.slide <= wm {
+                if self.session_gap.is_none() && bin + self.slide <= wm {
                     self.stats.partially_late += 1;
                 }
                 accepted.push(i as u32);
@@ -292,8 +311,18 @@ impl WindowOperator {
             };
             let n = part.num_rows();
             let mut columns: Vec<ArrayRef> = part.columns().to_vec();
-            columns.push(timestamps(bin, n));
-            columns.push(timestamps(bin + self.slide, n));
+            if self.session_gap.is_some() {
+                // Sessions are cut per key later; each row keeps its own time.
+                let t = part
+                    .column_by_name(crate::schema::EVENT_TIME)
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Internal("batch without event_time".into()))?;
+                columns.push(t.clone());
+                columns.push(t);
+            } else {
+                columns.push(timestamps(bin, n));
+                columns.push(timestamps(bin + self.slide, n));
+            }
             let routed = RecordBatch::try_new(schema.clone(), columns)?;
             let stage_count = self.query.stages.len();
             let stages = self
@@ -329,6 +358,9 @@ impl WindowOperator {
         wm: Millis,
         out: &mut Vec<WindowResult>,
     ) -> Result<(), DataFusionError> {
+        if self.session_gap.is_some() {
+            return self.close_sessions_until(wm, out);
+        }
         // `Millis::MAX` means no open window holds data.
         while self.next_end != Millis::MAX && self.next_end <= wm {
             let end = self.next_end;
@@ -360,6 +392,7 @@ impl WindowOperator {
                     start,
                     end,
                     batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+                    per_row: false,
                 };
                 self.stats.windows_closed += 1;
                 self.stats.rows_out += result.num_rows() as u64;
@@ -372,6 +405,64 @@ impl WindowOperator {
             self.next_end = match self.bins.keys().next() {
                 None => Millis::MAX,
                 Some(&b) => (b + self.slide).max(end + self.slide),
+            };
+        }
+        Ok(())
+    }
+}
+
+impl WindowOperator {
+    /// Session windows: at each multiple of the gap the watermark passes, sessions
+    /// whose end (last event + gap) it has reached are finalised.
+    fn close_sessions_until(
+        &mut self,
+        wm: Millis,
+        out: &mut Vec<WindowResult>,
+    ) -> Result<(), DataFusionError> {
+        let Some(gap) = self.session_gap else {
+            return Ok(());
+        };
+        while self.next_end != Millis::MAX && self.next_end <= wm {
+            let check = self.next_end;
+            // Bins before the check point hold every row a closing session can have.
+            let later = self.bins.split_off(&check);
+            let done = std::mem::replace(&mut self.bins, later);
+            let mut rows = std::mem::take(&mut self.open_sessions);
+            for (_, mut stages) in done {
+                let sb = &mut stages[0];
+                if let Some(running) = sb.running.take() {
+                    finish_stage(running, &mut sb.states)?;
+                }
+                rows.append(&mut sb.states);
+            }
+            let stage = &self.query.stages[0];
+            let keys: Vec<usize> = (0..stage.group_columns)
+                .filter(|c| !stage.window_columns.contains(c))
+                .collect();
+            let split = session::split_sessions(&rows, &keys, stage.window_columns, gap, check)?;
+            self.open_sessions.extend(split.open);
+            if let Some(closed) = split.closed {
+                let _span =
+                    tracing::debug_span!("sessions", pipeline = %self.pipeline, check).entered();
+                let states = HashMap::from([(0, vec![closed])]);
+                let batches = self.runtime.block_on(self.query.finish_window(states))?;
+                let result = WindowResult {
+                    pipeline: self.pipeline.clone(),
+                    start: check - gap,
+                    end: check,
+                    batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+                    per_row: true,
+                };
+                self.stats.windows_closed += 1;
+                self.stats.rows_out += result.num_rows() as u64;
+                out.push(result);
+            }
+            self.closed_upto = check;
+            let has_data = !self.open_sessions.is_empty() || !self.bins.is_empty();
+            self.next_end = if has_data {
+                check + self.slide
+            } else {
+                Millis::MAX
             };
         }
         Ok(())
