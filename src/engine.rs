@@ -102,6 +102,11 @@ impl Engine {
             .collect()
     }
 
+    /// Window bins held open across all pipelines: what state grows with.
+    pub fn open_bins(&self) -> usize {
+        self.pipelines.iter().map(|p| p.operator.open_bins()).sum()
+    }
+
     /// Feeds some pipeline reads.
     pub fn feeds_read(&self) -> std::collections::BTreeSet<String> {
         self.pipelines

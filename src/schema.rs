@@ -214,6 +214,12 @@ fn parse_schema(path: &Path, text: &str) -> Result<FeedSchema, Vec<Diagnostic>> 
             ));
         }
     }
+    if file.fields.len() > crate::decode::MAX_FIELDS {
+        diags.push(diag(
+            None,
+            format!("a feed has at most {} fields", crate::decode::MAX_FIELDS),
+        ));
+    }
     let position = |name: &str, ty: FieldType| {
         file.fields
             .iter()

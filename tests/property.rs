@@ -203,3 +203,65 @@ proptest! {
         prop_assert_eq!(got, sessions(&evs, 20 * MINUTE));
     }
 }
+
+#[test]
+fn open_state_stays_bounded_over_a_long_stream() {
+    // Ten hours of events in order: the open bins of a 1-minute tumble and a
+    // 10-minute/1-hour hop stay within what the lateness and width require.
+    let evs: Vec<Ev> = (0..36_000)
+        .map(|i| Ev {
+            t: BASE + i * 1_000,
+            grid: ["A", "B", "C"][(i % 3) as usize],
+            injuries: i % 2,
+            delay: 0,
+        })
+        .collect();
+    let catalog = Catalog::embedded().expect("schemas");
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt"),
+    );
+    let mut pipelines = Vec::new();
+    for (name, window) in [
+        ("t", "tumble(INTERVAL '1 minute')"),
+        ("h", "hop(INTERVAL '10 minutes', INTERVAL '1 hour')"),
+    ] {
+        let text = format!(
+            "name = \"{name}\"\nlateness = \"30s\"\nsql = \"SELECT grid_id, count(*) AS n FROM police_incident GROUP BY grid_id, {window}\"\n"
+        );
+        let def = parse_pipeline(std::path::Path::new("p.toml"), &text).expect("pipeline");
+        pipelines.push(rt.block_on(def.compile(&catalog)).expect("compiles"));
+    }
+    let mut engine =
+        Engine::new(catalog, pipelines, DecodeOptions::with_secret("p"), rt).expect("engine");
+    let mut sink = MemorySink::default();
+    let mut most = 0;
+    for block in evs.chunks(500) {
+        let mut chunk = Chunk::new(
+            "police_incident".into(),
+            SourceName::Generated("long".into()),
+        );
+        for (j, e) in block.iter().enumerate() {
+            let line = format!(
+                r#"{{"event_id":"e{j}","event_time":"{}","district":"d","grid_id":"{}","injuries":{}}}"#,
+                format_rfc3339(e.t),
+                e.grid,
+                e.injuries
+            );
+            chunk.push_line(line.as_bytes(), j as u64);
+        }
+        engine.process(&chunk, &mut sink).expect("process");
+        most = most.max(engine.open_bins());
+    }
+    // Tumble: the current minute and the one within lateness; hop: six 10-minute bins plus one.
+    assert!(most <= 2 + 7 + 1, "open bins peaked at {most}");
+    engine.finish(&mut sink).expect("finish");
+    assert_eq!(engine.open_bins(), 0);
+    let rows: usize = sink.windows.iter().map(|(w, _)| w.num_rows()).sum();
+    assert_eq!(
+        rows,
+        600 * 3 + (60 + 5) * 3,
+        "600 minutes and 65 hop windows, three grids each"
+    );
+}
