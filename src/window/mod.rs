@@ -384,19 +384,7 @@ impl WindowOperator {
                 }
             }
             if any {
-                let _span =
-                    tracing::debug_span!("window", pipeline = %self.pipeline, start, end).entered();
-                let batches = self.runtime.block_on(self.query.finish_window(states))?;
-                let result = WindowResult {
-                    pipeline: self.pipeline.clone(),
-                    start,
-                    end,
-                    batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
-                    per_row: false,
-                };
-                self.stats.windows_closed += 1;
-                self.stats.rows_out += result.num_rows() as u64;
-                out.push(result);
+                out.push(self.finalize(states, start, end, false)?);
             }
             self.closed_upto = end;
             // A bin is done once the last window holding it has closed.
@@ -412,6 +400,28 @@ impl WindowOperator {
 }
 
 impl WindowOperator {
+    /// Runs the final plan over the partial states of a closing window.
+    fn finalize(
+        &mut self,
+        states: HashMap<usize, Vec<RecordBatch>>,
+        start: Millis,
+        end: Millis,
+        per_row: bool,
+    ) -> Result<WindowResult, DataFusionError> {
+        let _span = tracing::debug_span!("window", pipeline = %self.pipeline, start, end).entered();
+        let batches = self.runtime.block_on(self.query.finish_window(states))?;
+        let result = WindowResult {
+            pipeline: self.pipeline.clone(),
+            start,
+            end,
+            batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+            per_row,
+        };
+        self.stats.windows_closed += 1;
+        self.stats.rows_out += result.num_rows() as u64;
+        Ok(result)
+    }
+
     /// Session windows: at each multiple of the gap the watermark passes, sessions
     /// whose end (last event + gap) it has reached are finalised.
     fn close_sessions_until(
@@ -442,20 +452,8 @@ impl WindowOperator {
             let split = session::split_sessions(&rows, &keys, stage.window_columns, gap, check)?;
             self.open_sessions.extend(split.open);
             if let Some(closed) = split.closed {
-                let _span =
-                    tracing::debug_span!("sessions", pipeline = %self.pipeline, check).entered();
                 let states = HashMap::from([(0, vec![closed])]);
-                let batches = self.runtime.block_on(self.query.finish_window(states))?;
-                let result = WindowResult {
-                    pipeline: self.pipeline.clone(),
-                    start: check - gap,
-                    end: check,
-                    batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
-                    per_row: true,
-                };
-                self.stats.windows_closed += 1;
-                self.stats.rows_out += result.num_rows() as u64;
-                out.push(result);
+                out.push(self.finalize(states, check - gap, check, true)?);
             }
             self.closed_upto = check;
             let has_data = !self.open_sessions.is_empty() || !self.bins.is_empty();
