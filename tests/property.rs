@@ -53,6 +53,25 @@ fn events() -> impl Strategy<Value = Vec<Ev>> {
 
 type Rows = BTreeMap<(String, i64), (i64, i64)>;
 
+/// Police-incident lines for the events, numbered from `first`.
+fn police_chunk(evs: &[&Ev], first: usize) -> Chunk {
+    let mut chunk = Chunk::new(
+        "police_incident".into(),
+        SourceName::Generated("prop".into()),
+    );
+    for (j, e) in evs.iter().enumerate() {
+        let line = format!(
+            r#"{{"event_id":"e{}","event_time":"{}","district":"d","grid_id":"{}","injuries":{}}}"#,
+            first + j,
+            format_rfc3339(e.t),
+            e.grid,
+            e.injuries
+        );
+        chunk.push_line(line.as_bytes(), (first + j) as u64);
+    }
+    chunk
+}
+
 fn streaming(evs: &[Ev], window_sql: &str, chunk_sizes: &[usize]) -> Rows {
     let text = format!(
         "name = \"p\"\nlateness = \"30m\"\nsql = \"\"\"\nSELECT window_start, window_end, grid_id, count(*) AS n, sum(injuries) AS s FROM police_incident GROUP BY grid_id, {window_sql}\n\"\"\"\n"
@@ -75,20 +94,7 @@ fn streaming(evs: &[Ev], window_sql: &str, chunk_sizes: &[usize]) -> Rows {
     while i < arrival.len() {
         let n = chunk_sizes[k % chunk_sizes.len()].max(1);
         k += 1;
-        let mut chunk = Chunk::new(
-            "police_incident".into(),
-            SourceName::Generated("prop".into()),
-        );
-        for (j, e) in arrival[i..(i + n).min(arrival.len())].iter().enumerate() {
-            let line = format!(
-                r#"{{"event_id":"e{}","event_time":"{}","district":"d","grid_id":"{}","injuries":{}}}"#,
-                i + j,
-                format_rfc3339(e.t),
-                e.grid,
-                e.injuries
-            );
-            chunk.push_line(line.as_bytes(), (i + j) as u64);
-        }
+        let chunk = police_chunk(&arrival[i..(i + n).min(arrival.len())], i);
         i += n;
         engine.process(&chunk, &mut sink).expect("process");
     }
@@ -238,19 +244,8 @@ fn open_state_stays_bounded_over_a_long_stream() {
     let mut sink = MemorySink::default();
     let mut most = 0;
     for block in evs.chunks(500) {
-        let mut chunk = Chunk::new(
-            "police_incident".into(),
-            SourceName::Generated("long".into()),
-        );
-        for (j, e) in block.iter().enumerate() {
-            let line = format!(
-                r#"{{"event_id":"e{j}","event_time":"{}","district":"d","grid_id":"{}","injuries":{}}}"#,
-                format_rfc3339(e.t),
-                e.grid,
-                e.injuries
-            );
-            chunk.push_line(line.as_bytes(), j as u64);
-        }
+        let block: Vec<&Ev> = block.iter().collect();
+        let chunk = police_chunk(&block, 0);
         engine.process(&chunk, &mut sink).expect("process");
         most = most.max(engine.open_bins());
     }
