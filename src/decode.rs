@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use arrayvec::ArrayVec;
 use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMillisecondBuilder,
@@ -222,8 +223,14 @@ impl Decoder {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Err((reject(Reason::InvalidJson, None, "empty line".into()), None));
         }
-        let mut slots: [Slot<'_>; MAX_FIELDS] = std::array::from_fn(|_| Slot::Missing);
-        let mut de = serde_json::Deserializer::from_slice(raw);
+        // Validate UTF-8 once for the whole line; the parser then need not per string.
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Err((reject(Reason::InvalidJson, None, "not UTF-8".into()), None));
+        };
+        // One slot per schema field, on the stack: nothing to allocate or free per record.
+        let mut slots: ArrayVec<Slot<'_>, MAX_FIELDS> =
+            self.schema.fields.iter().map(|_| Slot::Missing).collect();
+        let mut de = serde_json::Deserializer::from_str(text);
         let parsed = RowSeed {
             schema: &self.schema,
             slots: &mut slots,
@@ -435,7 +442,7 @@ enum TopLevel {
 
 struct RowSeed<'a, 'de> {
     schema: &'a FeedSchema,
-    slots: &'a mut [Slot<'de>; MAX_FIELDS],
+    slots: &'a mut ArrayVec<Slot<'de>, MAX_FIELDS>,
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Chunk, SourceName};
+use super::{Chunk, Line, SourceName};
 use crate::error::{Error, Result};
 
 pub struct FileSource {
@@ -16,7 +16,6 @@ pub struct FileSource {
     path: PathBuf,
     reader: BufReader<File>,
     line_no: u64,
-    buf: Vec<u8>,
     done: bool,
     bytes_read: u64,
 }
@@ -30,7 +29,6 @@ impl FileSource {
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(1 << 20, file),
             line_no: 0,
-            buf: Vec::with_capacity(1024),
             done: false,
             bytes_read: 0,
         })
@@ -53,10 +51,11 @@ impl FileSource {
         let mut chunk = Chunk::new(self.feed.clone(), SourceName::File(self.name.clone()));
         chunk.bytes.reserve(max_lines * 256);
         while chunk.len() < max_lines {
-            self.buf.clear();
+            // Read straight into the chunk: one copy of each byte.
+            let start = chunk.bytes.len();
             let n = self
                 .reader
-                .read_until(b'\n', &mut self.buf)
+                .read_until(b'\n', &mut chunk.bytes)
                 .map_err(|e| Error::io(&self.path, e))?;
             if n == 0 {
                 self.done = true;
@@ -64,14 +63,17 @@ impl FileSource {
             }
             self.bytes_read += n as u64;
             self.line_no += 1;
-            let mut line = &self.buf[..];
-            if let Some(l) = line.strip_suffix(b"\n") {
-                line = l;
+            let mut end = chunk.bytes.len();
+            if chunk.bytes[start..end].ends_with(b"\n") {
+                end -= 1;
             }
-            if let Some(l) = line.strip_suffix(b"\r") {
-                line = l;
+            if chunk.bytes[start..end].ends_with(b"\r") {
+                end -= 1;
             }
-            chunk.push_line(line, self.line_no);
+            chunk.lines.push(Line {
+                range: start..end,
+                pos: self.line_no,
+            });
         }
         Ok(if chunk.is_empty() { None } else { Some(chunk) })
     }
