@@ -127,6 +127,34 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
+
+    // DataFusion reading the same JSON lines from a file and grouping: the batch
+    // engine end to end, as replay is.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bench_event.json");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("file"));
+    yujing::bench_feed::write_lines(&mut file, EVENTS, 42).expect("write");
+    drop(file);
+    let path = path.display().to_string();
+    g.bench_function("datafusion_batch_ndjson_file", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let ctx = SessionContext::new_with_config(
+                    datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+                );
+                let options = datafusion::prelude::JsonReadOptions::default().schema(&schema.arrow);
+                ctx.register_json("bench_event", &path, options).await.expect("register");
+                let df = ctx
+                    .sql(
+                        "SELECT district, category, date_bin(INTERVAL '1 minute', event_time) AS w, \
+                         count(*), sum(persons), avg(sentiment) FROM bench_event GROUP BY district, category, w",
+                    )
+                    .await
+                    .expect("sql");
+                df.collect().await.expect("collect").iter().map(|b| b.num_rows()).sum::<usize>()
+            })
+        })
+    });
     g.finish();
 }
 
