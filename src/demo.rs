@@ -57,14 +57,15 @@ impl Sink for Summary {
                     _ => None,
                 })
                 .collect();
+            // Shown in the districts' local time (UTC+8), e.g. `03-07 20:00`.
             let local = |ms| {
                 let s = format_rfc3339(ms + 8 * HOUR);
-                s[..16].replace('T', " ")
+                s[5..16].replace('T', " ")
             };
             let line = format!(
                 "{} – {}  {}  {name}={}",
                 local(window.start),
-                &local(window.end)[11..],
+                local(window.end),
                 keys.join(" "),
                 trim_float(v)
             );

@@ -91,10 +91,6 @@ impl Engine {
         &self.catalog
     }
 
-    pub fn pipeline_names(&self) -> Vec<Arc<str>> {
-        self.pipelines.iter().map(|p| p.name.clone()).collect()
-    }
-
     pub fn operator_stats(&self) -> Vec<(Arc<str>, OperatorStats)> {
         self.pipelines
             .iter()

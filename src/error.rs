@@ -59,8 +59,6 @@ pub enum Error {
         #[source]
         source: datafusion::error::DataFusionError,
     },
-    #[error("pipeline `{pipeline}`: {message}")]
-    Pipeline { pipeline: String, message: String },
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error("{0}")]

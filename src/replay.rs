@@ -22,6 +22,8 @@ pub const CHUNK_LINES: usize = 8192;
 #[derive(Debug, Clone)]
 pub struct ReplaySummary {
     pub stats: EngineStats,
+    /// Events that missed some of their (hopping) windows but counted in the open ones.
+    pub partially_late: u64,
     pub seconds: f64,
 }
 
@@ -30,12 +32,13 @@ impl std::fmt::Display for ReplaySummary {
         let s = &self.stats;
         write!(
             f,
-            "replay: {} events ({} records), {} windows ({} rows), {} dead letters, {:.0} events/s in {:.2}s",
+            "replay: {} events ({} records), {} windows ({} rows), {} dead letters, {} partially late, {:.0} events/s in {:.2}s",
             s.events,
             s.records,
             s.windows,
             s.window_rows,
             s.dead_letters,
+            self.partially_late,
             s.records as f64 / self.seconds.max(1e-9),
             self.seconds
         )
@@ -124,6 +127,11 @@ pub fn replay_into(
     }
     Ok(ReplaySummary {
         stats: engine.stats,
+        partially_late: engine
+            .operator_stats()
+            .iter()
+            .map(|(_, s)| s.partially_late)
+            .sum(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
