@@ -29,6 +29,23 @@ impl Sink for CountingSink {
     }
 }
 
+/// The benchmark query as one batch `GROUP BY`, the window as a `date_bin`; returns the row count.
+async fn batch_group_by(ctx: &SessionContext) -> usize {
+    let df = ctx
+        .sql(
+            "SELECT district, category, date_bin(INTERVAL '1 minute', event_time) AS w, \
+             count(*), sum(persons), avg(sentiment) FROM bench_event GROUP BY district, category, w",
+        )
+        .await
+        .expect("sql");
+    df.collect()
+        .await
+        .expect("collect")
+        .iter()
+        .map(|b| b.num_rows())
+        .sum()
+}
+
 fn chunks() -> Vec<Chunk> {
     let mut buf = Vec::new();
     yujing::bench_feed::write_lines(&mut buf, EVENTS, 42).expect("bench feed");
@@ -114,16 +131,11 @@ fn bench(c: &mut Criterion) {
                 let ctx = SessionContext::new_with_config(
                     datafusion::prelude::SessionConfig::new().with_target_partitions(1),
                 );
-                let table = MemTable::try_new(schema.arrow.clone(), vec![batches.clone()]).expect("table");
-                ctx.register_table("bench_event", Arc::new(table)).expect("register");
-                let df = ctx
-                    .sql(
-                        "SELECT district, category, date_bin(INTERVAL '1 minute', event_time) AS w, \
-                         count(*), sum(persons), avg(sentiment) FROM bench_event GROUP BY district, category, w",
-                    )
-                    .await
-                    .expect("sql");
-                df.collect().await.expect("collect").iter().map(|b| b.num_rows()).sum::<usize>()
+                let table =
+                    MemTable::try_new(schema.arrow.clone(), vec![batches.clone()]).expect("table");
+                ctx.register_table("bench_event", Arc::new(table))
+                    .expect("register");
+                batch_group_by(&ctx).await
             })
         })
     });
@@ -143,15 +155,10 @@ fn bench(c: &mut Criterion) {
                     datafusion::prelude::SessionConfig::new().with_target_partitions(1),
                 );
                 let options = datafusion::prelude::JsonReadOptions::default().schema(&schema.arrow);
-                ctx.register_json("bench_event", &path, options).await.expect("register");
-                let df = ctx
-                    .sql(
-                        "SELECT district, category, date_bin(INTERVAL '1 minute', event_time) AS w, \
-                         count(*), sum(persons), avg(sentiment) FROM bench_event GROUP BY district, category, w",
-                    )
+                ctx.register_json("bench_event", &path, options)
                     .await
-                    .expect("sql");
-                df.collect().await.expect("collect").iter().map(|b| b.num_rows()).sum::<usize>()
+                    .expect("register");
+                batch_group_by(&ctx).await
             })
         })
     });

@@ -13,6 +13,18 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write");
 }
 
+/// Runs `yujing check` on a folder that has mistakes; returns what it printed.
+fn check_fails(dir: &Path) -> String {
+    let out = yujing()
+        .arg("check")
+        .arg("--pipelines")
+        .arg(dir)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "check must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn check_accepts_the_shipped_pipelines() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
@@ -48,14 +60,7 @@ fn check_reports_every_mistake_with_file_line_col() {
         "no_table.toml",
         "name = \"no_table\"\nlateness = \"5m\"\nsql = \"SELECT count(*) FROM tweets GROUP BY tumble(INTERVAL '1 hour')\"\n",
     );
-    let out = yujing()
-        .arg("check")
-        .arg("--pipelines")
-        .arg(dir.path())
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = check_fails(dir.path());
     let lines: Vec<&str> = stderr.lines().collect();
     let bad = dir.path().join("bad.toml").display().to_string();
     let has = |prefix: String, what: &str| {
@@ -89,14 +94,7 @@ fn check_locates_unknown_columns_in_the_sql() {
         "p.toml",
         "name = \"p\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT grid_id, count(*) AS n\nFROM police_incident\nWHERE nonexistent > 1\nGROUP BY grid_id, tumble(INTERVAL '1 hour')\n\"\"\"\n",
     );
-    let out = yujing()
-        .arg("check")
-        .arg("--pipelines")
-        .arg(dir.path())
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = check_fails(dir.path());
     let p = dir.path().join("p.toml").display().to_string();
     assert!(stderr.starts_with(&format!("{p}:6:7: ")), "{stderr}");
     assert!(stderr.contains("nonexistent"), "{stderr}");
