@@ -232,6 +232,7 @@ impl WindowOperator {
                     self.stats.partially_late += 1;
                 }
                 accepted.push(i as u32);
+                self.stats.accepted += 1;
                 let first_open_end = if bin + self.slide > self.closed_upto {
                     bin + self.slide
                 } else {
@@ -242,7 +243,6 @@ impl WindowOperator {
             max_time = Some(max_time.map_or(t, |m| m.max(t)));
         }
         self.route(feed, batch, &accepted)?;
-        self.stats.accepted += accepted.len() as u64;
         if let Some(c) = self.inputs.get_mut(feed) {
             c.max_time = max_time;
         }
