@@ -216,3 +216,46 @@ fn demo_shows_windows_over_the_injected_incidents() {
     assert!(n >= 25, "{top}");
     assert!(text.contains("late"), "{text}");
 }
+
+#[test]
+fn replay_reads_its_inputs_and_output_from_a_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let case = root.join("tests/windows/tumble_boundary_late");
+    write(
+        dir.path(),
+        "yujing.toml",
+        &format!(
+            "pipelines = \"{}\"\n[replay]\nout = \"out\"\n[replay.inputs]\npolice_incident = \"{}\"\n",
+            case.join("pipelines").display(),
+            case.join("input/police_incident.jsonl").display()
+        ),
+    );
+    let out = yujing()
+        .args(["replay", "--quiet", "--config"])
+        .arg(dir.path().join("yujing.toml"))
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `out` is relative to the config file.
+    let got = std::fs::read_to_string(dir.path().join("out/windows.jsonl")).expect("windows");
+    let want = std::fs::read_to_string(case.join("expected/windows.jsonl")).expect("expected");
+    assert_eq!(got, want);
+
+    write(dir.path(), "bad.toml", "pipelines = \"p\"\ncolour = 1\n");
+    let out = yujing()
+        .args(["check", "--config"])
+        .arg(dir.path().join("bad.toml"))
+        .output()
+        .expect("check");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:2:1: unknown field `colour`"),
+        "{stderr}"
+    );
+}
