@@ -11,6 +11,7 @@ pub mod config;
 pub mod deadletter;
 pub mod decode;
 pub mod demo;
+pub mod detect;
 pub mod engine;
 pub mod error;
 pub mod pipeline;
