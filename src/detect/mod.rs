@@ -8,6 +8,7 @@
 //! This module holds the statistics only; series state, levels and alert lifecycle
 //! build on it.
 
+pub mod baseline;
 pub mod farrington;
 
 use serde::{Deserialize, Serialize};
