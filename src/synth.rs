@@ -13,7 +13,7 @@ use rand_distr::{Distribution, LogNormal, Normal, Poisson};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND, parse_rfc3339};
+use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND, parse_rfc3339, weekday};
 
 /// The feeds `gen` writes, in file order.
 pub const FEEDS: [&str; 4] = [
@@ -355,9 +355,7 @@ impl Generator {
     fn background(&mut self) {
         let s = self.opt.scale;
         for day in 0..self.opt.days as i64 {
-            // 1970-01-01 was a Thursday; Monday is weekday 0.
-            let local_day = (self.opt.start + day * DAY + 8 * HOUR).div_euclid(DAY);
-            let weekend = (local_day + 3).rem_euclid(7) >= 5;
+            let weekend = weekday(self.opt.start + day * DAY + 8 * HOUR) >= 5;
             for hour in 0..24 {
                 let t0 = self.opt.start + day * DAY + hour * HOUR;
                 let w = hour_weight(hour);

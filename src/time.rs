@@ -153,6 +153,11 @@ pub fn format_rfc3339(ms: Millis) -> String {
     out
 }
 
+/// Day of the week of a time, Monday = 0 … Sunday = 6 (1970-01-01 was a Thursday).
+pub fn weekday(ms: Millis) -> i64 {
+    (ms.div_euclid(DAY) + 3).rem_euclid(7)
+}
+
 /// Parses a duration: compact (`"90s"`, `"5m"`, `"1h30m"`, `"2d"`, `"500ms"`) or
 /// spelled out (`"10 minutes"`, `"1 hour"`, `"1 day 2 hours"`), as SQL intervals are.
 pub fn parse_duration(text: &str) -> Result<Millis, String> {

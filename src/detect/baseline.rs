@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{DAY, HOUR, Millis};
+use crate::time::{DAY, HOUR, Millis, weekday};
 
 /// How windows are matched with earlier ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -29,11 +29,8 @@ impl Seasonality {
         match self {
             Seasonality::None => 0,
             Seasonality::HourOfDay => local.rem_euclid(DAY) / HOUR,
-            // 1970-01-01 was a Thursday; Monday is 0.
-            Seasonality::DayOfWeek => (local.div_euclid(DAY) + 3).rem_euclid(7),
-            Seasonality::HourOfWeek => {
-                (local.div_euclid(DAY) + 3).rem_euclid(7) * 24 + local.rem_euclid(DAY) / HOUR
-            }
+            Seasonality::DayOfWeek => weekday(local),
+            Seasonality::HourOfWeek => weekday(local) * 24 + local.rem_euclid(DAY) / HOUR,
         }
     }
 }
