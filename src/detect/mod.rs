@@ -10,6 +10,7 @@
 
 pub mod baseline;
 pub mod farrington;
+pub mod series;
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{
