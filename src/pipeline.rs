@@ -8,19 +8,26 @@ use std::sync::Arc;
 
 use toml::de::{DeTable, DeValue};
 
+use arrow::datatypes::SchemaRef;
+use toml::Spanned;
+
+use crate::detect::config::Sections;
+use crate::detect::rule::CompiledRule;
 use crate::error::{Diagnostic, Diagnostics, line_col};
 use crate::query::{CompiledQuery, compile};
 use crate::schema::Catalog;
 use crate::time::{Millis, parse_duration};
 
 /// Keys a pipeline file may have.
-const KNOWN_KEYS: [&str; 6] = [
+const KNOWN_KEYS: [&str; 8] = [
     "name",
     "description",
     "sql",
     "lateness",
     "timezone",
     "enabled",
+    "detect",
+    "rule",
 ];
 
 /// A pipeline as written.
@@ -34,6 +41,8 @@ pub struct PipelineDef {
     /// UTC offset that window starts align to (e.g. `+08:00` for days starting at local midnight).
     pub utc_offset: Millis,
     pub enabled: bool,
+    /// `[detect]` and `[[rule]]`.
+    pub sections: Sections,
     /// Byte offset of the SQL text in the file and whether it can be mapped char for char.
     sql_offset: usize,
     text: Arc<str>,
@@ -44,6 +53,7 @@ pub struct PipelineDef {
 pub struct Pipeline {
     pub def: PipelineDef,
     pub query: Arc<CompiledQuery>,
+    pub rules: Vec<CompiledRule>,
 }
 
 impl PipelineDef {
@@ -80,15 +90,90 @@ impl PipelineDef {
 
     /// Plans the SQL; mistakes are located in the pipeline file.
     pub async fn compile(&self, catalog: &Catalog) -> Result<Pipeline, Vec<Diagnostic>> {
-        match compile(&self.sql, catalog).await {
-            Ok(q) => Ok(Pipeline {
-                def: self.clone(),
-                query: Arc::new(q),
-            }),
-            Err(errors) => Err(errors
+        let query = compile(&self.sql, catalog).await.map_err(|errors| {
+            errors
                 .into_iter()
                 .map(|e| self.sql_diag(e.line, e.col, e.message))
-                .collect()),
+                .collect::<Vec<_>>()
+        })?;
+        let rules = self.check_sections(&query.output_schema)?;
+        Ok(Pipeline {
+            def: self.clone(),
+            query: Arc::new(query),
+            rules,
+        })
+    }
+
+    /// Checks `[detect]` and `[[rule]]` against the query's result columns and plans the rules.
+    fn check_sections(&self, output: &SchemaRef) -> Result<Vec<CompiledRule>, Vec<Diagnostic>> {
+        let mut diags = Vec::new();
+        let column =
+            |name: &Spanned<String>, numeric: bool, diags: &mut Vec<Diagnostic>| match output
+                .field_with_name(name.get_ref())
+            {
+                Ok(f) if numeric && !f.data_type().is_numeric() => diags.push(self.diag_at(
+                    name.span().start,
+                    format!("`{}` is {}, not a number", name.get_ref(), f.data_type()),
+                )),
+                Ok(_) => {}
+                Err(_) => diags.push(self.diag_at(
+                    name.span().start,
+                    format!(
+                            "the query has no column `{}` (it has {})",
+                            name.get_ref(),
+                            output
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                )),
+            };
+        if let Some(d) = &self.sections.detect {
+            column(&d.value, true, &mut diags);
+            for k in d.key.iter().flatten() {
+                column(k, false, &mut diags);
+            }
+            if let Some(t) = &d.trials {
+                column(t, true, &mut diags);
+            }
+            for p in d.missing_parameters() {
+                diags.push(self.diag_at(d.method.span().start, format!("this method needs `{p}`")));
+            }
+            if !(d.alpha > 0.0 && d.alpha < 1.0) {
+                diags.push(self.diag_at(
+                    d.method.span().start,
+                    format!("alpha must be between 0 and 1, not {}", d.alpha),
+                ));
+            }
+        }
+        let mut rules = Vec::new();
+        for r in &self.sections.rule {
+            match crate::detect::rule::compile_condition(r.when.get_ref(), output) {
+                Ok(expr) => rules.push(CompiledRule {
+                    name: r.name.clone().unwrap_or_else(|| r.when.get_ref().clone()),
+                    level: r.level,
+                    expr,
+                }),
+                Err(e) => {
+                    let at = crate::query::locate(&e, r.when.get_ref());
+                    let start = string_content_start(&self.text, r.when.span().start);
+                    let col: usize = r
+                        .when
+                        .get_ref()
+                        .chars()
+                        .take(at.col.saturating_sub(1))
+                        .map(char::len_utf8)
+                        .sum();
+                    diags.push(self.diag_at(start + col, format!("in rule: {}", at.message)));
+                }
+            }
+        }
+        if diags.is_empty() {
+            Ok(rules)
+        } else {
+            Err(diags)
         }
     }
 }
@@ -136,6 +221,7 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
         lateness: 0,
         utc_offset: 0,
         enabled: true,
+        sections: Sections::default(),
         sql_offset: 0,
         text: shared,
     };
@@ -193,6 +279,8 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
                     }
                 }
             }
+            // Read below with their own types.
+            "detect" | "rule" => {}
             "enabled" => match value.get_ref() {
                 DeValue::Boolean(b) => def.enabled = *b,
                 _ => diags.push(at(vspan.start, "`enabled` must be true or false".into())),
@@ -205,6 +293,13 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
                 ),
             )),
         }
+    }
+    match toml::from_str::<Sections>(text) {
+        Ok(sections) => def.sections = sections,
+        Err(e) => diags.push(at(
+            e.span().map_or(0, |s| s.start),
+            format!("in [detect] or [[rule]]: {}", e.message().trim()),
+        )),
     }
     let end = text.len();
     if def.name.is_empty() && !diags.iter().any(|d| d.message.starts_with("name")) {

@@ -259,3 +259,55 @@ fn replay_reads_its_inputs_and_output_from_a_config_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_locates_mistakes_in_detect_and_rule_sections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sql = "sql = \"\"\"\nSELECT street, count(*) AS petitions, max(persons) AS persons\nFROM petition\nGROUP BY street, tumble(INTERVAL '1 day')\n\"\"\"\n";
+    write(
+        dir.path(),
+        "a.toml",
+        &format!(
+            "name = \"a\"\nlateness = \"1h\"\n{sql}[detect]\nvalue = \"petitons\"\nmethod = \"bayes\"\n\n[[rule]]\nwhen = \"persons >= \"\nlevel = \"yellow\"\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "b.toml",
+        &format!(
+            "name = \"b\"\nlateness = \"1h\"\n{sql}[detect]\nvalue = \"petitions\"\nmethod = \"bayes\"\nwindow = 3\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "name = \"c\"\nlateness = \"1h\"\n{sql}[[rule]]\nwhen = \"persons >= 5\"\nlevel = \"purple\"\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "ok.toml",
+        &format!(
+            "name = \"ok\"\nlateness = \"1h\"\n{sql}[detect]\nvalue = \"petitions\"\nkey = [\"street\"]\nmethod = \"poisson\"\nseasonality = \"day_of_week\"\nbaseline = 4\nlevels = {{ yellow = 0.001, red = 0.00001 }}\n\n[[rule]]\nwhen = \"persons >= 5\"\nlevel = \"yellow\"\n"
+        ),
+    );
+    let stderr = check_fails(dir.path());
+    let file = |n: &str| dir.path().join(n).display().to_string();
+    let has = |prefix: String, what: &str| {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(what)),
+            "missing `{prefix}` … `{what}` in:\n{stderr}"
+        )
+    };
+    has(format!("{}:9:9: ", file("a.toml")), "no column `petitons`");
+    has(format!("{}:13:9: ", file("a.toml")), "in rule");
+    has(
+        format!("{}:11:1: ", file("b.toml")),
+        "unknown field `window`",
+    );
+    has(format!("{}:10:9: ", file("c.toml")), "purple");
+    assert!(!stderr.contains("ok.toml"), "{stderr}");
+}

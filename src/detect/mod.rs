@@ -9,7 +9,9 @@
 //! build on it.
 
 pub mod baseline;
+pub mod config;
 pub mod farrington;
+pub mod rule;
 pub mod series;
 
 use serde::{Deserialize, Serialize};

@@ -353,7 +353,7 @@ fn find_partial(input: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>
 /// Finds where in the SQL an error happened: DataFusion's span when it gives one,
 /// a `Line: n, Column: m` in parser errors, or the first mention of a name the
 /// message quotes.
-fn locate(e: &DataFusionError, sql: &str) -> SqlError {
+pub(crate) fn locate(e: &DataFusionError, sql: &str) -> SqlError {
     let message = e.strip_backtrace().trim().replace('\n', " ");
     let message = message
         .strip_prefix("Error during planning: ")

@@ -1,0 +1,190 @@
+//! The `[detect]` and `[[rule]]` sections of a pipeline file: which column is
+//! watched, per which key, by which method with which parameters, how alarms are
+//! graded into levels, and fixed rules written as SQL conditions on the window row.
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::baseline::Seasonality;
+
+/// Warning levels, in the Chinese emergency convention: blue (IV) … red (I).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Blue,
+    Yellow,
+    Orange,
+    Red,
+}
+
+impl Level {
+    pub const ALL: [Level; 4] = [Level::Blue, Level::Yellow, Level::Orange, Level::Red];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Blue => "blue",
+            Level::Yellow => "yellow",
+            Level::Orange => "orange",
+            Level::Red => "red",
+        }
+    }
+}
+
+/// Detection methods; the names are a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Threshold,
+    Zscore,
+    Ewma,
+    Cusum,
+    Poisson,
+    Negbin,
+    Bayes,
+    EarsC1,
+    EarsC2,
+    EarsC3,
+    Farrington,
+    Binomial,
+}
+
+impl Method {
+    /// Methods whose alarms carry a p-value; their levels are p-value cut-offs.
+    pub fn has_p_value(self) -> bool {
+        matches!(
+            self,
+            Method::Zscore | Method::Poisson | Method::Negbin | Method::Bayes | Method::Binomial
+        )
+    }
+}
+
+/// Cut-offs that grade an alarm: for methods with a p-value, the largest p-value of
+/// each level; for the others, the smallest score. A window beyond the alarm line
+/// that meets no cut-off is blue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Levels {
+    pub yellow: Option<f64>,
+    pub orange: Option<f64>,
+    pub red: Option<f64>,
+}
+
+impl Levels {
+    /// The level of an alarm with this p-value (or score).
+    pub fn grade(&self, method: Method, p_value: Option<f64>, score: f64) -> Level {
+        let meets = |cut: Option<f64>| match (cut, method.has_p_value(), p_value) {
+            (Some(c), true, Some(p)) => p <= c,
+            (Some(c), false, _) => score >= c,
+            _ => false,
+        };
+        [
+            (Level::Red, self.red),
+            (Level::Orange, self.orange),
+            (Level::Yellow, self.yellow),
+        ]
+        .into_iter()
+        .find(|(_, cut)| meets(*cut))
+        .map_or(Level::Blue, |(level, _)| level)
+    }
+}
+
+fn default_alpha() -> f64 {
+    0.01
+}
+
+/// `[detect]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// The column watched.
+    pub value: Spanned<String>,
+    /// Columns that identify a series; default: the other non-window columns.
+    pub key: Option<Vec<Spanned<String>>>,
+    pub method: Spanned<Method>,
+    /// The alarm line: nothing is raised unless beyond the method's 1 − alpha limit.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// How many past windows form the baseline.
+    pub baseline: Option<usize>,
+    /// How many of the most recent windows to leave out of the baseline.
+    #[serde(default)]
+    pub guard: usize,
+    #[serde(default)]
+    pub seasonality: Seasonality,
+    #[serde(default)]
+    pub min_sigma: f64,
+    /// EWMA smoothing λ and limit width L.
+    pub lambda: Option<f64>,
+    #[serde(rename = "L")]
+    pub l: Option<f64>,
+    /// `threshold` bounds.
+    pub upper: Option<f64>,
+    pub lower: Option<f64>,
+    /// CUSUM: the shift to detect (as a ratio of the in-control mean) and the decision limit.
+    pub shift: Option<f64>,
+    pub h: Option<f64>,
+    /// EARS: the statistic's alarm limit (CDC: 3 for C1 and C2, 2 for C3).
+    pub limit: Option<f64>,
+    /// `binomial`: the column holding the number of trials.
+    pub trials: Option<Spanned<String>>,
+    #[serde(default)]
+    pub levels: Levels,
+}
+
+/// `[[rule]]`: a fixed line, e.g. `when = "persons >= 5"`, `level = "yellow"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub when: Spanned<String>,
+    pub level: Level,
+    /// Names the rule in alerts; default: its condition.
+    pub name: Option<String>,
+}
+
+/// The detection sections of a pipeline file.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Sections {
+    pub detect: Option<DetectConfig>,
+    #[serde(default)]
+    pub rule: Vec<RuleConfig>,
+}
+
+impl DetectConfig {
+    /// Parameters a method needs that the section does not give.
+    pub fn missing_parameters(&self) -> Vec<&'static str> {
+        let m = *self.method.get_ref();
+        let mut missing = Vec::new();
+        if m == Method::Threshold && self.upper.is_none() && self.lower.is_none() {
+            missing.push("upper or lower");
+        }
+        if m == Method::Binomial && self.trials.is_none() {
+            missing.push("trials");
+        }
+        missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_grade_by_p_value_or_score() {
+        let l = Levels {
+            yellow: Some(1e-3),
+            orange: Some(1e-4),
+            red: Some(1e-6),
+        };
+        assert_eq!(l.grade(Method::Poisson, Some(5e-3), 0.0), Level::Blue);
+        assert_eq!(l.grade(Method::Poisson, Some(5e-4), 0.0), Level::Yellow);
+        assert_eq!(l.grade(Method::Poisson, Some(1e-7), 0.0), Level::Red);
+        let s = Levels {
+            yellow: Some(4.0),
+            orange: Some(6.0),
+            red: None,
+        };
+        assert_eq!(s.grade(Method::EarsC1, None, 5.0), Level::Yellow);
+        assert_eq!(s.grade(Method::EarsC1, None, 60.0), Level::Orange);
+        assert!(Level::Red > Level::Orange && Level::Blue < Level::Yellow);
+    }
+}
