@@ -6,6 +6,7 @@
 //! [`pipeline`] reads the analyst's pipeline files, [`engine`] drives the stages,
 //! [`gen`] makes synthetic feeds, and [`replay`] / [`demo`] / [`check`] are the commands.
 
+pub mod alert;
 pub mod bench_feed;
 pub mod config;
 pub mod deadletter;

@@ -129,6 +129,19 @@ pub struct DetectConfig {
     pub trials: Option<Spanned<String>>,
     #[serde(default)]
     pub levels: Levels,
+    /// Consecutive anomalous windows before an alert fires.
+    #[serde(rename = "for", default = "one")]
+    pub for_windows: usize,
+    /// Normal windows an alert keeps firing for before it resolves.
+    #[serde(default)]
+    pub keep_firing_for: usize,
+    /// Windows after a resolution in which a new anomaly reopens the same incident.
+    #[serde(default)]
+    pub cooldown: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// `[[rule]]`: a fixed line, e.g. `when = "persons >= 5"`, `level = "yellow"`.
@@ -159,6 +172,9 @@ impl DetectConfig {
         }
         if m == Method::Binomial && self.trials.is_none() {
             missing.push("trials");
+        }
+        if self.for_windows == 0 {
+            missing.push("`for` of at least 1");
         }
         missing
     }

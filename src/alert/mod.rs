@@ -1,0 +1,315 @@
+//! Alerts: what a pipeline raises when a key's window is anomalous, and their
+//! lifecycle, in the manner of Prometheus and Grafana — pending until the anomaly
+//! has lasted `for` windows, firing, escalated when the level rises, held (no
+//! repeat) while it stays anomalous, resolved after `keep_firing_for` normal
+//! windows, and reopened as the same incident if it returns within `cooldown`.
+//!
+//! Ids are deterministic: an alert's from pipeline, key and window; an incident's
+//! from pipeline, key and the window its episode began in. A replay or a restart
+//! therefore never creates a second one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::detect::config::Level;
+use crate::time::{Millis, format_rfc3339};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+/// One alert event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub alert_id: String,
+    pub incident_id: String,
+    pub status: Status,
+    pub level: Level,
+    pub pipeline: String,
+    pub feeds: Vec<String>,
+    pub key: Map<String, Value>,
+    pub window_start: String,
+    pub window_end: String,
+    pub value: f64,
+    pub expected: Option<f64>,
+    pub threshold: Option<f64>,
+    pub score: Option<f64>,
+    pub p_value: Option<f64>,
+    pub method: String,
+    pub summary: String,
+}
+
+/// What the detector found for one key in one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub key: String,
+    pub labels: Map<String, Value>,
+    pub start: Millis,
+    pub end: Millis,
+    pub value: f64,
+    pub expected: Option<f64>,
+    pub threshold: Option<f64>,
+    pub score: Option<f64>,
+    pub p_value: Option<f64>,
+    pub method: String,
+    /// `None`: the window is normal for this key.
+    pub level: Option<Level>,
+}
+
+/// Lifecycle settings, in windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub for_windows: usize,
+    pub keep_firing_for: usize,
+    pub cooldown: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            for_windows: 1,
+            keep_firing_for: 0,
+            cooldown: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Episode {
+    incident_id: String,
+    level: Level,
+    /// Consecutive anomalous windows so far (until firing).
+    anomalous: usize,
+    firing: bool,
+    /// Normal windows since the last anomalous one.
+    normal: usize,
+    resolved: bool,
+}
+
+/// Alert state of one pipeline, per key. Serialisable for checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    episodes: BTreeMap<String, Episode>,
+}
+
+/// A short, stable id from its parts.
+pub fn stable_id(parts: &[&str]) -> String {
+    let mut h = blake3::Hasher::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(&[0]);
+    }
+    h.finalize().to_hex()[..24].to_string()
+}
+
+impl Lifecycle {
+    /// Takes the findings of one window (every known key, in key order) and returns the alerts it raises.
+    pub fn step(
+        &mut self,
+        pipeline: &str,
+        feeds: &[String],
+        timing: Timing,
+        findings: &[Finding],
+    ) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for f in findings {
+            let ep = self.episodes.get_mut(&f.key);
+            match (f.level, ep) {
+                (Some(level), None) => {
+                    let mut ep = Episode {
+                        incident_id: stable_id(&[pipeline, &f.key, &f.start.to_string()]),
+                        level,
+                        anomalous: 1,
+                        firing: false,
+                        normal: 0,
+                        resolved: false,
+                    };
+                    if ep.anomalous >= timing.for_windows {
+                        ep.firing = true;
+                        out.push(alert(pipeline, feeds, f, &ep, Status::Firing));
+                    }
+                    self.episodes.insert(f.key.clone(), ep);
+                }
+                (Some(level), Some(ep)) => {
+                    ep.normal = 0;
+                    if ep.resolved {
+                        // Back within the cool-down: the same incident, firing again.
+                        ep.resolved = false;
+                        ep.firing = true;
+                        ep.level = level;
+                        out.push(alert(pipeline, feeds, f, ep, Status::Firing));
+                    } else if !ep.firing {
+                        ep.anomalous += 1;
+                        ep.level = ep.level.max(level);
+                        if ep.anomalous >= timing.for_windows {
+                            ep.firing = true;
+                            out.push(alert(pipeline, feeds, f, ep, Status::Firing));
+                        }
+                    } else if level > ep.level {
+                        ep.level = level;
+                        out.push(alert(pipeline, feeds, f, ep, Status::Firing));
+                    }
+                }
+                (None, Some(ep)) => {
+                    ep.normal += 1;
+                    if ep.resolved {
+                        if ep.normal > timing.cooldown {
+                            self.episodes.remove(&f.key);
+                        }
+                    } else if !ep.firing {
+                        self.episodes.remove(&f.key);
+                    } else if ep.normal > timing.keep_firing_for {
+                        ep.firing = false;
+                        ep.resolved = true;
+                        ep.normal = 0;
+                        out.push(alert(pipeline, feeds, f, ep, Status::Resolved));
+                        if timing.cooldown == 0 {
+                            self.episodes.remove(&f.key);
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        out
+    }
+}
+
+fn alert(pipeline: &str, feeds: &[String], f: &Finding, ep: &Episode, status: Status) -> Alert {
+    let labels: Vec<String> = f
+        .labels
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    let summary = match status {
+        Status::Firing => format!(
+            "{} {}: {} is {}{} ({}, {} – {})",
+            ep.level.as_str(),
+            pipeline,
+            labels.join(", "),
+            f.value,
+            f.expected
+                .map_or(String::new(), |e| format!(", expected {e:.2}")),
+            f.method,
+            format_rfc3339(f.start),
+            format_rfc3339(f.end)
+        ),
+        Status::Resolved => format!(
+            "resolved {}: {} back to normal ({})",
+            pipeline,
+            labels.join(", "),
+            f.value
+        ),
+    };
+    Alert {
+        alert_id: stable_id(&[
+            pipeline,
+            &f.key,
+            &f.start.to_string(),
+            &format!("{status:?}"),
+        ]),
+        incident_id: ep.incident_id.clone(),
+        status,
+        level: ep.level,
+        pipeline: pipeline.to_string(),
+        feeds: feeds.to_vec(),
+        key: f.labels.clone(),
+        window_start: format_rfc3339(f.start),
+        window_end: format_rfc3339(f.end),
+        value: f.value,
+        expected: f.expected,
+        threshold: f.threshold,
+        score: f.score,
+        p_value: f.p_value,
+        method: f.method.clone(),
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(start: Millis, level: Option<Level>) -> Finding {
+        Finding {
+            key: "[\"a\"]".into(),
+            labels: Map::from_iter([("grid_id".to_string(), Value::String("a".into()))]),
+            start,
+            end: start + 10,
+            value: 1.0,
+            expected: None,
+            threshold: None,
+            score: None,
+            p_value: None,
+            method: "test".into(),
+            level,
+        }
+    }
+
+    fn run(timing: Timing, levels: &[Option<Level>]) -> Vec<(Millis, Status, Level, String)> {
+        let mut lc = Lifecycle::default();
+        let mut out = Vec::new();
+        for (i, l) in levels.iter().enumerate() {
+            for a in lc.step("p", &[], timing, &[finding(i as Millis * 10, *l)]) {
+                out.push((i as Millis * 10, a.status, a.level, a.incident_id));
+            }
+        }
+        out
+    }
+
+    const Y: Option<Level> = Some(Level::Yellow);
+    const R: Option<Level> = Some(Level::Red);
+
+    #[test]
+    fn fires_once_escalates_and_resolves() {
+        let a = run(Timing::default(), &[None, Y, Y, R, R, None, None]);
+        let shape: Vec<_> = a.iter().map(|(t, s, l, _)| (*t, *s, *l)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (10, Status::Firing, Level::Yellow),
+                (30, Status::Firing, Level::Red),
+                (50, Status::Resolved, Level::Red),
+            ]
+        );
+        assert!(a.iter().all(|x| x.3 == a[0].3), "one incident");
+    }
+
+    #[test]
+    fn for_keep_firing_for_and_cooldown() {
+        let t = Timing {
+            for_windows: 2,
+            keep_firing_for: 1,
+            cooldown: 2,
+        };
+        // One anomalous window is not enough; two are.
+        let a = run(
+            t,
+            &[Y, None, Y, Y, None, Y, None, None, None, None, None, Y, Y],
+        );
+        let shape: Vec<_> = a.iter().map(|(t, s, _, _)| (*t, *s)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (30, Status::Firing), // the second consecutive anomalous window
+                // 40 is within keep_firing_for and 50 is anomalous again: no repeat
+                (70, Status::Resolved), // two normal windows (60, 70) > keep_firing_for
+                (120, Status::Firing), // after more than `cooldown` normal windows: a new incident, again after `for`
+            ]
+        );
+        assert_ne!(a[0].3, a[2].3);
+        // Back within the cool-down: the same incident reopens.
+        let b = run(t, &[Y, Y, None, None, Y]);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b[2].1, Status::Firing);
+        assert_eq!(b[0].3, b[2].3);
+    }
+}
