@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use crate::deadletter::{DeadLetter, Reason};
 use crate::decode::{DecodeOptions, Decoder};
+use crate::detect::runner::PipelineDetector;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
+use crate::query::WindowSpec;
 use crate::query::tables::feed_table_schema;
 use crate::schema::Catalog;
 use crate::sink::Sink;
@@ -28,12 +30,45 @@ pub struct EngineStats {
     pub dead_letters: u64,
     pub windows: u64,
     pub window_rows: u64,
+    pub alerts: u64,
 }
 
 struct RunningPipeline {
     pipeline: Pipeline,
     name: Arc<str>,
     operator: WindowOperator,
+    detector: Option<PipelineDetector>,
+}
+
+impl RunningPipeline {
+    /// Writes closed windows and runs the pipeline's detector over them.
+    fn emit(
+        &mut self,
+        stats: &mut EngineStats,
+        sink: &mut dyn Sink,
+        windows: &[WindowResult],
+    ) -> Result<()> {
+        for w in windows {
+            // A window whose rows were all filtered out has nothing to show, but its
+            // keys were quiet in it.
+            if w.num_rows() > 0 {
+                stats.windows += 1;
+                stats.window_rows += w.num_rows() as u64;
+                sink.window(w, self.pipeline.query.ordered)?;
+            }
+            if let Some(d) = &mut self.detector {
+                let alerts = d.on_window(w).map_err(|source| Error::Query {
+                    pipeline: self.name.to_string(),
+                    source,
+                })?;
+                for a in &alerts {
+                    stats.alerts += 1;
+                    sink.alert(a)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 pub struct Engine {
@@ -72,10 +107,25 @@ impl Engine {
                     -p.def.utc_offset,
                     table_schemas.clone(),
                 );
+                let slide = match p.query.window {
+                    WindowSpec::Tumble { width } => width,
+                    WindowSpec::Hop { slide, .. } => slide,
+                    WindowSpec::Session { gap } => gap,
+                };
+                let detector = PipelineDetector::new(
+                    &p.def.name,
+                    p.query.feeds.iter().cloned().collect(),
+                    p.def.sections.detect.clone(),
+                    p.rules.clone(),
+                    &p.query.output_schema,
+                    slide,
+                    p.def.utc_offset,
+                );
                 RunningPipeline {
                     pipeline: p,
                     name,
                     operator,
+                    detector,
                 }
             })
             .collect();
@@ -188,12 +238,7 @@ impl Engine {
                 sink.dead_letter(&dead)?;
                 self.stats.dead_letters += 1;
             }
-            emit(
-                &mut self.stats,
-                sink,
-                &emitted.windows,
-                p.pipeline.query.ordered,
-            )?;
+            p.emit(&mut self.stats, sink, &emitted.windows)?;
         }
         Ok(max_time)
     }
@@ -208,7 +253,7 @@ impl Engine {
                     pipeline: p.name.to_string(),
                     source,
                 })?;
-            emit(&mut self.stats, sink, &windows, p.pipeline.query.ordered)?;
+            p.emit(&mut self.stats, sink, &windows)?;
         }
         Ok(())
     }
@@ -220,23 +265,8 @@ impl Engine {
                 pipeline: p.name.to_string(),
                 source,
             })?;
-            emit(&mut self.stats, sink, &windows, p.pipeline.query.ordered)?;
+            p.emit(&mut self.stats, sink, &windows)?;
         }
         Ok(())
     }
-}
-
-fn emit(
-    stats: &mut EngineStats,
-    sink: &mut dyn Sink,
-    windows: &[WindowResult],
-    ordered: bool,
-) -> Result<()> {
-    // A window whose rows were all filtered out has nothing to say.
-    for w in windows.iter().filter(|w| w.num_rows() > 0) {
-        stats.windows += 1;
-        stats.window_rows += w.num_rows() as u64;
-        sink.window(w, ordered)?;
-    }
-    Ok(())
 }

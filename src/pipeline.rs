@@ -97,6 +97,13 @@ impl PipelineDef {
                 .collect::<Vec<_>>()
         })?;
         let rules = self.check_sections(&query.output_schema)?;
+        let detects = self.sections.detect.is_some() || !self.sections.rule.is_empty();
+        if detects && matches!(query.window, crate::query::WindowSpec::Session { .. }) {
+            return Err(vec![self.diag_at(
+                self.sql_offset,
+                "detection compares windows of a regular series: use tumble or hop".into(),
+            )]);
+        }
         Ok(Pipeline {
             def: self.clone(),
             query: Arc::new(query),
@@ -140,6 +147,15 @@ impl PipelineDef {
             }
             for p in d.missing_parameters() {
                 diags.push(self.diag_at(d.method.span().start, format!("this method needs `{p}`")));
+            }
+            if matches!(
+                d.method.get_ref(),
+                crate::detect::config::Method::Farrington | crate::detect::config::Method::Binomial
+            ) {
+                diags.push(self.diag_at(
+                    d.method.span().start,
+                    "this method is not available yet; use poisson, negbin, bayes, ears_c1..c3, zscore, ewma, cusum or threshold".into(),
+                ));
             }
             if !(d.alpha > 0.0 && d.alpha < 1.0) {
                 diags.push(self.diag_at(

@@ -13,6 +13,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Map, Number, Value};
 
+use crate::alert::Alert;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::query::tables::{WINDOW_END, WINDOW_START};
@@ -24,6 +25,10 @@ pub trait Sink {
     /// One closed window's rows; `ordered` says the query ordered them itself.
     fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()>;
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()>;
+    /// An alert raised by a pipeline's detector or rules.
+    fn alert(&mut self, _alert: &Alert) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The JSON objects of a window's rows: `pipeline`, `window_start`, `window_end`,
@@ -178,6 +183,7 @@ pub struct JsonlSink {
     dir: PathBuf,
     windows: BufWriter<File>,
     dead: BufWriter<File>,
+    alerts: BufWriter<File>,
     pub window_rows: u64,
     pub dead_letters: u64,
 }
@@ -195,6 +201,7 @@ impl JsonlSink {
             dir: dir.to_path_buf(),
             windows: open("windows.jsonl")?,
             dead: open("dead_letters.jsonl")?,
+            alerts: open("alerts.jsonl")?,
             window_rows: 0,
             dead_letters: 0,
         })
@@ -203,6 +210,7 @@ impl JsonlSink {
     pub fn flush(&mut self) -> Result<()> {
         let dir = self.dir.clone();
         self.windows.flush().map_err(|e| Error::io(&dir, e))?;
+        self.alerts.flush().map_err(|e| Error::io(&dir, e))?;
         self.dead.flush().map_err(|e| Error::io(&dir, e))
     }
 }
@@ -228,6 +236,13 @@ impl Sink for JsonlSink {
         self.dead_letters += 1;
         Ok(())
     }
+
+    fn alert(&mut self, alert: &Alert) -> Result<()> {
+        serde_json::to_writer(&mut self.alerts, alert).map_err(|e| Error::Other(e.to_string()))?;
+        self.alerts
+            .write_all(b"\n")
+            .map_err(|e| Error::io(&self.dir, e))
+    }
 }
 
 /// Keeps everything in memory (demo, tests).
@@ -235,6 +250,7 @@ impl Sink for JsonlSink {
 pub struct MemorySink {
     pub windows: Vec<(WindowResult, bool)>,
     pub dead: Vec<DeadLetter>,
+    pub alerts: Vec<Alert>,
 }
 
 impl Sink for MemorySink {
@@ -245,6 +261,11 @@ impl Sink for MemorySink {
 
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
         self.dead.push(dead.clone());
+        Ok(())
+    }
+
+    fn alert(&mut self, alert: &Alert) -> Result<()> {
+        self.alerts.push(alert.clone());
         Ok(())
     }
 }

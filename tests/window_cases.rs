@@ -44,6 +44,17 @@ fn project_dead_letter(line: &str) -> Value {
     })
 }
 
+fn project_alert(line: &str) -> Value {
+    let v: Value = serde_json::from_str(line).expect("alert is JSON");
+    json!({
+        "status": v["status"],
+        "level": v["level"],
+        "key": v["key"],
+        "window_start": v["window_start"],
+        "method": v["method"],
+    })
+}
+
 fn run_case(dir: &Path, out: &Path) {
     let rt = Arc::new(
         tokio::runtime::Builder::new_current_thread()
@@ -110,6 +121,23 @@ fn window_cases_match_their_expected_output() {
             .iter()
             .map(|l| serde_json::from_str(l).expect("expected dead letter is JSON"))
             .collect();
+        let alerts_file = expected_dir.join("alerts.jsonl");
+        if alerts_file.exists() {
+            let got: Vec<Value> = lines(&out.path().join("alerts.jsonl"))
+                .iter()
+                .map(|l| project_alert(l))
+                .collect();
+            let want: Vec<Value> = lines(&alerts_file)
+                .iter()
+                .map(|l| serde_json::from_str(l).expect("expected alert is JSON"))
+                .collect();
+            if got != want {
+                failures.push(format!(
+                    "{}: alerts\n got: {got:#?}\nwant: {want:#?}",
+                    dir.display()
+                ));
+            }
+        }
         if windows != want_windows {
             failures.push(format!(
                 "{}: windows\n got: {windows:#?}\nwant: {want_windows:#?}",
@@ -133,7 +161,7 @@ fn replay_is_deterministic_byte_for_byte() {
         let b = tempfile::tempdir().expect("tempdir");
         run_case(&dir, a.path());
         run_case(&dir, b.path());
-        for f in ["windows.jsonl", "dead_letters.jsonl"] {
+        for f in ["windows.jsonl", "dead_letters.jsonl", "alerts.jsonl"] {
             let x = std::fs::read(a.path().join(f)).expect("read");
             let y = std::fs::read(b.path().join(f)).expect("read");
             assert_eq!(x, y, "{}: {f} differs between runs", dir.display());

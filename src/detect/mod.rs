@@ -12,6 +12,7 @@ pub mod baseline;
 pub mod config;
 pub mod farrington;
 pub mod rule;
+pub mod runner;
 pub mod series;
 
 use serde::{Deserialize, Serialize};
