@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::alert::{Alert, Status};
 use crate::deadletter::{DeadLetter, Reason};
 use crate::decode::DecodeOptions;
+use crate::detect::config::Level;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::pipeline::Pipeline;
@@ -32,6 +34,7 @@ struct PipelineSummary {
 #[derive(Default)]
 struct Summary {
     windows: BTreeMap<String, PipelineSummary>,
+    alerts: Vec<Alert>,
     dead: BTreeMap<Reason, u64>,
 }
 
@@ -80,6 +83,11 @@ impl Sink for Summary {
 
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
         *self.dead.entry(dead.reason).or_default() += 1;
+        Ok(())
+    }
+
+    fn alert(&mut self, alert: &Alert) -> Result<()> {
+        self.alerts.push(alert.clone());
         Ok(())
     }
 }
@@ -131,6 +139,54 @@ pub fn run(
         }
         for (_, line) in &p.top {
             let _ = writeln!(out, "    {line}");
+        }
+    }
+    let firing: Vec<&Alert> = summary
+        .alerts
+        .iter()
+        .filter(|a| a.status == Status::Firing)
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nalerts: {} firing, {} resolved",
+        firing.len(),
+        summary.alerts.len() - firing.len()
+    );
+    // Orange and red in full; blue and yellow counted per pipeline.
+    for level in Level::ALL.iter().rev() {
+        if *level < Level::Orange {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for a in firing.iter().filter(|a| a.level == *level) {
+                *counts.entry(a.pipeline.as_str()).or_default() += 1;
+            }
+            for (pipeline, n) in counts {
+                let _ = writeln!(out, "    {:<6} {pipeline:<28} {n} alerts", level.as_str());
+            }
+            continue;
+        }
+        for a in firing.iter().filter(|a| a.level == *level) {
+            let keys: Vec<String> = a
+                .key
+                .values()
+                .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+                .collect();
+            let local = |t: &str| {
+                crate::time::parse_rfc3339(t).map_or(t.to_string(), |ms| {
+                    format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ")
+                })
+            };
+            let _ = writeln!(
+                out,
+                "    {:<6} {:<28} {}  {}  value {}{}  ({})",
+                a.level.as_str(),
+                a.pipeline,
+                local(&a.window_start),
+                keys.join(" "),
+                trim_float(a.value),
+                a.expected
+                    .map_or(String::new(), |e| format!(", expected {e:.2}")),
+                a.method
+            );
         }
     }
     let _ = writeln!(out, "\ndead letters by reason:");

@@ -53,7 +53,8 @@ enum Command {
     Demo {
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        #[arg(long, default_value_t = 7)]
+        /// Days of data: two weeks give the daily baselines a week of history.
+        #[arg(long, default_value_t = 14)]
         days: u32,
     },
     /// Run the pipelines over JSON-lines files.

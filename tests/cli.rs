@@ -215,6 +215,13 @@ fn demo_shows_windows_over_the_injected_incidents() {
         .expect("count");
     assert!(n >= 25, "{top}");
     assert!(text.contains("late"), "{text}");
+    // The spike raises a red alert from the hourly Poisson baseline.
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("red")
+            && l.contains("police_grid_hour")
+            && l.contains("value 25")),
+        "{text}"
+    );
 }
 
 #[test]

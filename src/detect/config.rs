@@ -129,6 +129,10 @@ pub struct DetectConfig {
     pub trials: Option<Spanned<String>>,
     #[serde(default)]
     pub levels: Levels,
+    /// No alarm below this value, however unusual (a volume floor, like Farrington's
+    /// `limit54`): one post on a topic that had none is not a burst.
+    #[serde(default)]
+    pub min_value: f64,
     /// Consecutive anomalous windows before an alert fires.
     #[serde(rename = "for", default = "one")]
     pub for_windows: usize,

@@ -162,7 +162,7 @@ impl PipelineDetector {
                         .unwrap_or_else(|| labels_of(&point.key, &self.key_columns));
                     let rule = entry.and_then(|e| e.2.clone());
                     let method_level = verdict
-                        .filter(|v| v.alarm)
+                        .filter(|v| v.alarm && point.value >= c.min_value)
                         .map(|v| c.levels.grade(*c.method.get_ref(), v.p_value, v.score));
                     let level = method_level.max(rule.as_ref().map(|r| r.0));
                     let method = match (&rule, method_level) {
