@@ -1,4 +1,4 @@
-//! `yujing demo`: the embedded default. Generates a week of the four feeds in
+//! `yujing demo`: the embedded default. Generates two weeks of the four feeds in
 //! memory (with injected incidents, some late and some malformed records), runs
 //! the shipped pipelines over them, and prints what the windows show.
 

@@ -32,11 +32,12 @@ impl std::fmt::Display for ReplaySummary {
         let s = &self.stats;
         write!(
             f,
-            "replay: {} events ({} records), {} windows ({} rows), {} dead letters, {} partially late, {:.0} events/s in {:.2}s",
+            "replay: {} events ({} records), {} windows ({} rows), {} alerts, {} dead letters, {} partially late, {:.0} events/s in {:.2}s",
             s.events,
             s.records,
             s.windows,
             s.window_rows,
+            s.alerts,
             s.dead_letters,
             self.partially_late,
             s.records as f64 / self.seconds.max(1e-9),
