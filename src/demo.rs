@@ -182,10 +182,11 @@ pub fn run(
                 a.pipeline,
                 local(&a.window_start),
                 keys.join(" "),
-                trim_float(a.value),
-                a.expected
+                trim_float(a.measure.value),
+                a.measure
+                    .expected
                     .map_or(String::new(), |e| format!(", expected {e:.2}")),
-                a.method
+                a.measure.method
             );
         }
     }

@@ -23,6 +23,17 @@ pub enum Status {
     Resolved,
 }
 
+/// What was measured for a key in a window, and by which method.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Measure {
+    pub value: f64,
+    pub expected: Option<f64>,
+    pub threshold: Option<f64>,
+    pub score: Option<f64>,
+    pub p_value: Option<f64>,
+    pub method: String,
+}
+
 /// One alert event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
@@ -35,12 +46,8 @@ pub struct Alert {
     pub key: Map<String, Value>,
     pub window_start: String,
     pub window_end: String,
-    pub value: f64,
-    pub expected: Option<f64>,
-    pub threshold: Option<f64>,
-    pub score: Option<f64>,
-    pub p_value: Option<f64>,
-    pub method: String,
+    #[serde(flatten)]
+    pub measure: Measure,
     pub summary: String,
 }
 
@@ -51,12 +58,7 @@ pub struct Finding {
     pub labels: Map<String, Value>,
     pub start: Millis,
     pub end: Millis,
-    pub value: f64,
-    pub expected: Option<f64>,
-    pub threshold: Option<f64>,
-    pub score: Option<f64>,
-    pub p_value: Option<f64>,
-    pub method: String,
+    pub measure: Measure,
     /// `None`: the window is normal for this key.
     pub level: Option<Level>,
 }
@@ -195,10 +197,11 @@ fn alert(pipeline: &str, feeds: &[String], f: &Finding, ep: &Episode, status: St
             ep.level.as_str(),
             pipeline,
             labels.join(", "),
-            f.value,
-            f.expected
+            f.measure.value,
+            f.measure
+                .expected
                 .map_or(String::new(), |e| format!(", expected {e:.2}")),
-            f.method,
+            f.measure.method,
             format_rfc3339(f.start),
             format_rfc3339(f.end)
         ),
@@ -206,7 +209,7 @@ fn alert(pipeline: &str, feeds: &[String], f: &Finding, ep: &Episode, status: St
             "resolved {}: {} back to normal ({})",
             pipeline,
             labels.join(", "),
-            f.value
+            f.measure.value
         ),
     };
     Alert {
@@ -224,12 +227,7 @@ fn alert(pipeline: &str, feeds: &[String], f: &Finding, ep: &Episode, status: St
         key: f.labels.clone(),
         window_start: format_rfc3339(f.start),
         window_end: format_rfc3339(f.end),
-        value: f.value,
-        expected: f.expected,
-        threshold: f.threshold,
-        score: f.score,
-        p_value: f.p_value,
-        method: f.method.clone(),
+        measure: f.measure.clone(),
         summary,
     }
 }
@@ -244,12 +242,14 @@ mod tests {
             labels: Map::from_iter([("grid_id".to_string(), Value::String("a".into()))]),
             start,
             end: start + 10,
-            value: 1.0,
-            expected: None,
-            threshold: None,
-            score: None,
-            p_value: None,
-            method: "test".into(),
+            measure: Measure {
+                value: 1.0,
+                expected: None,
+                threshold: None,
+                score: None,
+                p_value: None,
+                method: "test".into(),
+            },
             level,
         }
     }

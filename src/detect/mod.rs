@@ -149,6 +149,17 @@ impl Cusum {
     }
 }
 
+/// A verdict from an upper-tail probability: the score is −log₁₀ p.
+fn tail_verdict(expected: f64, threshold: f64, p: f64, alarm: bool) -> Verdict {
+    Verdict {
+        expected,
+        threshold,
+        score: -p.max(f64::MIN_POSITIVE).log10(),
+        p_value: Some(p),
+        alarm,
+    }
+}
+
 /// Upper-tail P(X ≥ y) of a discrete distribution.
 fn upper_tail<D: DiscreteCDF<u64, f64>>(d: &D, y: f64) -> f64 {
     if y <= 0.0 {
@@ -167,13 +178,12 @@ pub fn poisson(baseline: &[f64], y: f64, alpha: f64) -> Option<Verdict> {
     let lambda = (baseline.iter().sum::<f64>() / baseline.len() as f64).max(1e-9);
     let d = Poisson::new(lambda).ok()?;
     let p = upper_tail(&d, y);
-    Some(Verdict {
-        expected: lambda,
-        threshold: d.inverse_cdf(1.0 - alpha) as f64,
-        score: -p.max(f64::MIN_POSITIVE).log10(),
-        p_value: Some(p),
-        alarm: p < alpha,
-    })
+    Some(tail_verdict(
+        lambda,
+        d.inverse_cdf(1.0 - alpha) as f64,
+        p,
+        p < alpha,
+    ))
 }
 
 /// Negative-binomial exceedance with mean and variance from the baseline (method of
@@ -190,13 +200,12 @@ pub fn negbin(baseline: &[f64], y: f64, alpha: f64) -> Option<Verdict> {
     let r = mean * mean / (var - mean);
     let d = NegativeBinomial::new(r, r / (r + mean)).ok()?;
     let p = upper_tail(&d, y);
-    Some(Verdict {
-        expected: mean,
-        threshold: d.inverse_cdf(1.0 - alpha) as f64,
-        score: -p.max(f64::MIN_POSITIVE).log10(),
-        p_value: Some(p),
-        alarm: p < alpha,
-    })
+    Some(tail_verdict(
+        mean,
+        d.inverse_cdf(1.0 - alpha) as f64,
+        p,
+        p < alpha,
+    ))
 }
 
 /// Bayes (`algo.bayes`): with a Poisson likelihood and the Jeffreys-like gamma prior,
@@ -211,13 +220,7 @@ pub fn bayes(baseline: &[f64], y: f64, alpha: f64) -> Option<Verdict> {
     let d = NegativeBinomial::new(sum + 0.5, n / (n + 1.0)).ok()?;
     let upper = d.inverse_cdf(1.0 - alpha) as f64;
     let p = upper_tail(&d, y);
-    Some(Verdict {
-        expected: (sum + 0.5) / n,
-        threshold: upper,
-        score: -p.max(f64::MIN_POSITIVE).log10(),
-        p_value: Some(p),
-        alarm: y > upper,
-    })
+    Some(tail_verdict((sum + 0.5) / n, upper, p, y > upper))
 }
 
 /// Binomial exceedance for shares: `k` of `n` this window against the baseline
@@ -232,13 +235,12 @@ pub fn binomial(baseline: &[(f64, f64)], k: f64, n: f64, alpha: f64) -> Option<V
     let p0 = (bk / bn).clamp(1e-9, 1.0 - 1e-9);
     let d = Binomial::new(p0, n as u64).ok()?;
     let p = upper_tail(&d, k);
-    Some(Verdict {
-        expected: p0 * n,
-        threshold: d.inverse_cdf(1.0 - alpha) as f64,
-        score: -p.max(f64::MIN_POSITIVE).log10(),
-        p_value: Some(p),
-        alarm: p < alpha,
-    })
+    Some(tail_verdict(
+        p0 * n,
+        d.inverse_cdf(1.0 - alpha) as f64,
+        p,
+        p < alpha,
+    ))
 }
 
 /// Which CDC EARS statistic.

@@ -13,7 +13,7 @@ use super::config::{DetectConfig, Level, Method};
 use super::rule::CompiledRule;
 use super::series::SeriesStore;
 use super::{Cusum, Ears, Ewma, Verdict};
-use crate::alert::{Alert, Finding, Lifecycle, Timing};
+use crate::alert::{Alert, Finding, Lifecycle, Measure, Timing};
 use crate::query::tables::{WINDOW_END, WINDOW_START};
 use crate::sink::batch_rows;
 use crate::time::{DAY, Millis};
@@ -174,12 +174,14 @@ impl PipelineDetector {
                         labels,
                         start: w.start,
                         end: w.end,
-                        value: point.value,
-                        expected: verdict.map(|v| v.expected).filter(|e| e.is_finite()),
-                        threshold: verdict.map(|v| v.threshold).filter(|e| e.is_finite()),
-                        score: verdict.map(|v| v.score).filter(|e| e.is_finite()),
-                        p_value: verdict.and_then(|v| v.p_value),
-                        method,
+                        measure: Measure {
+                            value: point.value,
+                            expected: verdict.map(|v| v.expected).filter(|e| e.is_finite()),
+                            threshold: verdict.map(|v| v.threshold).filter(|e| e.is_finite()),
+                            score: verdict.map(|v| v.score).filter(|e| e.is_finite()),
+                            p_value: verdict.and_then(|v| v.p_value),
+                            method,
+                        },
                         level,
                     });
                 }
@@ -191,14 +193,16 @@ impl PipelineDetector {
                         labels,
                         start: w.start,
                         end: w.end,
-                        value,
-                        expected: None,
-                        threshold: None,
-                        score: None,
-                        p_value: None,
-                        method: rule
-                            .as_ref()
-                            .map_or("rule".into(), |r| format!("rule: {}", r.1)),
+                        measure: Measure {
+                            value,
+                            expected: None,
+                            threshold: None,
+                            score: None,
+                            p_value: None,
+                            method: rule
+                                .as_ref()
+                                .map_or("rule".into(), |r| format!("rule: {}", r.1)),
+                        },
                         level: rule.map(|r| r.0),
                     });
                 }
