@@ -63,12 +63,22 @@ pub struct Finding {
     pub level: Option<Level>,
 }
 
-/// Lifecycle settings, in windows.
+/// The language of alert summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    En,
+    Zh,
+}
+
+/// Lifecycle settings (in windows) and the summaries' language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub for_windows: usize,
     pub keep_firing_for: usize,
     pub cooldown: usize,
+    pub language: Language,
 }
 
 impl Default for Timing {
@@ -77,6 +87,7 @@ impl Default for Timing {
             for_windows: 1,
             keep_firing_for: 0,
             cooldown: 0,
+            language: Language::En,
         }
     }
 }
@@ -133,7 +144,14 @@ impl Lifecycle {
                     };
                     if ep.anomalous >= timing.for_windows {
                         ep.firing = true;
-                        out.push(alert(pipeline, feeds, f, &ep, Status::Firing));
+                        out.push(alert(
+                            pipeline,
+                            feeds,
+                            f,
+                            &ep,
+                            Status::Firing,
+                            timing.language,
+                        ));
                     }
                     self.episodes.insert(f.key.clone(), ep);
                 }
@@ -144,17 +162,38 @@ impl Lifecycle {
                         ep.resolved = false;
                         ep.firing = true;
                         ep.level = level;
-                        out.push(alert(pipeline, feeds, f, ep, Status::Firing));
+                        out.push(alert(
+                            pipeline,
+                            feeds,
+                            f,
+                            ep,
+                            Status::Firing,
+                            timing.language,
+                        ));
                     } else if !ep.firing {
                         ep.anomalous += 1;
                         ep.level = ep.level.max(level);
                         if ep.anomalous >= timing.for_windows {
                             ep.firing = true;
-                            out.push(alert(pipeline, feeds, f, ep, Status::Firing));
+                            out.push(alert(
+                                pipeline,
+                                feeds,
+                                f,
+                                ep,
+                                Status::Firing,
+                                timing.language,
+                            ));
                         }
                     } else if level > ep.level {
                         ep.level = level;
-                        out.push(alert(pipeline, feeds, f, ep, Status::Firing));
+                        out.push(alert(
+                            pipeline,
+                            feeds,
+                            f,
+                            ep,
+                            Status::Firing,
+                            timing.language,
+                        ));
                     }
                 }
                 (None, Some(ep)) => {
@@ -169,7 +208,14 @@ impl Lifecycle {
                         ep.firing = false;
                         ep.resolved = true;
                         ep.normal = 0;
-                        out.push(alert(pipeline, feeds, f, ep, Status::Resolved));
+                        out.push(alert(
+                            pipeline,
+                            feeds,
+                            f,
+                            ep,
+                            Status::Resolved,
+                            timing.language,
+                        ));
                         if timing.cooldown == 0 {
                             self.episodes.remove(&f.key);
                         }
@@ -182,7 +228,14 @@ impl Lifecycle {
     }
 }
 
-fn alert(pipeline: &str, feeds: &[String], f: &Finding, ep: &Episode, status: Status) -> Alert {
+fn alert(
+    pipeline: &str,
+    feeds: &[String],
+    f: &Finding,
+    ep: &Episode,
+    status: Status,
+    language: Language,
+) -> Alert {
     let labels: Vec<String> = f
         .labels
         .iter()
@@ -191,25 +244,40 @@ fn alert(pipeline: &str, feeds: &[String], f: &Finding, ep: &Episode, status: St
             other => format!("{k}={other}"),
         })
         .collect();
-    let summary = match status {
-        Status::Firing => format!(
-            "{} {}: {} is {}{} ({}, {} – {})",
+    let m = &f.measure;
+    let span = format!("{} – {}", format_rfc3339(f.start), format_rfc3339(f.end));
+    let summary = match (status, language) {
+        (Status::Firing, Language::En) => format!(
+            "{} {}: {} is {}{} ({}, {span})",
             ep.level.as_str(),
             pipeline,
             labels.join(", "),
-            f.measure.value,
-            f.measure
-                .expected
+            m.value,
+            m.expected
                 .map_or(String::new(), |e| format!(", expected {e:.2}")),
-            f.measure.method,
-            format_rfc3339(f.start),
-            format_rfc3339(f.end)
+            m.method,
         ),
-        Status::Resolved => format!(
+        (Status::Firing, Language::Zh) => format!(
+            "{}预警 {}：{} 为 {}{}（{}，{span}）",
+            level_zh(ep.level),
+            pipeline,
+            labels.join("，"),
+            m.value,
+            m.expected
+                .map_or(String::new(), |e| format!("，预期 {e:.2}")),
+            m.method,
+        ),
+        (Status::Resolved, Language::En) => format!(
             "resolved {}: {} back to normal ({})",
             pipeline,
             labels.join(", "),
-            f.measure.value
+            m.value
+        ),
+        (Status::Resolved, Language::Zh) => format!(
+            "解除 {}：{} 恢复正常（{}）",
+            pipeline,
+            labels.join("，"),
+            m.value
         ),
     };
     Alert {
@@ -232,9 +300,33 @@ fn alert(pipeline: &str, feeds: &[String], f: &Finding, ep: &Episode, status: St
     }
 }
 
+/// Level names in Chinese (蓝色 IV … 红色 I).
+fn level_zh(level: Level) -> &'static str {
+    match level {
+        Level::Blue => "蓝色",
+        Level::Yellow => "黄色",
+        Level::Orange => "橙色",
+        Level::Red => "红色",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_in_chinese_on_request() {
+        let t = Timing {
+            language: Language::Zh,
+            ..Timing::default()
+        };
+        let a = Lifecycle::default().step("p", &[], t, &[finding(0, Some(Level::Red))]);
+        assert!(
+            a[0].summary.starts_with("红色预警 p：grid_id=a 为 1"),
+            "{}",
+            a[0].summary
+        );
+    }
 
     fn finding(start: Millis, level: Option<Level>) -> Finding {
         Finding {
@@ -289,6 +381,7 @@ mod tests {
             for_windows: 2,
             keep_firing_for: 1,
             cooldown: 2,
+            language: Language::En,
         };
         // One anomalous window is not enough; two are.
         let a = run(

@@ -142,6 +142,9 @@ pub struct DetectConfig {
     /// Windows after a resolution in which a new anomaly reopens the same incident.
     #[serde(default)]
     pub cooldown: usize,
+    /// Language of alert summaries: "en" or "zh".
+    #[serde(default)]
+    pub language: crate::alert::Language,
 }
 
 fn one() -> usize {

@@ -107,6 +107,7 @@ impl PipelineDetector {
             for_windows: c.for_windows,
             keep_firing_for: c.keep_firing_for,
             cooldown: c.cooldown,
+            language: c.language,
         })
     }
 
