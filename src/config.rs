@@ -22,6 +22,8 @@ pub struct Config {
     pub max_record_bytes: Option<usize>,
     #[serde(default)]
     pub replay: ReplayConfig,
+    /// Residents per district (the `district_population` table); default: the generator's districts.
+    pub population: Option<BTreeMap<String, i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -161,7 +161,10 @@ fn load(sources: &Sources) -> anyhow::Result<Loaded> {
         None => Config::default(),
     };
     let schemas = sources.schemas.clone().or(config.schemas.clone());
-    let catalog = Catalog::load(schemas.as_deref())?;
+    let mut catalog = Catalog::load(schemas.as_deref())?;
+    if let Some(population) = &config.population {
+        catalog.population = population.clone();
+    }
     let pipelines_dir = sources.pipelines.clone().or(config.pipelines.clone());
     let defs = match &pipelines_dir {
         Some(_) => Vec::new(),

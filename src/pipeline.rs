@@ -472,6 +472,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../pipelines/labor_industry_week.toml"),
     ),
     (
+        "negative_list_homicide_rate.toml",
+        include_str!("../pipelines/negative_list_homicide_rate.toml"),
+    ),
+    (
         "opinion_negative_topic.toml",
         include_str!("../pipelines/opinion_negative_topic.toml"),
     ),
@@ -542,6 +546,6 @@ mod tests {
     #[test]
     fn shipped_pipelines_parse() {
         let defs = embedded().unwrap();
-        assert_eq!(defs.len(), 8);
+        assert_eq!(defs.len(), 9);
     }
 }

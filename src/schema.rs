@@ -124,12 +124,31 @@ impl FeedSchema {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub feeds: BTreeMap<String, Arc<FeedSchema>>,
+    /// Residents per district, for rates per 100 000 people: the SQL table
+    /// `district_population(district, population)`.
+    pub population: BTreeMap<String, i64>,
 }
+
+/// Residents of the districts `yujing gen` writes (used when the config gives none).
+pub const DEFAULT_POPULATION: [(&str, i64); 3] = [
+    ("西湖区", 1_130_000),
+    ("上城区", 1_320_000),
+    ("拱墅区", 1_180_000),
+];
+
+/// Name of the population table in pipeline SQL.
+pub const POPULATION_TABLE: &str = "district_population";
 
 impl Catalog {
     /// The shipped schemas.
     pub fn embedded() -> Result<Self> {
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            population: DEFAULT_POPULATION
+                .iter()
+                .map(|(d, n)| (d.to_string(), *n))
+                .collect(),
+            ..Catalog::default()
+        };
         let mut diags = Vec::new();
         for (name, text) in EMBEDDED {
             match parse_schema(Path::new("schemas").join(name).as_path(), text) {

@@ -39,7 +39,7 @@ fn check_accepts_the_shipped_pipelines() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 8 pipelines"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 9 pipelines"));
 }
 
 #[test]

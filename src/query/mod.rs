@@ -110,6 +110,29 @@ fn session(catalog: &Catalog) -> Result<SessionContext, DataFusionError> {
         .with_physical_optimizer_rules(rules)
         .build();
     let ctx = SessionContext::new_with_state(state);
+    // Reference data the final half may join with, e.g. residents per district.
+    let population_schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("district", arrow::datatypes::DataType::Utf8, false),
+        arrow::datatypes::Field::new("population", arrow::datatypes::DataType::Int64, false),
+    ]));
+    let population = RecordBatch::try_new(
+        population_schema.clone(),
+        vec![
+            Arc::new(arrow::array::StringArray::from_iter_values(
+                catalog.population.keys(),
+            )),
+            Arc::new(arrow::array::Int64Array::from_iter_values(
+                catalog.population.values().copied(),
+            )),
+        ],
+    )?;
+    ctx.register_table(
+        crate::schema::POPULATION_TABLE,
+        Arc::new(datafusion::datasource::MemTable::try_new(
+            population_schema,
+            vec![vec![population]],
+        )?),
+    )?;
     for (name, feed) in &catalog.feeds {
         let schema = tables::feed_table_schema(feed);
         let partition = Arc::new(FeedPartition {
