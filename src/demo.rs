@@ -60,10 +60,16 @@ impl Sink for Summary {
                     _ => None,
                 })
                 .collect();
-            // Shown in the districts' local time (UTC+8), e.g. `03-07 20:00`.
+            // Shown in the districts' local time (UTC+8): `03-07 20:00`, or the
+            // date alone for windows of a day or more.
+            let daily = window.end - window.start >= crate::time::DAY;
             let local = |ms| {
                 let s = format_rfc3339(ms + 8 * HOUR);
-                s[5..16].replace('T', " ")
+                if daily {
+                    s[..10].to_string()
+                } else {
+                    s[5..16].replace('T', " ")
+                }
             };
             let line = format!(
                 "{} – {}  {}  {name}={}",
