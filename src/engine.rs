@@ -153,6 +153,15 @@ impl Engine {
         self.pipelines.iter().map(|p| p.operator.open_bins()).sum()
     }
 
+    /// Detector points judged while their baseline was still too short, over all pipelines.
+    pub fn warming_up(&self) -> u64 {
+        self.pipelines
+            .iter()
+            .filter_map(|p| p.detector.as_ref())
+            .map(|d| d.warming_up)
+            .sum()
+    }
+
     /// Feeds some pipeline reads.
     pub fn feeds_read(&self) -> std::collections::BTreeSet<String> {
         self.pipelines

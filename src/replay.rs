@@ -24,6 +24,8 @@ pub struct ReplaySummary {
     pub stats: EngineStats,
     /// Events that missed some of their (hopping) windows but counted in the open ones.
     pub partially_late: u64,
+    /// Detector points that stayed silent because their baseline was still too short.
+    pub warming_up: u64,
     pub seconds: f64,
 }
 
@@ -32,12 +34,13 @@ impl std::fmt::Display for ReplaySummary {
         let s = &self.stats;
         write!(
             f,
-            "replay: {} events ({} records), {} windows ({} rows), {} alerts, {} dead letters, {} partially late, {:.0} events/s in {:.2}s",
+            "replay: {} events ({} records), {} windows ({} rows), {} alerts ({} points warming up), {} dead letters, {} partially late, {:.0} events/s in {:.2}s",
             s.events,
             s.records,
             s.windows,
             s.window_rows,
             s.alerts,
+            self.warming_up,
             s.dead_letters,
             self.partially_late,
             s.records as f64 / self.seconds.max(1e-9),
@@ -133,6 +136,7 @@ pub fn replay_into(
             .iter()
             .map(|(_, s)| s.partially_late)
             .sum(),
+        warming_up: engine.warming_up(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
