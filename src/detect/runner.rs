@@ -147,7 +147,18 @@ impl PipelineDetector {
                         rule = Some((r.level, r.name.clone()));
                     }
                 }
-                rows.insert(key, (labels, value, rule));
+                // Several rows of one key (a key coarser than the GROUP BY) add up.
+                match rows.get_mut(&key) {
+                    Some(row) => {
+                        row.1 += value;
+                        if rule.as_ref().map(|r| r.0) > row.2.as_ref().map(|r| r.0) {
+                            row.2 = rule;
+                        }
+                    }
+                    None => {
+                        rows.insert(key, (labels, value, rule));
+                    }
+                }
             }
         }
         let mut findings = Vec::new();
