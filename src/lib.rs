@@ -15,6 +15,7 @@ pub mod demo;
 pub mod detect;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod pipeline;
 pub mod query;
 pub mod replay;

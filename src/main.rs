@@ -76,6 +76,22 @@ enum Command {
         #[command(flatten)]
         sources: Sources,
     },
+    /// Simulate count series with known outbreaks and report each detector's false-positive rate, detection and delay.
+    Eval {
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Simulated series per scenario.
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+        /// Outbreak size in standard deviations of the baseline count.
+        #[arg(long, default_value_t = 5.0)]
+        k: f64,
+        #[arg(long, default_value_t = 0.01)]
+        alpha: f64,
+        /// Past windows in the baseline of poisson, negbin, bayes and zscore.
+        #[arg(long, default_value_t = 7)]
+        baseline: usize,
+    },
     /// Write synthetic feeds with injected incidents (one FEED.jsonl per feed, plus manifest.json).
     Gen {
         #[arg(long)]
@@ -263,6 +279,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 catalog.feeds.len(),
                 catalog.names().join(", ")
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval {
+            seed,
+            runs,
+            k,
+            alpha,
+            baseline,
+        } => {
+            print!("{}", yujing::eval::run(seed, runs, k, alpha, baseline));
             Ok(ExitCode::SUCCESS)
         }
         Command::Gen {
