@@ -131,6 +131,8 @@ impl Lifecycle {
     ) -> Vec<Alert> {
         let mut out = Vec::new();
         for f in findings {
+            let raise =
+                |ep: &Episode, status| alert(pipeline, feeds, f, ep, status, timing.language);
             let ep = self.episodes.get_mut(&f.key);
             match (f.level, ep) {
                 (Some(level), None) => {
@@ -144,14 +146,7 @@ impl Lifecycle {
                     };
                     if ep.anomalous >= timing.for_windows {
                         ep.firing = true;
-                        out.push(alert(
-                            pipeline,
-                            feeds,
-                            f,
-                            &ep,
-                            Status::Firing,
-                            timing.language,
-                        ));
+                        out.push(raise(&ep, Status::Firing));
                     }
                     self.episodes.insert(f.key.clone(), ep);
                 }
@@ -162,38 +157,17 @@ impl Lifecycle {
                         ep.resolved = false;
                         ep.firing = true;
                         ep.level = level;
-                        out.push(alert(
-                            pipeline,
-                            feeds,
-                            f,
-                            ep,
-                            Status::Firing,
-                            timing.language,
-                        ));
+                        out.push(raise(ep, Status::Firing));
                     } else if !ep.firing {
                         ep.anomalous += 1;
                         ep.level = ep.level.max(level);
                         if ep.anomalous >= timing.for_windows {
                             ep.firing = true;
-                            out.push(alert(
-                                pipeline,
-                                feeds,
-                                f,
-                                ep,
-                                Status::Firing,
-                                timing.language,
-                            ));
+                            out.push(raise(ep, Status::Firing));
                         }
                     } else if level > ep.level {
                         ep.level = level;
-                        out.push(alert(
-                            pipeline,
-                            feeds,
-                            f,
-                            ep,
-                            Status::Firing,
-                            timing.language,
-                        ));
+                        out.push(raise(ep, Status::Firing));
                     }
                 }
                 (None, Some(ep)) => {
@@ -208,14 +182,7 @@ impl Lifecycle {
                         ep.firing = false;
                         ep.resolved = true;
                         ep.normal = 0;
-                        out.push(alert(
-                            pipeline,
-                            feeds,
-                            f,
-                            ep,
-                            Status::Resolved,
-                            timing.language,
-                        ));
+                        out.push(raise(ep, Status::Resolved));
                         if timing.cooldown == 0 {
                             self.episodes.remove(&f.key);
                         }
