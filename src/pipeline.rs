@@ -450,11 +450,7 @@ pub async fn compile_all(
             Err(e) => diags.extend(e),
         }
     }
-    if diags.is_empty() {
-        Ok(out)
-    } else {
-        Err(Diagnostics(diags))
-    }
+    Diagnostics(diags).into_result(out)
 }
 
 /// The shipped pipelines, embedded so `yujing demo` runs from any folder.
@@ -507,11 +503,7 @@ pub fn embedded() -> Result<Vec<PipelineDef>, Diagnostics> {
             Err(d) => diags.extend(d),
         }
     }
-    if diags.is_empty() {
-        Ok(defs)
-    } else {
-        Err(Diagnostics(diags))
-    }
+    Diagnostics(diags).into_result(defs)
 }
 
 #[cfg(test)]

@@ -151,18 +151,11 @@ impl Catalog {
         };
         let mut diags = Vec::new();
         for (name, text) in EMBEDDED {
-            match parse_schema(Path::new("schemas").join(name).as_path(), text) {
-                Ok(s) => {
-                    catalog.feeds.insert(s.feed.clone(), Arc::new(s));
-                }
-                Err(d) => diags.extend(d),
-            }
+            catalog.add(Path::new("schemas").join(name).as_path(), text, &mut diags);
         }
-        if diags.is_empty() {
-            Ok(catalog)
-        } else {
-            Err(Error::Invalid(Diagnostics(diags)))
-        }
+        Diagnostics(diags)
+            .into_result(catalog)
+            .map_err(Error::Invalid)
     }
 
     /// The shipped schemas, with any `*.toml` in `dir` added or replacing a feed of the same name.
@@ -172,17 +165,20 @@ impl Catalog {
         let mut diags = Vec::new();
         for path in toml_files(dir)? {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            match parse_schema(&path, &text) {
-                Ok(s) => {
-                    catalog.feeds.insert(s.feed.clone(), Arc::new(s));
-                }
-                Err(d) => diags.extend(d),
-            }
+            catalog.add(&path, &text, &mut diags);
         }
-        if diags.is_empty() {
-            Ok(catalog)
-        } else {
-            Err(Error::Invalid(Diagnostics(diags)))
+        Diagnostics(diags)
+            .into_result(catalog)
+            .map_err(Error::Invalid)
+    }
+
+    /// Adds (or replaces) the feed a schema file defines, or records its mistakes.
+    fn add(&mut self, path: &Path, text: &str, diags: &mut Vec<Diagnostic>) {
+        match parse_schema(path, text) {
+            Ok(s) => {
+                self.feeds.insert(s.feed.clone(), Arc::new(s));
+            }
+            Err(d) => diags.extend(d),
         }
     }
 
