@@ -23,6 +23,15 @@ pub enum Seasonality {
 }
 
 impl Seasonality {
+    /// How long one cycle of seasons lasts (`None`: no seasons).
+    pub fn period(self) -> Option<Millis> {
+        match self {
+            Seasonality::None => None,
+            Seasonality::HourOfDay => Some(DAY),
+            Seasonality::DayOfWeek | Seasonality::HourOfWeek => Some(7 * DAY),
+        }
+    }
+
     /// The season a window start falls in, in local time.
     pub fn slot(self, start: Millis, utc_offset: Millis) -> i64 {
         let local = start + utc_offset;

@@ -49,6 +49,24 @@ pub enum Method {
 }
 
 impl Method {
+    /// The name pipelines write, as in `method = "ears_c1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Threshold => "threshold",
+            Method::Zscore => "zscore",
+            Method::Ewma => "ewma",
+            Method::Cusum => "cusum",
+            Method::Poisson => "poisson",
+            Method::Negbin => "negbin",
+            Method::Bayes => "bayes",
+            Method::EarsC1 => "ears_c1",
+            Method::EarsC2 => "ears_c2",
+            Method::EarsC3 => "ears_c3",
+            Method::Farrington => "farrington",
+            Method::Binomial => "binomial",
+        }
+    }
+
     /// Methods whose alarms carry a p-value; their levels are p-value cut-offs.
     pub fn has_p_value(self) -> bool {
         matches!(

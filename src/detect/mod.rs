@@ -149,14 +149,16 @@ impl Cusum {
     }
 }
 
-/// A verdict from an upper-tail probability: the score is −log₁₀ p.
-fn tail_verdict(expected: f64, threshold: f64, p: f64, alarm: bool) -> Verdict {
+/// Exceedance against a discrete distribution: p = P(X ≥ y), the threshold its
+/// 1 − alpha quantile, an alarm when p < alpha, and the score −log₁₀ p.
+fn exceedance<D: DiscreteCDF<u64, f64>>(d: &D, expected: f64, y: f64, alpha: f64) -> Verdict {
+    let p = upper_tail(d, y);
     Verdict {
         expected,
-        threshold,
+        threshold: d.inverse_cdf(1.0 - alpha) as f64,
         score: -p.max(f64::MIN_POSITIVE).log10(),
         p_value: Some(p),
-        alarm,
+        alarm: p < alpha,
     }
 }
 
@@ -177,13 +179,7 @@ pub fn poisson(baseline: &[f64], y: f64, alpha: f64) -> Option<Verdict> {
     }
     let lambda = (baseline.iter().sum::<f64>() / baseline.len() as f64).max(1e-9);
     let d = Poisson::new(lambda).ok()?;
-    let p = upper_tail(&d, y);
-    Some(tail_verdict(
-        lambda,
-        d.inverse_cdf(1.0 - alpha) as f64,
-        p,
-        p < alpha,
-    ))
+    Some(exceedance(&d, lambda, y, alpha))
 }
 
 /// Negative-binomial exceedance with mean and variance from the baseline (method of
@@ -199,13 +195,7 @@ pub fn negbin(baseline: &[f64], y: f64, alpha: f64) -> Option<Verdict> {
     }
     let r = mean * mean / (var - mean);
     let d = NegativeBinomial::new(r, r / (r + mean)).ok()?;
-    let p = upper_tail(&d, y);
-    Some(tail_verdict(
-        mean,
-        d.inverse_cdf(1.0 - alpha) as f64,
-        p,
-        p < alpha,
-    ))
+    Some(exceedance(&d, mean, y, alpha))
 }
 
 /// Bayes (`algo.bayes`): with a Poisson likelihood and the Jeffreys-like gamma prior,
@@ -218,9 +208,12 @@ pub fn bayes(baseline: &[f64], y: f64, alpha: f64) -> Option<Verdict> {
     let n = baseline.len() as f64;
     let sum: f64 = baseline.iter().sum();
     let d = NegativeBinomial::new(sum + 0.5, n / (n + 1.0)).ok()?;
-    let upper = d.inverse_cdf(1.0 - alpha) as f64;
-    let p = upper_tail(&d, y);
-    Some(tail_verdict((sum + 0.5) / n, upper, p, y > upper))
+    // algo.bayes alarms above the predictive quantile.
+    let v = exceedance(&d, (sum + 0.5) / n, y, alpha);
+    Some(Verdict {
+        alarm: y > v.threshold,
+        ..v
+    })
 }
 
 /// Binomial exceedance for shares: `k` of `n` this window against the baseline
@@ -234,13 +227,7 @@ pub fn binomial(baseline: &[(f64, f64)], k: f64, n: f64, alpha: f64) -> Option<V
     }
     let p0 = (bk / bn).clamp(1e-9, 1.0 - 1e-9);
     let d = Binomial::new(p0, n as u64).ok()?;
-    let p = upper_tail(&d, k);
-    Some(tail_verdict(
-        p0 * n,
-        d.inverse_cdf(1.0 - alpha) as f64,
-        p,
-        p < alpha,
-    ))
+    Some(exceedance(&d, p0 * n, k, alpha))
 }
 
 /// Which CDC EARS statistic.

@@ -71,22 +71,15 @@ impl PipelineDetector {
         }
         let key_columns = key_columns(config.as_ref(), output);
         // Enough history for a year of weekly seasons at most, and the baseline.
-        let capacity = config
-            .as_ref()
-            .map_or(1, |c| c.baseline.unwrap_or(DEFAULT_BASELINE) + c.guard + 16)
-            .max(1)
-            * match config.as_ref().map(|c| c.seasonality) {
-                Some(super::baseline::Seasonality::HourOfWeek) => {
-                    (7 * DAY / slide.max(1)).max(1) as usize
-                }
-                Some(super::baseline::Seasonality::DayOfWeek) => {
-                    (7 * DAY / slide.max(1)).max(1) as usize
-                }
-                Some(super::baseline::Seasonality::HourOfDay) => {
-                    (DAY / slide.max(1)).max(1) as usize
-                }
-                _ => 1,
-            };
+        // Enough history for the baseline in every season of the cycle.
+        let capacity = config.as_ref().map_or(1, |c| {
+            let per_season = c.baseline.unwrap_or(DEFAULT_BASELINE) + c.guard + 16;
+            let seasons = c
+                .seasonality
+                .period()
+                .map_or(1, |p| (p / slide.max(1)).max(1) as usize);
+            per_season * seasons
+        });
         Some(PipelineDetector {
             pipeline: pipeline.to_string(),
             feeds,
@@ -179,7 +172,7 @@ impl PipelineDetector {
                     let level = method_level.max(rule.as_ref().map(|r| r.0));
                     let method = match (&rule, method_level) {
                         (Some((l, name)), m) if Some(*l) >= m => format!("rule: {name}"),
-                        _ => method_name(*c.method.get_ref()).to_string(),
+                        _ => c.method.get_ref().as_str().to_string(),
                     };
                     findings.push(Finding {
                         key: point.key.clone(),
@@ -274,23 +267,6 @@ impl PipelineDetector {
 fn labels_of(key: &str, columns: &[String]) -> Map<String, Value> {
     let values: Vec<Value> = serde_json::from_str(key).unwrap_or_default();
     columns.iter().cloned().zip(values).collect()
-}
-
-pub fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Threshold => "threshold",
-        Method::Zscore => "zscore",
-        Method::Ewma => "ewma",
-        Method::Cusum => "cusum",
-        Method::Poisson => "poisson",
-        Method::Negbin => "negbin",
-        Method::Bayes => "bayes",
-        Method::EarsC1 => "ears_c1",
-        Method::EarsC2 => "ears_c2",
-        Method::EarsC3 => "ears_c3",
-        Method::Farrington => "farrington",
-        Method::Binomial => "binomial",
-    }
 }
 
 #[cfg(test)]
