@@ -208,13 +208,14 @@ impl WindowOperator {
             .as_primitive::<TimestampMillisecondType>()
             .values();
         let mut max_time = clock.max_time;
-        let mut accepted: Vec<u32> = Vec::with_capacity(batch.num_rows());
+        // Rows to route, with the bin each falls in.
+        let mut accepted: Vec<(Millis, u32)> = Vec::with_capacity(batch.num_rows());
         for (i, &t) in times.iter().enumerate() {
             let own = max_time.map_or(Millis::MIN, |m| m.saturating_sub(self.lateness));
             let wm = own.min(others);
             if self.next_end != Millis::MAX && wm >= self.next_end {
                 // A window closes before this event: route what came before it first.
-                self.route(feed, batch, &accepted)?;
+                self.route(feed, batch, time_col, &accepted)?;
                 accepted.clear();
                 self.close_until(wm, &mut out.windows)?;
             }
@@ -231,7 +232,7 @@ impl WindowOperator {
                 if self.session_gap.is_none() && bin + self.slide <= wm {
                     self.stats.partially_late += 1;
                 }
-                accepted.push(i as u32);
+                accepted.push((bin, i as u32));
                 self.stats.accepted += 1;
                 let first_open_end = if bin + self.slide > self.closed_upto {
                     bin + self.slide
@@ -242,7 +243,7 @@ impl WindowOperator {
             }
             max_time = Some(max_time.map_or(t, |m| m.max(t)));
         }
-        self.route(feed, batch, &accepted)?;
+        self.route(feed, batch, time_col, &accepted)?;
         if let Some(c) = self.inputs.get_mut(feed) {
             c.max_time = max_time;
         }
@@ -277,26 +278,16 @@ impl WindowOperator {
         &mut self,
         feed: &str,
         batch: &RecordBatch,
-        rows: &[u32],
+        time_col: usize,
+        rows: &[(Millis, u32)],
     ) -> Result<(), DataFusionError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let times = batch.column_by_name(crate::schema::EVENT_TIME).map(|c| {
-            c.as_primitive::<TimestampMillisecondType>()
-                .values()
-                .clone()
-        });
-        let Some(times) = times else {
-            return Err(DataFusionError::Internal("batch without event_time".into()));
-        };
         // Group rows by bin, keeping input order within a bin.
         let mut by_bin: BTreeMap<Millis, Vec<u32>> = BTreeMap::new();
-        for &r in rows {
-            by_bin
-                .entry(self.bin_start(times[r as usize]))
-                .or_default()
-                .push(r);
+        for &(bin, r) in rows {
+            by_bin.entry(bin).or_default().push(r);
         }
         let schema = self
             .table_schemas
@@ -313,10 +304,7 @@ impl WindowOperator {
             let mut columns: Vec<ArrayRef> = part.columns().to_vec();
             if self.session_gap.is_some() {
                 // Sessions are cut per key later; each row keeps its own time.
-                let t = part
-                    .column_by_name(crate::schema::EVENT_TIME)
-                    .cloned()
-                    .ok_or_else(|| DataFusionError::Internal("batch without event_time".into()))?;
+                let t = part.column(time_col).clone();
                 columns.push(t.clone());
                 columns.push(t);
             } else {
