@@ -84,7 +84,8 @@ fn bench(c: &mut Criterion) {
             &root.join("benches/pipelines"),
             &catalog,
         ))
-        .expect("pipelines");
+        .expect("pipelines")
+        .pipelines;
     let chunks = chunks();
     let options = DecodeOptions::with_secret("bench");
 

@@ -14,7 +14,7 @@ use crate::decode::DecodeOptions;
 use crate::detect::config::Level;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::pipeline::Pipeline;
+use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::{Sink, window_rows};
 use crate::source::{Chunk, SourceName};
@@ -109,17 +109,22 @@ fn trim_float(v: f64) -> String {
 /// Runs the demo and returns the report it prints.
 pub fn run(
     catalog: Catalog,
-    pipelines: Vec<Pipeline>,
+    compiled: Compiled,
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
     gen_options: &GenOptions,
 ) -> Result<String> {
     let generated = generate(gen_options);
-    let descriptions: BTreeMap<String, String> = pipelines
+    let mut descriptions: BTreeMap<String, String> = compiled
+        .pipelines
         .iter()
         .map(|p| (p.def.name.clone(), p.def.description.clone()))
         .collect();
-    let mut engine = Engine::new(catalog, pipelines, options, runtime)?;
+    for c in &compiled.compounds {
+        descriptions.insert(c.def.name.clone(), c.def.description.clone());
+    }
+    let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
+        .with_compounds(compiled.compounds);
     let mut summary = Summary::default();
     let started = std::time::Instant::now();
     feed_in_time_order(&mut engine, &generated, &mut summary)?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::deadletter::{DeadLetter, Reason};
 use crate::decode::{DecodeOptions, Decoder};
+use crate::detect::compound::{CompoundDef, CompoundDetector};
 use crate::detect::runner::PipelineDetector;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
@@ -47,6 +48,7 @@ impl RunningPipeline {
         stats: &mut EngineStats,
         sink: &mut dyn Sink,
         windows: &[WindowResult],
+        compounds: &mut [CompoundDetector],
     ) -> Result<()> {
         for w in windows {
             // A window whose rows were all filtered out has nothing to show, but its
@@ -64,6 +66,12 @@ impl RunningPipeline {
                 for a in &alerts {
                     stats.alerts += 1;
                     sink.alert(a)?;
+                    for c in compounds.iter_mut() {
+                        for combined in c.on_alert(a) {
+                            stats.alerts += 1;
+                            sink.alert(&combined)?;
+                        }
+                    }
                 }
             }
         }
@@ -75,6 +83,8 @@ pub struct Engine {
     catalog: Catalog,
     decoders: HashMap<String, Decoder>,
     pipelines: Vec<RunningPipeline>,
+    /// Compound pipelines, fed every alert the pipelines raise.
+    compounds: Vec<CompoundDetector>,
     pub stats: EngineStats,
 }
 
@@ -133,8 +143,16 @@ impl Engine {
             catalog,
             decoders,
             pipelines,
+            compounds: Vec::new(),
             stats: EngineStats::default(),
         })
+    }
+
+    /// Adds compound pipelines, which read the alerts of the others.
+    pub fn with_compounds(mut self, defs: Vec<CompoundDef>) -> Self {
+        self.compounds
+            .extend(defs.into_iter().map(CompoundDetector::new));
+        self
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -247,7 +265,7 @@ impl Engine {
                 sink.dead_letter(&dead)?;
                 self.stats.dead_letters += 1;
             }
-            p.emit(&mut self.stats, sink, &emitted.windows)?;
+            p.emit(&mut self.stats, sink, &emitted.windows, &mut self.compounds)?;
         }
         Ok(max_time)
     }
@@ -262,7 +280,7 @@ impl Engine {
                     pipeline: p.name.to_string(),
                     source,
                 })?;
-            p.emit(&mut self.stats, sink, &windows)?;
+            p.emit(&mut self.stats, sink, &windows, &mut self.compounds)?;
         }
         Ok(())
     }
@@ -274,7 +292,7 @@ impl Engine {
                 pipeline: p.name.to_string(),
                 source,
             })?;
-            p.emit(&mut self.stats, sink, &windows)?;
+            p.emit(&mut self.stats, sink, &windows, &mut self.compounds)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use yujing::config::{Config, pii_secret};
 use yujing::decode::DecodeOptions;
 use yujing::error::Error;
-use yujing::pipeline::{self, PipelineDef};
+use yujing::pipeline;
 use yujing::schema::Catalog;
 use yujing::synth::{self, GenOptions};
 
@@ -152,7 +152,6 @@ fn runtime() -> anyhow::Result<Arc<tokio::runtime::Runtime>> {
 struct Loaded {
     config: Config,
     catalog: Catalog,
-    defs: Vec<PipelineDef>,
     pipelines_dir: Option<PathBuf>,
 }
 
@@ -161,13 +160,13 @@ impl Loaded {
     fn compile(
         self,
         rt: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<(Config, Catalog, Vec<pipeline::Pipeline>)> {
-        let pipelines = match &self.pipelines_dir {
+    ) -> anyhow::Result<(Config, Catalog, pipeline::Compiled)> {
+        let compiled = match &self.pipelines_dir {
             Some(dir) => rt.block_on(pipeline::compile_dir(dir, &self.catalog)),
-            None => rt.block_on(pipeline::compile_all(self.defs, &self.catalog)),
+            None => rt.block_on(pipeline::compile_embedded(&self.catalog)),
         }
         .map_err(Error::Invalid)?;
-        Ok((self.config, self.catalog, pipelines))
+        Ok((self.config, self.catalog, compiled))
     }
 }
 
@@ -182,14 +181,9 @@ fn load(sources: &Sources) -> anyhow::Result<Loaded> {
         catalog.population = population.clone();
     }
     let pipelines_dir = sources.pipelines.clone().or(config.pipelines.clone());
-    let defs = match &pipelines_dir {
-        Some(_) => Vec::new(),
-        None => pipeline::embedded().map_err(Error::Invalid)?,
-    };
     Ok(Loaded {
         config,
         catalog,
-        defs,
         pipelines_dir,
     })
 }
@@ -207,9 +201,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { seed, days } => {
             let rt = runtime()?;
             let catalog = Catalog::embedded()?;
-            let defs = pipeline::embedded().map_err(Error::Invalid)?;
-            let pipelines = rt
-                .block_on(pipeline::compile_all(defs, &catalog))
+            let compiled = rt
+                .block_on(pipeline::compile_embedded(&catalog))
                 .map_err(Error::Invalid)?;
             let gen_options = GenOptions {
                 seed,
@@ -220,7 +213,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let report = yujing::demo::run(
                 catalog,
-                pipelines,
+                compiled,
                 // Generated data holds no real personal data: no key needed.
                 DecodeOptions::with_secret(
                     &std::env::var(yujing::config::PII_KEY_ENV).unwrap_or_else(|_| "demo".into()),
@@ -261,10 +254,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 bail!("no output directory: give --out DIR");
             };
             let rt = runtime()?;
-            let (config, catalog, pipelines) = loaded.compile(&rt)?;
+            let (config, catalog, compiled) = loaded.compile(&rt)?;
             let options = decode_options(&config);
             let summary = yujing::replay::replay_to_dir(
-                catalog, pipelines, &files, options, rt, &out, !quiet,
+                catalog, compiled, &files, options, rt, &out, !quiet,
             )?;
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
@@ -272,10 +265,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { sources } => {
             let loaded = load(&sources)?;
             let rt = runtime()?;
-            let (_, catalog, pipelines) = loaded.compile(&rt)?;
+            let (_, catalog, compiled) = loaded.compile(&rt)?;
             println!(
-                "ok: {} pipelines, {} feeds ({})",
-                pipelines.len(),
+                "ok: {} pipelines and {} compound, {} feeds ({})",
+                compiled.pipelines.len(),
+                compiled.compounds.len(),
                 catalog.feeds.len(),
                 catalog.names().join(", ")
             );
@@ -288,7 +282,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             alpha,
             baseline,
         } => {
-            print!("{}", yujing::eval::run(seed, runs, k, alpha, baseline));
+            print!(
+                "{}",
+                yujing::eval::run(seed, runs, k, alpha, baseline, &yujing::eval::METHODS)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Gen {

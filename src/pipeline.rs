@@ -11,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 use arrow::datatypes::SchemaRef;
 use toml::Spanned;
 
+use crate::detect::compound::{self, CompoundDef};
 use crate::detect::config::Sections;
 use crate::detect::rule::CompiledRule;
 use crate::error::{Diagnostic, Diagnostics, line_col};
@@ -96,7 +97,7 @@ impl PipelineDef {
                 .map(|e| self.sql_diag(e.line, e.col, e.message))
                 .collect::<Vec<_>>()
         })?;
-        let rules = self.check_sections(&query.output_schema)?;
+        let rules = self.check_sections(&query.output_schema, query.window.slide())?;
         let detects = self.sections.detect.is_some() || !self.sections.rule.is_empty();
         if detects && matches!(query.window, crate::query::WindowSpec::Session { .. }) {
             return Err(vec![self.diag_at(
@@ -112,7 +113,11 @@ impl PipelineDef {
     }
 
     /// Checks `[detect]` and `[[rule]]` against the query's result columns and plans the rules.
-    fn check_sections(&self, output: &SchemaRef) -> Result<Vec<CompiledRule>, Vec<Diagnostic>> {
+    fn check_sections(
+        &self,
+        output: &SchemaRef,
+        slide: crate::time::Millis,
+    ) -> Result<Vec<CompiledRule>, Vec<Diagnostic>> {
         let mut diags = Vec::new();
         let column =
             |name: &Spanned<String>, numeric: bool, diags: &mut Vec<Diagnostic>| match output
@@ -148,14 +153,11 @@ impl PipelineDef {
             for p in d.missing_parameters() {
                 diags.push(self.diag_at(d.method.span().start, format!("this method needs `{p}`")));
             }
-            if matches!(
-                d.method.get_ref(),
-                crate::detect::config::Method::Farrington | crate::detect::config::Method::Binomial
-            ) {
-                diags.push(self.diag_at(
-                    d.method.span().start,
-                    "this method is not available yet; use poisson, negbin, bayes, ears_c1..c3, zscore, ewma, cusum or threshold".into(),
-                ));
+            if *d.method.get_ref() == crate::detect::config::Method::Farrington
+                && let Err(e) = d.farrington(slide)
+            {
+                let at = d.period.as_ref().map_or(d.method.span(), |p| p.span());
+                diags.push(self.diag_at(at.start, format!("farrington: {e}")));
             }
             if !(d.alpha > 0.0 && d.alpha < 1.0) {
                 diags.push(self.diag_at(
@@ -375,6 +377,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<PipelineDef>, Diagnostics> {
 }
 
 /// Every pipeline of a directory as far as it parses, and every mistake found.
+/// Compound pipelines (read by [`compound`]) are left out.
 pub fn load_dir_partial(dir: &Path) -> (Vec<PipelineDef>, Vec<Diagnostic>) {
     let files = match crate::schema::toml_files(dir) {
         Ok(f) => f,
@@ -392,6 +395,7 @@ pub fn load_dir_partial(dir: &Path) -> (Vec<PipelineDef>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     for path in files {
         match std::fs::read_to_string(&path) {
+            Ok(text) if compound::is_compound(&text) => {}
             Ok(text) => {
                 let (def, found) = parse_pipeline_partial(&path, &text);
                 defs.extend(def);
@@ -423,20 +427,99 @@ pub fn load_dir_partial(dir: &Path) -> (Vec<PipelineDef>, Vec<Diagnostic>) {
     (defs, diags)
 }
 
+/// Everything a folder of pipelines runs: the query pipelines, planned, and the
+/// compound pipelines that read their alerts.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub pipelines: Vec<Pipeline>,
+    pub compounds: Vec<CompoundDef>,
+}
+
 /// Parses and plans every pipeline of a directory, reporting all mistakes: those
-/// of the files and those of the SQL of every file that has SQL.
-pub async fn compile_dir(dir: &Path, catalog: &Catalog) -> Result<Vec<Pipeline>, Diagnostics> {
+/// of the files, those of the SQL of every file that has SQL, and those of the
+/// compound pipelines.
+pub async fn compile_dir(dir: &Path, catalog: &Catalog) -> Result<Compiled, Diagnostics> {
     let (defs, mut diags) = load_dir_partial(dir);
-    match compile_all(defs, catalog).await {
-        Ok(p) if diags.is_empty() => Ok(p),
-        Ok(_) => Err(Diagnostics(diags)),
-        Err(Diagnostics(more)) => {
-            diags.extend(more);
-            diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
-            Err(Diagnostics(diags))
+    let mut compound_files = Vec::new();
+    if let Ok(files) = crate::schema::toml_files(dir) {
+        for path in files {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && compound::is_compound(&text)
+            {
+                compound_files.push((path, text));
+            }
         }
     }
+    let pipelines = match compile_all(defs, catalog).await {
+        Ok(p) => p,
+        Err(Diagnostics(more)) => {
+            diags.extend(more);
+            Vec::new()
+        }
+    };
+    let compounds = compounds(&compound_files, &pipelines, &mut diags);
+    diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+    Diagnostics(diags).into_result(Compiled {
+        pipelines,
+        compounds,
+    })
 }
+
+/// Reads compound pipeline files and checks their inputs against `pipelines`
+/// (not when those had errors of their own).
+fn compounds(
+    files: &[(PathBuf, String)],
+    pipelines: &[Pipeline],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<CompoundDef> {
+    let known: std::collections::BTreeMap<String, Vec<String>> = pipelines
+        .iter()
+        .filter(|p| p.def.sections.detect.is_some() || !p.rules.is_empty())
+        .map(|p| {
+            let keys = crate::detect::runner::key_columns(
+                p.def.sections.detect.as_ref(),
+                &p.query.output_schema,
+            );
+            (p.def.name.clone(), keys)
+        })
+        .collect();
+    let check_inputs = diags.is_empty();
+    let mut out = Vec::new();
+    for (path, text) in files {
+        match compound::parse(path, text) {
+            Ok(def) if !def.def.enabled => {}
+            Ok(def) => {
+                if check_inputs {
+                    diags.extend(def.check(&known));
+                }
+                out.push(def);
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    out
+}
+
+/// The shipped pipelines, compound ones included, planned.
+pub async fn compile_embedded(catalog: &Catalog) -> Result<Compiled, Diagnostics> {
+    let pipelines = compile_all(embedded()?, catalog).await?;
+    let files: Vec<(PathBuf, String)> = EMBEDDED_COMPOUND
+        .iter()
+        .map(|(name, text)| (Path::new("pipelines").join(name), text.to_string()))
+        .collect();
+    let mut diags = Vec::new();
+    let compounds = compounds(&files, &pipelines, &mut diags);
+    Diagnostics(diags).into_result(Compiled {
+        pipelines,
+        compounds,
+    })
+}
+
+/// The shipped compound pipelines.
+const EMBEDDED_COMPOUND: &[(&str, &str)] = &[(
+    "district_compound_risk.toml",
+    include_str!("../pipelines/district_compound_risk.toml"),
+)];
 
 pub async fn compile_all(
     defs: Vec<PipelineDef>,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::decode::DecodeOptions;
 use crate::engine::{Engine, EngineStats};
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
+use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::{JsonlSink, Sink};
 use crate::source::file::FileSource;
@@ -52,7 +52,7 @@ impl std::fmt::Display for ReplaySummary {
 /// Runs `pipelines` over `inputs` (feed, file) into `sink`.
 pub fn replay_into(
     catalog: Catalog,
-    pipelines: Vec<Pipeline>,
+    compiled: Compiled,
     inputs: &[(String, PathBuf)],
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
@@ -68,7 +68,8 @@ pub fn replay_into(
             )));
         }
     }
-    let mut engine = Engine::new(catalog, pipelines, options, runtime)?;
+    let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
+        .with_compounds(compiled.compounds);
     // Feeds no input provides do not hold any pipeline's watermark back.
     for feed in engine.feeds_read() {
         if !inputs.iter().any(|(f, _)| *f == feed) {
@@ -144,7 +145,7 @@ pub fn replay_into(
 /// `yujing replay … --out DIR`: writes `windows.jsonl` and `dead_letters.jsonl`.
 pub fn replay_to_dir(
     catalog: Catalog,
-    pipelines: Vec<Pipeline>,
+    compiled: Compiled,
     inputs: &[(String, PathBuf)],
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
@@ -153,7 +154,7 @@ pub fn replay_to_dir(
 ) -> Result<ReplaySummary> {
     let mut sink = JsonlSink::create(out)?;
     let summary = replay_into(
-        catalog, pipelines, inputs, options, runtime, &mut sink, progress,
+        catalog, compiled, inputs, options, runtime, &mut sink, progress,
     )?;
     sink.flush()?;
     Ok(summary)

@@ -571,6 +571,30 @@ impl Generator {
             end: local_time(t0 + 30 * MINUTE),
             events: n,
         });
+        // Trouble on the petition surge's street the same afternoon: a burst of
+        // disputes in its grid. Two feeds anomalous in one district at once is what
+        // the compound pipeline raises one level up.
+        let place = 3;
+        let t0 = day(days - 2) + 14 * HOUR;
+        let n = 12;
+        for _ in 0..n {
+            let t = t0 + self.rng.random_range(0..HOUR);
+            self.police(t, place, "dispute", 0, 0);
+        }
+        let p = &self.places[place];
+        incidents.push(Incident {
+            id: "street_unrest".into(),
+            feed: "police_incident".into(),
+            kind: "spike".into(),
+            description: format!(
+                "{n} disputes in one hour in grid {} during the petition surge",
+                p.grid
+            ),
+            key: key(&[("district", p.district), ("grid_id", &p.grid)]),
+            start: local_time(t0),
+            end: local_time(t0 + HOUR),
+            events: n,
+        });
         incidents
     }
 }
@@ -723,7 +747,7 @@ mod tests {
         let a = generate(&opt);
         let b = generate(&opt);
         assert_eq!(a.feeds, b.feeds);
-        assert_eq!(a.manifest.incidents.len(), 7);
+        assert_eq!(a.manifest.incidents.len(), 8);
         for bad in &a.manifest.bad {
             let line = &a.feeds[&bad.feed][bad.line - 1];
             assert!(

@@ -62,7 +62,7 @@ fn run_case(dir: &Path, out: &Path) {
             .expect("runtime"),
     );
     let catalog = Catalog::embedded().expect("schemas");
-    let pipelines = rt
+    let compiled = rt
         .block_on(pipeline::compile_dir(&dir.join("pipelines"), &catalog))
         .unwrap_or_else(|d| panic!("{}: {d}", dir.display()));
     let mut inputs: Vec<(String, PathBuf)> = std::fs::read_dir(dir.join("input"))
@@ -86,7 +86,7 @@ fn run_case(dir: &Path, out: &Path) {
             options.max_record_bytes = n as usize;
         }
     }
-    replay_to_dir(catalog, pipelines, &inputs, options, rt, out, false)
+    replay_to_dir(catalog, compiled, &inputs, options, rt, out, false)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
 }
 

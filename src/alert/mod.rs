@@ -49,6 +49,9 @@ pub struct Alert {
     #[serde(flatten)]
     pub measure: Measure,
     pub summary: String,
+    /// A few ids of the window's events (the pipeline's `sample_ids(event_id)`), never PII.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
 }
 
 /// What the detector found for one key in one window.
@@ -61,6 +64,7 @@ pub struct Finding {
     pub measure: Measure,
     /// `None`: the window is normal for this key.
     pub level: Option<Level>,
+    pub event_ids: Vec<String>,
 }
 
 /// The language of alert summaries.
@@ -121,6 +125,16 @@ pub fn stable_id(parts: &[&str]) -> String {
 }
 
 impl Lifecycle {
+    /// Keys with an open episode (pending, firing or cooling down).
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.episodes.keys()
+    }
+
+    /// Whether any episode is open.
+    pub fn is_empty(&self) -> bool {
+        self.episodes.is_empty()
+    }
+
     /// Takes the findings of one window (every known key, in key order) and returns the alerts it raises.
     pub fn step(
         &mut self,
@@ -253,6 +267,7 @@ fn alert(
             &f.key,
             &f.start.to_string(),
             &format!("{status:?}"),
+            ep.level.as_str(),
         ]),
         incident_id: ep.incident_id.clone(),
         status,
@@ -264,6 +279,7 @@ fn alert(
         window_end: format_rfc3339(f.end),
         measure: f.measure.clone(),
         summary,
+        event_ids: f.event_ids.clone(),
     }
 }
 
@@ -310,6 +326,7 @@ mod tests {
                 method: "test".into(),
             },
             level,
+            event_ids: vec![],
         }
     }
 

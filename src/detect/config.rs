@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::baseline::Seasonality;
+use super::farrington::{Settings, ThresholdMethod, Transform};
+use crate::time::{Millis, parse_duration};
 
 /// Warning levels, in the Chinese emergency convention: blue (IV) … red (I).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,7 +73,12 @@ impl Method {
     pub fn has_p_value(self) -> bool {
         matches!(
             self,
-            Method::Zscore | Method::Poisson | Method::Negbin | Method::Bayes | Method::Binomial
+            Method::Zscore
+                | Method::Poisson
+                | Method::Negbin
+                | Method::Bayes
+                | Method::Binomial
+                | Method::Farrington
         )
     }
 }
@@ -145,6 +152,23 @@ pub struct DetectConfig {
     pub limit: Option<f64>,
     /// `binomial`: the column holding the number of trials.
     pub trials: Option<Spanned<String>>,
+    /// `farrington`: the length of one seasonal cycle (reference: a year of weeks),
+    /// a whole number of windows; default the seasonality's cycle, else 52 weeks.
+    pub period: Option<Spanned<String>>,
+    /// `farrington` settings, named as in R's `farringtonFlexible`; unset ones take
+    /// the Noufaily defaults of [`Settings`].
+    pub b: Option<usize>,
+    pub w: Option<usize>,
+    pub no_periods: Option<usize>,
+    #[serde(alias = "past_weeks_not_included")]
+    pub past_windows_not_included: Option<usize>,
+    pub reweight: Option<bool>,
+    pub weights_threshold: Option<f64>,
+    pub trend: Option<bool>,
+    pub p_threshold_trend: Option<f64>,
+    pub limit54: Option<(f64, usize)>,
+    pub powertrans: Option<Transform>,
+    pub threshold_method: Option<ThresholdMethod>,
     #[serde(default)]
     pub levels: Levels,
     /// No alarm below this value, however unusual (a volume floor, like Farrington's
@@ -188,6 +212,44 @@ pub struct Sections {
 }
 
 impl DetectConfig {
+    /// The Farrington settings and the number of windows per period, for windows
+    /// starting every `slide`; an error says what does not fit.
+    pub fn farrington(&self, slide: Millis) -> Result<(Settings, usize), String> {
+        let d = Settings::default();
+        let settings = Settings {
+            b: self.b.unwrap_or(d.b),
+            w: self.w.unwrap_or(d.w),
+            no_periods: self.no_periods.unwrap_or(d.no_periods),
+            past_windows_not_included: self.past_windows_not_included,
+            reweight: self.reweight.unwrap_or(d.reweight),
+            weights_threshold: self.weights_threshold.unwrap_or(d.weights_threshold),
+            trend: self.trend.unwrap_or(d.trend),
+            p_threshold_trend: self.p_threshold_trend.unwrap_or(d.p_threshold_trend),
+            limit54: self.limit54.unwrap_or(d.limit54),
+            powertrans: self.powertrans.unwrap_or(d.powertrans),
+            threshold_method: self.threshold_method.unwrap_or(d.threshold_method),
+        };
+        let period = match &self.period {
+            Some(p) => parse_duration(p.get_ref())?,
+            None => self
+                .seasonality
+                .period()
+                .unwrap_or(52 * 7 * crate::time::DAY),
+        };
+        if slide <= 0 || period % slide != 0 {
+            return Err(format!(
+                "the period ({}) must be a whole number of windows ({})",
+                crate::time::format_duration(period),
+                crate::time::format_duration(slide)
+            ));
+        }
+        let freq = (period / slide) as usize;
+        match settings.problems(freq).first() {
+            Some(p) => Err(p.clone()),
+            None => Ok((settings, freq)),
+        }
+    }
+
     /// Parameters a method needs that the section does not give.
     pub fn missing_parameters(&self) -> Vec<&'static str> {
         let m = *self.method.get_ref();

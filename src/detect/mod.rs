@@ -9,6 +9,7 @@
 //! build on it.
 
 pub mod baseline;
+pub mod compound;
 pub mod config;
 pub mod farrington;
 pub mod rule;

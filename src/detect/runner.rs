@@ -3,24 +3,38 @@
 //! point with its baseline, `[[rule]]` conditions are checked on the rows, and the
 //! resulting findings go through the alert lifecycle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::datatypes::SchemaRef;
 use serde_json::{Map, Value};
 
 use super::baseline::select;
 use super::config::{DetectConfig, Level, Method};
+use super::farrington::Settings;
 use super::rule::CompiledRule;
-use super::series::SeriesStore;
+use super::series::{Point, SeriesStore};
 use super::{Cusum, Ears, Ewma, Verdict};
 use crate::alert::{Alert, Finding, Lifecycle, Measure, Timing};
+use crate::query::sample::SAMPLE_SIZE;
 use crate::query::tables::{WINDOW_END, WINDOW_START};
 use crate::sink::batch_rows;
 use crate::time::{DAY, Millis};
 use crate::window::WindowResult;
 
-/// One key's row in a window: its labels, the watched value, and the highest rule it met.
-type KeyRow = (Map<String, Value>, f64, Option<(Level, String)>);
+/// The column a pipeline fills with `sample_ids(event_id)`; alerts carry its ids.
+pub const SAMPLE_COLUMN: &str = "sample_event_ids";
+
+/// One key's rows in a window.
+struct KeyRow {
+    labels: Map<String, Value>,
+    /// The watched value.
+    value: f64,
+    /// `binomial`: the number of trials.
+    trials: f64,
+    /// The highest rule met, and its name.
+    rule: Option<(Level, String)>,
+    event_ids: BTreeSet<String>,
+}
 
 /// Default number of past windows in a baseline.
 pub const DEFAULT_BASELINE: usize = 7;
@@ -33,6 +47,10 @@ pub struct PipelineDetector {
     key_columns: Vec<String>,
     utc_offset: Millis,
     store: SeriesStore,
+    /// `binomial`: the trials of each key's windows, recorded alongside the values.
+    trials: Option<SeriesStore>,
+    /// `farrington`: its settings and windows per period.
+    farrington: Option<(Settings, usize)>,
     ewma: BTreeMap<String, Option<Ewma>>,
     cusum: BTreeMap<String, Cusum>,
     lifecycle: Lifecycle,
@@ -48,7 +66,10 @@ pub fn key_columns(config: Option<&DetectConfig>, output: &SchemaRef) -> Vec<Str
             .fields()
             .iter()
             .filter(|f| {
-                f.name() != WINDOW_START && f.name() != WINDOW_END && !f.data_type().is_numeric()
+                f.name() != WINDOW_START
+                    && f.name() != WINDOW_END
+                    && !f.data_type().is_numeric()
+                    && !f.data_type().is_nested()
             })
             .map(|f| f.name().clone())
             .collect(),
@@ -70,16 +91,28 @@ impl PipelineDetector {
             return None;
         }
         let key_columns = key_columns(config.as_ref(), output);
-        // Enough history for a year of weekly seasons at most, and the baseline.
-        // Enough history for the baseline in every season of the cycle.
-        let capacity = config.as_ref().map_or(1, |c| {
-            let per_season = c.baseline.unwrap_or(DEFAULT_BASELINE) + c.guard + 16;
-            let seasons = c
-                .seasonality
-                .period()
-                .map_or(1, |p| (p / slide.max(1)).max(1) as usize);
-            per_season * seasons
+        // `check` has refused settings that do not fit the windows.
+        let farrington = config
+            .as_ref()
+            .filter(|c| *c.method.get_ref() == Method::Farrington)
+            .and_then(|c| c.farrington(slide).ok());
+        // Enough history for the baseline in every season of the cycle (Farrington:
+        // b periods and w windows).
+        let capacity = config.as_ref().map_or(1, |c| match &farrington {
+            Some((s, freq)) => s.required_history(*freq) + 1,
+            None => {
+                let per_season = c.baseline.unwrap_or(DEFAULT_BASELINE) + c.guard + 16;
+                let seasons = c
+                    .seasonality
+                    .period()
+                    .map_or(1, |p| (p / slide.max(1)).max(1) as usize);
+                per_season * seasons
+            }
         });
+        let trials = config
+            .as_ref()
+            .filter(|c| c.trials.is_some())
+            .map(|_| SeriesStore::new(slide, capacity, 90 * DAY));
         Some(PipelineDetector {
             pipeline: pipeline.to_string(),
             feeds,
@@ -88,6 +121,8 @@ impl PipelineDetector {
             key_columns,
             utc_offset,
             store: SeriesStore::new(slide, capacity, 90 * DAY),
+            trials,
+            farrington,
             ewma: BTreeMap::new(),
             cusum: BTreeMap::new(),
             lifecycle: Lifecycle::default(),
@@ -109,8 +144,117 @@ impl PipelineDetector {
         &mut self,
         w: &WindowResult,
     ) -> Result<Vec<Alert>, datafusion::error::DataFusionError> {
-        // Per key: labels, value, and the highest rule level met.
+        let rows = self.key_rows(w)?;
+        let mut findings = Vec::new();
+        let key_columns = self.key_columns.clone();
+        let finding = |key: &str, row: Option<&KeyRow>, measure: Measure, level| Finding {
+            key: key.to_string(),
+            labels: row.map_or_else(|| labels_of(key, &key_columns), |r| r.labels.clone()),
+            start: w.start,
+            end: w.end,
+            measure,
+            level,
+            event_ids: row.map_or_else(Vec::new, |r| r.event_ids.iter().cloned().collect()),
+        };
+        match self.config.clone() {
+            Some(c) => {
+                let values: Vec<(String, f64)> =
+                    rows.iter().map(|(k, r)| (k.clone(), r.value)).collect();
+                let trials: Vec<(String, f64)> =
+                    rows.iter().map(|(k, r)| (k.clone(), r.trials)).collect();
+                let trial_points = match self.trials.as_mut() {
+                    Some(store) => store.record(w.start, &trials),
+                    None => Vec::new(),
+                };
+                let points = self.store.record(w.start, &values);
+                for (i, point) in points.into_iter().enumerate() {
+                    // Both stores hold the same keys, so their points line up.
+                    let trials = trial_points.get(i).filter(|t| t.key == point.key);
+                    let verdict = self.judge(&c, &point, trials, w.start);
+                    let row = rows.get(&point.key);
+                    let rule = row.and_then(|r| r.rule.clone());
+                    let method_level = verdict
+                        .filter(|v| v.alarm && point.value >= c.min_value)
+                        .map(|v| c.levels.grade(*c.method.get_ref(), v.p_value, v.score));
+                    let level = method_level.max(rule.as_ref().map(|r| r.0));
+                    let method = match (&rule, method_level) {
+                        (Some((l, name)), m) if Some(*l) >= m => format!("rule: {name}"),
+                        _ => c.method.get_ref().as_str().to_string(),
+                    };
+                    let measure = Measure {
+                        value: point.value,
+                        expected: verdict.map(|v| v.expected).filter(|e| e.is_finite()),
+                        threshold: verdict.map(|v| v.threshold).filter(|e| e.is_finite()),
+                        score: verdict.map(|v| v.score).filter(|e| e.is_finite()),
+                        p_value: verdict.and_then(|v| v.p_value),
+                        method,
+                    };
+                    findings.push(finding(&point.key, row, measure, level));
+                }
+            }
+            None => {
+                for (key, row) in &rows {
+                    let measure = Measure {
+                        value: row.value,
+                        expected: None,
+                        threshold: None,
+                        score: None,
+                        p_value: None,
+                        method: row
+                            .rule
+                            .as_ref()
+                            .map_or("rule".into(), |r| format!("rule: {}", r.1)),
+                    };
+                    findings.push(finding(
+                        key,
+                        Some(row),
+                        measure,
+                        row.rule.as_ref().map(|r| r.0),
+                    ));
+                }
+            }
+        }
+        // A key with an open episode but no point this window (rules only, or a
+        // series expired for idleness) was quiet: judge it normal so it can resolve.
+        let judged: std::collections::BTreeSet<&str> =
+            findings.iter().map(|f| f.key.as_str()).collect();
+        let quiet: Vec<String> = self
+            .lifecycle
+            .keys()
+            .filter(|k| !judged.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for key in quiet {
+            let measure = Measure {
+                value: 0.0,
+                expected: None,
+                threshold: None,
+                score: None,
+                p_value: None,
+                method: "quiet".into(),
+            };
+            findings.push(finding(&key, None, measure, None));
+        }
+        findings.sort_by(|a, b| a.key.cmp(&b.key));
+        let timing = self.timing();
+        Ok(self
+            .lifecycle
+            .step(&self.pipeline, &self.feeds, timing, &findings))
+    }
+
+    /// The window's rows per key: labels, summed value and trials, highest rule met,
+    /// sample event ids.
+    fn key_rows(
+        &self,
+        w: &WindowResult,
+    ) -> Result<BTreeMap<String, KeyRow>, datafusion::error::DataFusionError> {
         let mut rows: BTreeMap<String, KeyRow> = BTreeMap::new();
+        let number = |row: &Map<String, Value>, column: Option<&String>| {
+            column
+                .and_then(|c| row.get(c))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+        };
         for batch in &w.batches {
             let mut rule_hits: Vec<Vec<bool>> = Vec::new();
             for r in &self.rules {
@@ -124,110 +268,64 @@ impl PipelineDetector {
                     .collect();
                 let key = Value::Array(labels.values().cloned().collect()).to_string();
                 let value = match &self.config {
-                    Some(c) => row
-                        .get(c.value.get_ref())
-                        .and_then(Value::as_f64)
-                        .unwrap_or(0.0),
+                    Some(c) => number(&row, Some(c.value.get_ref())),
                     None => row
                         .iter()
                         .filter(|(k, _)| !self.key_columns.contains(k))
                         .find_map(|(_, v)| v.as_f64())
                         .unwrap_or(0.0),
                 };
+                let trials = number(
+                    &row,
+                    self.config
+                        .as_ref()
+                        .and_then(|c| c.trials.as_ref())
+                        .map(|t| t.get_ref()),
+                );
                 let mut rule = None::<(Level, String)>;
                 for (r, hits) in self.rules.iter().zip(&rule_hits) {
                     if hits[i] && rule.as_ref().is_none_or(|(l, _)| r.level > *l) {
                         rule = Some((r.level, r.name.clone()));
                     }
                 }
+                let ids = row
+                    .get(SAMPLE_COLUMN)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string);
                 // Several rows of one key (a key coarser than the GROUP BY) add up.
-                match rows.get_mut(&key) {
-                    Some(row) => {
-                        row.1 += value;
-                        if rule.as_ref().map(|r| r.0) > row.2.as_ref().map(|r| r.0) {
-                            row.2 = rule;
-                        }
-                    }
-                    None => {
-                        rows.insert(key, (labels, value, rule));
-                    }
+                let entry = rows.entry(key).or_insert_with(|| KeyRow {
+                    labels,
+                    value: 0.0,
+                    trials: 0.0,
+                    rule: None,
+                    event_ids: Default::default(),
+                });
+                entry.value += value;
+                entry.trials += trials;
+                if rule.as_ref().map(|r| r.0) > entry.rule.as_ref().map(|r| r.0) {
+                    entry.rule = rule;
+                }
+                entry.event_ids.extend(ids);
+                while entry.event_ids.len() > SAMPLE_SIZE {
+                    entry.event_ids.pop_last();
                 }
             }
         }
-        let mut findings = Vec::new();
-        match self.config.clone() {
-            Some(c) => {
-                let values: Vec<(String, f64)> =
-                    rows.iter().map(|(k, (_, v, _))| (k.clone(), *v)).collect();
-                for point in self.store.record(w.start, &values) {
-                    let verdict = self.judge(&c, &point.key, &point.history, w.start, point.value);
-                    let entry = rows.get(&point.key);
-                    let labels = entry
-                        .map(|e| e.0.clone())
-                        .unwrap_or_else(|| labels_of(&point.key, &self.key_columns));
-                    let rule = entry.and_then(|e| e.2.clone());
-                    let method_level = verdict
-                        .filter(|v| v.alarm && point.value >= c.min_value)
-                        .map(|v| c.levels.grade(*c.method.get_ref(), v.p_value, v.score));
-                    let level = method_level.max(rule.as_ref().map(|r| r.0));
-                    let method = match (&rule, method_level) {
-                        (Some((l, name)), m) if Some(*l) >= m => format!("rule: {name}"),
-                        _ => c.method.get_ref().as_str().to_string(),
-                    };
-                    findings.push(Finding {
-                        key: point.key.clone(),
-                        labels,
-                        start: w.start,
-                        end: w.end,
-                        measure: Measure {
-                            value: point.value,
-                            expected: verdict.map(|v| v.expected).filter(|e| e.is_finite()),
-                            threshold: verdict.map(|v| v.threshold).filter(|e| e.is_finite()),
-                            score: verdict.map(|v| v.score).filter(|e| e.is_finite()),
-                            p_value: verdict.and_then(|v| v.p_value),
-                            method,
-                        },
-                        level,
-                    });
-                }
-            }
-            None => {
-                for (key, (labels, value, rule)) in rows {
-                    findings.push(Finding {
-                        key,
-                        labels,
-                        start: w.start,
-                        end: w.end,
-                        measure: Measure {
-                            value,
-                            expected: None,
-                            threshold: None,
-                            score: None,
-                            p_value: None,
-                            method: rule
-                                .as_ref()
-                                .map_or("rule".into(), |r| format!("rule: {}", r.1)),
-                        },
-                        level: rule.map(|r| r.0),
-                    });
-                }
-            }
-        }
-        let timing = self.timing();
-        Ok(self
-            .lifecycle
-            .step(&self.pipeline, &self.feeds, timing, &findings))
+        Ok(rows)
     }
 
     /// The method's verdict on `y`, or `None` while warming up.
     fn judge(
         &mut self,
         c: &DetectConfig,
-        key: &str,
-        history: &[(Millis, f64)],
+        point: &Point,
+        trials: Option<&Point>,
         start: Millis,
-        y: f64,
     ) -> Option<Verdict> {
+        let (key, history, y) = (point.key.as_str(), &point.history, point.value);
         let n = c.baseline.unwrap_or(DEFAULT_BASELINE);
         let base = select(history, start, c.seasonality, self.utc_offset, n, c.guard);
         let all: Vec<f64> = history.iter().map(|(_, v)| *v).collect();
@@ -255,6 +353,21 @@ impl PipelineDetector {
             Method::EarsC1 => super::ears(Ears::C1, &all, y, c.limit.unwrap_or(3.0), c.min_sigma),
             Method::EarsC2 => super::ears(Ears::C2, &all, y, c.limit.unwrap_or(3.0), c.min_sigma),
             Method::EarsC3 => super::ears(Ears::C3, &all, y, c.limit.unwrap_or(2.0), c.min_sigma),
+            Method::Farrington => self
+                .farrington
+                .and_then(|(s, freq)| s.judge(&all, y, freq, c.alpha)),
+            Method::Binomial if full => trials.and_then(|t| {
+                let trials = select(
+                    &t.history,
+                    start,
+                    c.seasonality,
+                    self.utc_offset,
+                    n,
+                    c.guard,
+                );
+                let pairs: Vec<(f64, f64)> = base.iter().copied().zip(trials).collect();
+                super::binomial(&pairs, y, t.value, c.alpha)
+            }),
             _ => None,
         };
         if v.is_none() {

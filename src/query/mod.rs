@@ -13,6 +13,7 @@
 //! `count(DISTINCT x)` the distinct values, `median(x)` the values.
 
 pub mod rewrite;
+pub mod sample;
 pub mod tables;
 
 use std::collections::{BTreeSet, HashMap};
@@ -110,6 +111,7 @@ fn session(catalog: &Catalog) -> Result<SessionContext, DataFusionError> {
         .with_physical_optimizer_rules(rules)
         .build();
     let ctx = SessionContext::new_with_state(state);
+    ctx.register_udaf(sample::sample_ids());
     // Reference data the final half may join with, e.g. residents per district.
     let population_schema = Arc::new(arrow::datatypes::Schema::new(vec![
         arrow::datatypes::Field::new("district", arrow::datatypes::DataType::Utf8, false),
