@@ -23,5 +23,6 @@ pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod synth;
+pub mod task;
 pub mod time;
 pub mod window;

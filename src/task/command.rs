@@ -1,0 +1,145 @@
+//! Task updates as JSON commands — one per line in replay (`--task-updates`), a
+//! Kafka topic and the HTTP API in the daemon:
+//!
+//! ```json
+//! {"time": "2026-03-14T10:20:00+08:00", "task_id": "…", "action": "acknowledge", "actor": "西湖公安分局值班室"}
+//! ```
+//!
+//! `action` is `acknowledge`, `done`, `reassign` (with `department`) or `note`;
+//! `note` is optional text. A line that is not a valid command becomes a dead letter
+//! of the `task_updates` input with its reason.
+
+use serde::{Deserialize, Serialize};
+
+use crate::deadletter::Reason;
+use crate::time::{Millis, parse_rfc3339};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Acknowledge,
+    Done,
+    Reassign,
+    Note,
+}
+
+/// One task update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    #[serde(with = "crate::time::rfc3339")]
+    pub time: Millis,
+    pub task_id: String,
+    pub action: Action,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Why a line is not a command: a dead-letter reason, the field, and words.
+pub type Invalid = (Reason, Option<String>, String);
+
+impl Command {
+    /// Parses one line, saying precisely what is wrong with a bad one.
+    pub fn parse(line: &str) -> Result<Command, Invalid> {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| (Reason::InvalidJson, None, e.to_string()))?;
+        let obj = v.as_object().ok_or_else(|| {
+            (
+                Reason::NotObject,
+                None,
+                "a command is a JSON object".to_string(),
+            )
+        })?;
+        let text = |name: &str, required: bool| -> Result<Option<String>, Invalid> {
+            match obj.get(name) {
+                None | Some(serde_json::Value::Null) if required => Err((
+                    Reason::MissingField,
+                    Some(name.to_string()),
+                    format!("`{name}` is required"),
+                )),
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err((
+                    Reason::BadType,
+                    Some(name.to_string()),
+                    format!("`{name}` must be a string"),
+                )),
+            }
+        };
+        let time_text = text("time", true)?.unwrap_or_default();
+        let time = parse_rfc3339(&time_text).ok_or_else(|| {
+            (
+                Reason::BadTime,
+                Some("time".to_string()),
+                format!("`{time_text}` is not an RFC 3339 time"),
+            )
+        })?;
+        let action_text = text("action", true)?.unwrap_or_default();
+        let action = match action_text.as_str() {
+            "acknowledge" => Action::Acknowledge,
+            "done" => Action::Done,
+            "reassign" => Action::Reassign,
+            "note" => Action::Note,
+            other => {
+                return Err((
+                    Reason::OutOfRange,
+                    Some("action".to_string()),
+                    format!("unknown action `{other}` (acknowledge, done, reassign, note)"),
+                ));
+            }
+        };
+        let department = text("department", false)?;
+        if action == Action::Reassign && department.is_none() {
+            return Err((
+                Reason::MissingField,
+                Some("department".to_string()),
+                "reassign needs the new `department`".to_string(),
+            ));
+        }
+        Ok(Command {
+            time,
+            task_id: text("task_id", true)?.unwrap_or_default(),
+            action,
+            actor: text("actor", true)?.unwrap_or_default(),
+            department,
+            note: text("note", false)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_commands_say_what_is_wrong() {
+        let ok = Command::parse(
+            r#"{"time":"2026-03-14T10:00:00Z","task_id":"t","action":"reassign","actor":"a","department":"d"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.action, Action::Reassign);
+        let reason = |line: &str| Command::parse(line).unwrap_err().0;
+        assert_eq!(reason("{"), Reason::InvalidJson);
+        assert_eq!(reason("[1]"), Reason::NotObject);
+        assert_eq!(
+            reason(r#"{"time":"2026-03-14T10:00:00Z","action":"done","actor":"a"}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(r#"{"time":"noon","task_id":"t","action":"done","actor":"a"}"#),
+            Reason::BadTime
+        );
+        assert_eq!(
+            reason(r#"{"time":"2026-03-14T10:00:00Z","task_id":"t","action":"shred","actor":"a"}"#),
+            Reason::OutOfRange
+        );
+        assert_eq!(
+            reason(
+                r#"{"time":"2026-03-14T10:00:00Z","task_id":"t","action":"reassign","actor":"a"}"#
+            ),
+            Reason::MissingField
+        );
+    }
+}

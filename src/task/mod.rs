@@ -1,0 +1,552 @@
+//! Three-synchronous response tasks (三同步): an alert at or above a level opens
+//! three linked tasks — `legal` (依法处理), `opinion` (舆论引导), `control`
+//! (社会面管控) — routed to departments by the routing table, each with a deadline
+//! to acknowledge by level. Tasks move open → acknowledged → done; past its
+//! deadline a task is overdue and escalates to the next department. Every change is
+//! a [`TaskEvent`] carrying the task's full state.
+//!
+//! The clock is event time: alerts, commands and deadlines are applied in the order
+//! of their times as the engine's watermark passes them, so a replay is a
+//! deterministic backtest. Ids come from the incident and the track, so replays and
+//! restarts never open a task twice.
+
+pub mod command;
+pub mod routing;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::alert::{Alert, Status, stable_id};
+use crate::detect::config::Level;
+use crate::time::{Millis, format_rfc3339, parse_rfc3339};
+pub use command::{Action, Command};
+use routing::RoutingTable;
+
+/// The three tracks of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Track {
+    Legal,
+    Opinion,
+    Control,
+}
+
+impl Track {
+    pub const ALL: [Track; 3] = [Track::Legal, Track::Opinion, Track::Control];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::Legal => "legal",
+            Track::Opinion => "opinion",
+            Track::Control => "control",
+        }
+    }
+
+    /// 依法处理, 舆论引导, 社会面管控.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Track::Legal => "依法处理",
+            Track::Opinion => "舆论引导",
+            Track::Control => "社会面管控",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Open,
+    Acknowledged,
+    Done,
+    /// Past its deadline where there is nobody further to escalate to.
+    Overdue,
+    /// Moved to the next department after its deadline passed; awaiting acknowledgement.
+    Escalated,
+}
+
+impl TaskStatus {
+    /// Waiting to be acknowledged, so its deadline runs.
+    fn awaiting(self) -> bool {
+        matches!(self, TaskStatus::Open | TaskStatus::Escalated)
+    }
+}
+
+/// What a task event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Opened,
+    LevelRaised,
+    Acknowledged,
+    Done,
+    Overdue,
+    Escalated,
+    Reassigned,
+    Noted,
+    /// The incident resolved while the task was open; it stays open.
+    IncidentResolved,
+    /// All three tasks of the dispatch are done.
+    DispatchClosed,
+}
+
+/// One task, in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub task_id: String,
+    pub dispatch_id: String,
+    pub incident_id: String,
+    pub track: Track,
+    pub department: String,
+    pub level: Level,
+    pub status: TaskStatus,
+    pub pipeline: String,
+    pub key: Map<String, Value>,
+    /// The latest alert of the incident.
+    pub alert_id: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub opened_at: Millis,
+    /// When it must be acknowledged by.
+    #[serde(with = "crate::time::rfc3339")]
+    pub deadline: Millis,
+    pub escalations: u32,
+    /// Whether the incident that opened it is still firing.
+    pub incident_firing: bool,
+    /// Changes so far; the event ids count them.
+    pub version: u32,
+}
+
+/// One change to a task, with the task's state after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskEvent {
+    pub event_id: String,
+    pub change: Change,
+    #[serde(with = "crate::time::rfc3339")]
+    pub time: Millis,
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub task: Task,
+}
+
+/// Why a command could not be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejected {
+    #[error("no task `{0}` (tasks open only once their alert's window has closed)")]
+    UnknownTask(String),
+    #[error("task `{task}` is {status:?}: it cannot be {action}")]
+    NotAllowed {
+        task: String,
+        status: TaskStatus,
+        action: &'static str,
+    },
+    #[error("reassign needs a `department`")]
+    NoDepartment,
+}
+
+/// Something waiting for the clock: an alert or a command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Pending {
+    Alert(Box<AlertSnapshot>),
+    Command(Command),
+}
+
+/// What the task stage needs of an alert.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AlertSnapshot {
+    alert_id: String,
+    incident_id: String,
+    firing: bool,
+    level: Level,
+    pipeline: String,
+    key: Map<String, Value>,
+    /// A department per track, routed when the alert arrived.
+    departments: Vec<(Track, String)>,
+}
+
+/// Task state of a run. Serialisable for checkpoints (the routing table is config).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskState {
+    tasks: BTreeMap<String, Task>,
+    /// Dispatch id → its three task ids.
+    dispatches: BTreeMap<String, Vec<String>>,
+    closed: BTreeSet<String>,
+    /// (time, order, sequence) → what happens then.
+    #[serde(with = "entries")]
+    pending: BTreeMap<(Millis, u8, u64), Pending>,
+    seq: u64,
+    /// Time the state has been advanced to.
+    clock: Option<Millis>,
+}
+
+/// The task stage: routing, deadlines and lifecycle over [`TaskState`].
+pub struct TaskManager {
+    routing: RoutingTable,
+    /// Per pipeline, the lowest level that opens tasks, where it differs from the table's.
+    levels: BTreeMap<String, Level>,
+    pub state: TaskState,
+}
+
+/// Order of things due at the same instant: alerts, then commands, then deadlines.
+const ALERT: u8 = 0;
+const COMMAND: u8 = 1;
+
+impl TaskManager {
+    pub fn new(routing: RoutingTable, levels: BTreeMap<String, Level>) -> Self {
+        TaskManager {
+            routing,
+            levels,
+            state: TaskState::default(),
+        }
+    }
+
+    /// Queues an alert; it takes effect at its window's end.
+    pub fn alert(&mut self, a: &Alert) {
+        let Some(t) = parse_rfc3339(&a.window_end) else {
+            return;
+        };
+        let snapshot = AlertSnapshot {
+            alert_id: a.alert_id.clone(),
+            incident_id: a.incident_id.clone(),
+            firing: a.status == Status::Firing,
+            level: a.level,
+            pipeline: a.pipeline.clone(),
+            key: a.key.clone(),
+            departments: Track::ALL
+                .into_iter()
+                .map(|tr| (tr, self.routing.department(a, tr)))
+                .collect(),
+        };
+        self.push(t, ALERT, Pending::Alert(Box::new(snapshot)));
+    }
+
+    /// Queues a command; it takes effect at its time.
+    pub fn command(&mut self, c: Command) {
+        self.push(c.time, COMMAND, Pending::Command(c));
+    }
+
+    fn push(&mut self, t: Millis, order: u8, p: Pending) {
+        self.state.seq += 1;
+        self.state.pending.insert((t, order, self.state.seq), p);
+    }
+
+    /// The tasks (open and closed) by id.
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.state.tasks.values()
+    }
+
+    /// Advances the clock to `now`: applies, in time order, every queued alert and
+    /// command and every deadline up to it. Returns the task events and the
+    /// commands that could not be applied, with why.
+    pub fn advance(&mut self, now: Millis) -> (Vec<TaskEvent>, Vec<(Command, Rejected)>) {
+        let mut events = Vec::new();
+        let mut rejected = Vec::new();
+        loop {
+            let next_pending = self
+                .state
+                .pending
+                .keys()
+                .next()
+                .copied()
+                .filter(|k| k.0 <= now);
+            let next_deadline = self
+                .state
+                .tasks
+                .values()
+                .filter(|t| t.status.awaiting() && t.deadline <= now)
+                .map(|t| {
+                    (
+                        (t.deadline, t.dispatch_id.clone(), t.track),
+                        t.task_id.clone(),
+                    )
+                })
+                .min()
+                .map(|((d, _, _), id)| (d, id));
+            match (next_pending, next_deadline) {
+                (Some(k), Some((d, _))) if k.0 <= d => {
+                    self.apply_pending(k, &mut events, &mut rejected)
+                }
+                (_, Some((d, id))) => self.overdue(&id, d, &mut events),
+                (Some(k), None) => self.apply_pending(k, &mut events, &mut rejected),
+                (None, None) => break,
+            }
+        }
+        self.state.clock = Some(self.state.clock.map_or(now, |c| c.max(now)));
+        (events, rejected)
+    }
+
+    fn apply_pending(
+        &mut self,
+        key: (Millis, u8, u64),
+        events: &mut Vec<TaskEvent>,
+        rejected: &mut Vec<(Command, Rejected)>,
+    ) {
+        let Some(p) = self.state.pending.remove(&key) else {
+            return;
+        };
+        match p {
+            Pending::Alert(a) => self.on_alert(&a, key.0, events),
+            Pending::Command(c) => {
+                if let Err(e) = self.on_command(&c, events) {
+                    rejected.push((c, e));
+                }
+            }
+        }
+    }
+
+    fn on_alert(&mut self, a: &AlertSnapshot, t: Millis, events: &mut Vec<TaskEvent>) {
+        let dispatch_id = stable_id(&["dispatch", &a.incident_id]);
+        if self.state.closed.contains(&dispatch_id) {
+            return;
+        }
+        let open_at = self
+            .levels
+            .get(&a.pipeline)
+            .copied()
+            .unwrap_or(self.routing.open_at);
+        let exists = self.state.dispatches.contains_key(&dispatch_id);
+        if !a.firing {
+            for id in self
+                .state
+                .dispatches
+                .get(&dispatch_id)
+                .cloned()
+                .unwrap_or_default()
+            {
+                let Some(task) = self.state.tasks.get_mut(&id) else {
+                    continue;
+                };
+                task.incident_firing = false;
+                if task.status != TaskStatus::Done {
+                    events.push(emit(
+                        task,
+                        Change::IncidentResolved,
+                        t,
+                        "yujing",
+                        Some("the incident resolved; the task stays open until it is done".into()),
+                    ));
+                }
+            }
+            return;
+        }
+        if !exists {
+            if a.level < open_at {
+                return;
+            }
+            let mut ids = Vec::new();
+            for (track, department) in &a.departments {
+                let task_id = stable_id(&["task", &a.incident_id, track.as_str()]);
+                let mut task = Task {
+                    task_id: task_id.clone(),
+                    dispatch_id: dispatch_id.clone(),
+                    incident_id: a.incident_id.clone(),
+                    track: *track,
+                    department: department.clone(),
+                    level: a.level,
+                    status: TaskStatus::Open,
+                    pipeline: a.pipeline.clone(),
+                    key: a.key.clone(),
+                    alert_id: a.alert_id.clone(),
+                    opened_at: t,
+                    deadline: t + self.routing.deadline(a.level),
+                    escalations: 0,
+                    incident_firing: true,
+                    version: 0,
+                };
+                events.push(emit(&mut task, Change::Opened, t, "yujing", None));
+                self.state.tasks.insert(task_id.clone(), task);
+                ids.push(task_id);
+            }
+            self.state.dispatches.insert(dispatch_id, ids);
+            return;
+        }
+        for id in self
+            .state
+            .dispatches
+            .get(&dispatch_id)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let Some(task) = self.state.tasks.get_mut(&id) else {
+                continue;
+            };
+            task.incident_firing = true;
+            task.alert_id = a.alert_id.clone();
+            if a.level > task.level && task.status != TaskStatus::Done {
+                let from = task.level;
+                task.level = a.level;
+                if task.status.awaiting() {
+                    task.deadline = task.deadline.min(t + self.routing.deadline(a.level));
+                }
+                events.push(emit(
+                    task,
+                    Change::LevelRaised,
+                    t,
+                    "yujing",
+                    Some(format!("{} → {}", from.as_str(), a.level.as_str())),
+                ));
+            }
+        }
+    }
+
+    /// A deadline passed: the task is overdue, and moves to the next department if
+    /// there is one (with a fresh deadline).
+    fn overdue(&mut self, id: &str, t: Millis, events: &mut Vec<TaskEvent>) {
+        let Some(task) = self.state.tasks.get_mut(id) else {
+            return;
+        };
+        task.status = TaskStatus::Overdue;
+        let note = format!(
+            "not acknowledged by {} within the deadline",
+            task.department
+        );
+        events.push(emit(task, Change::Overdue, t, "yujing", Some(note)));
+        if let Some(next) = self.routing.next(&task.department) {
+            let from = std::mem::replace(&mut task.department, next);
+            task.status = TaskStatus::Escalated;
+            task.escalations += 1;
+            task.deadline = t + self.routing.deadline(task.level);
+            events.push(emit(
+                task,
+                Change::Escalated,
+                t,
+                "yujing",
+                Some(format!("from {from}")),
+            ));
+        }
+    }
+
+    fn on_command(&mut self, c: &Command, events: &mut Vec<TaskEvent>) -> Result<(), Rejected> {
+        let task = self
+            .state
+            .tasks
+            .get_mut(&c.task_id)
+            .ok_or_else(|| Rejected::UnknownTask(c.task_id.clone()))?;
+        let status = task.status;
+        let not_allowed = |action| Rejected::NotAllowed {
+            task: c.task_id.clone(),
+            status,
+            action,
+        };
+        let change = match c.action {
+            Action::Acknowledge => {
+                if !matches!(
+                    task.status,
+                    TaskStatus::Open | TaskStatus::Escalated | TaskStatus::Overdue
+                ) {
+                    return Err(not_allowed("acknowledged"));
+                }
+                task.status = TaskStatus::Acknowledged;
+                Change::Acknowledged
+            }
+            Action::Done => {
+                if task.status == TaskStatus::Done {
+                    return Err(not_allowed("done again"));
+                }
+                task.status = TaskStatus::Done;
+                Change::Done
+            }
+            Action::Reassign => {
+                if task.status == TaskStatus::Done {
+                    return Err(not_allowed("reassigned"));
+                }
+                task.department = c.department.clone().ok_or(Rejected::NoDepartment)?;
+                Change::Reassigned
+            }
+            Action::Note => Change::Noted,
+        };
+        events.push(emit(task, change, c.time, &c.actor, c.note.clone()));
+        let dispatch_id = task.dispatch_id.clone();
+        if change == Change::Done {
+            let ids = self
+                .state
+                .dispatches
+                .get(&dispatch_id)
+                .cloned()
+                .unwrap_or_default();
+            let all_done = ids.iter().all(|id| {
+                self.state
+                    .tasks
+                    .get(id)
+                    .is_some_and(|t| t.status == TaskStatus::Done)
+            });
+            if all_done {
+                if let Some(task) = self.state.tasks.get_mut(&c.task_id) {
+                    events.push(emit(task, Change::DispatchClosed, c.time, &c.actor, None));
+                }
+                // A closed dispatch is forgotten but for its id, so later alerts of
+                // the incident do not reopen it.
+                for id in &ids {
+                    self.state.tasks.remove(id);
+                }
+                self.state.dispatches.remove(&dispatch_id);
+                self.state.closed.insert(dispatch_id);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn emit(
+    task: &mut Task,
+    change: Change,
+    time: Millis,
+    actor: &str,
+    note: Option<String>,
+) -> TaskEvent {
+    task.version += 1;
+    TaskEvent {
+        event_id: stable_id(&[&task.task_id, &task.version.to_string()]),
+        change,
+        time,
+        actor: actor.to_string(),
+        note,
+        task: task.clone(),
+    }
+}
+
+impl TaskEvent {
+    /// A one-line account for the demo, with Chinese department and track names.
+    pub fn describe(&self) -> String {
+        let t = &self.task;
+        format!(
+            "{} {} {} → {}（{}，{}级，时限 {}）",
+            format_rfc3339(self.time),
+            serde_json::to_value(self.change)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            t.track.zh(),
+            t.department,
+            t.track.as_str(),
+            t.level.as_str(),
+            format_rfc3339(t.deadline),
+        )
+    }
+}
+
+/// A map with tuple keys as a list of entries (JSON keys must be strings).
+mod entries {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize + Ord, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,436 @@
+//! The routing table: which department owns each of the three tracks of an
+//! alert's response, how long it has to acknowledge, and where an overdue task
+//! goes next. The shipped table (`routing/routing.toml`) follows the 责任部门 column
+//! of the source document; `yujing check` validates any table with `file:line:col`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+use super::Track;
+use crate::alert::Alert;
+use crate::detect::config::Level;
+use crate::error::{Diagnostic, line_col};
+use crate::time::{HOUR, Millis, parse_duration};
+
+/// The shipped table.
+pub const EMBEDDED: &str = include_str!("../../routing/routing.toml");
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Departments {
+    legal: Option<String>,
+    opinion: Option<String>,
+    control: Option<String>,
+}
+
+impl Departments {
+    fn get(&self, track: Track) -> Option<&String> {
+        match track {
+            Track::Legal => self.legal.as_ref(),
+            Track::Opinion => self.opinion.as_ref(),
+            Track::Control => self.control.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Route {
+    feed: Option<Spanned<String>>,
+    pipeline: Option<Spanned<String>>,
+    category: Option<String>,
+    kind: Option<String>,
+    district: Option<String>,
+    street: Option<String>,
+    legal: Option<String>,
+    opinion: Option<String>,
+    control: Option<String>,
+}
+
+impl Route {
+    fn get(&self, track: Track) -> Option<&String> {
+        match track {
+            Track::Legal => self.legal.as_ref(),
+            Track::Opinion => self.opinion.as_ref(),
+            Track::Control => self.control.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Escalation {
+    default: Option<String>,
+    #[serde(default)]
+    next: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingFile {
+    open_at: Option<Spanned<String>>,
+    #[serde(default)]
+    deadlines: BTreeMap<Spanned<String>, Spanned<String>>,
+    default: Departments,
+    #[serde(default)]
+    escalation: Escalation,
+    #[serde(default)]
+    route: Vec<Spanned<Route>>,
+}
+
+/// A checked routing table.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    pub file: PathBuf,
+    /// The lowest level that opens tasks, unless a pipeline says otherwise.
+    pub open_at: Level,
+    deadlines: BTreeMap<Level, Millis>,
+    default: Departments,
+    escalation: Escalation,
+    routes: Vec<Route>,
+}
+
+fn level_named(name: &str) -> Option<Level> {
+    Level::ALL.into_iter().find(|l| l.as_str() == name)
+}
+
+impl RoutingTable {
+    /// The shipped table.
+    pub fn embedded(feeds: &BTreeSet<String>) -> Result<Self, Vec<Diagnostic>> {
+        Self::parse(Path::new("routing/routing.toml"), EMBEDDED, feeds)
+    }
+
+    /// Reads a table from a file.
+    pub fn load(path: &Path, feeds: &BTreeSet<String>) -> Result<Self, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 0,
+                col: 0,
+                message: e.to_string(),
+            }]
+        })?;
+        Self::parse(path, &text, feeds)
+    }
+
+    /// Parses and checks a table: unknown keys, tracks and levels, bad durations,
+    /// routes naming a feed not in `feeds`, and routes that can never win.
+    pub fn parse(
+        file: &Path,
+        text: &str,
+        feeds: &BTreeSet<String>,
+    ) -> Result<Self, Vec<Diagnostic>> {
+        let at = |offset: usize, message: String| {
+            let (line, col) = line_col(text, offset);
+            Diagnostic {
+                file: file.to_path_buf(),
+                line,
+                col,
+                message,
+            }
+        };
+        let raw: RoutingFile = toml::from_str(text).map_err(|e| {
+            vec![at(
+                e.span().map_or(0, |s| s.start),
+                format!("routing table: {}", e.message().trim()),
+            )]
+        })?;
+        let mut diags = Vec::new();
+        let open_at = match &raw.open_at {
+            Some(s) => level_named(s.get_ref()).unwrap_or_else(|| {
+                diags.push(at(
+                    s.span().start,
+                    format!(
+                        "unknown level `{}` (blue, yellow, orange, red)",
+                        s.get_ref()
+                    ),
+                ));
+                Level::Orange
+            }),
+            None => Level::Orange,
+        };
+        let mut deadlines: BTreeMap<Level, Millis> = [
+            (Level::Red, HOUR),
+            (Level::Orange, 4 * HOUR),
+            (Level::Yellow, 24 * HOUR),
+            (Level::Blue, 72 * HOUR),
+        ]
+        .into();
+        for (level, d) in &raw.deadlines {
+            let Some(l) = level_named(level.get_ref()) else {
+                diags.push(at(
+                    level.span().start,
+                    format!(
+                        "unknown level `{}` (blue, yellow, orange, red)",
+                        level.get_ref()
+                    ),
+                ));
+                continue;
+            };
+            match parse_duration(d.get_ref()) {
+                Ok(v) if v > 0 => {
+                    deadlines.insert(l, v);
+                }
+                Ok(_) => diags.push(at(
+                    d.span().start,
+                    "a deadline must be longer than 0".into(),
+                )),
+                Err(m) => diags.push(at(d.span().start, format!("bad deadline: {m}"))),
+            }
+        }
+        for track in Track::ALL {
+            if raw.default.get(track).is_none() {
+                diags.push(at(
+                    0,
+                    format!("[default] has no `{}` department", track.as_str()),
+                ));
+            }
+        }
+        // A route that names the same selectors as an earlier one never wins a
+        // track the earlier one also names.
+        let mut seen: Vec<(Vec<(&str, String)>, BTreeSet<Track>)> = Vec::new();
+        for route in &raw.route {
+            let r = route.get_ref();
+            let start = route.span().start;
+            if let Some(f) = &r.feed
+                && !feeds.contains(f.get_ref())
+            {
+                diags.push(at(
+                    f.span().start,
+                    format!(
+                        "unknown feed `{}` (known: {})",
+                        f.get_ref(),
+                        feeds.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            let tracks: BTreeSet<Track> = Track::ALL
+                .into_iter()
+                .filter(|t| r.get(*t).is_some())
+                .collect();
+            if tracks.is_empty() {
+                diags.push(at(
+                    start,
+                    "this route names no department (legal, opinion or control)".into(),
+                ));
+                continue;
+            }
+            let selectors = selectors(r);
+            if selectors.is_empty() {
+                diags.push(at(
+                    start,
+                    "this route matches everything: put its departments in [default]".into(),
+                ));
+            }
+            let shadowed: BTreeSet<Track> = seen
+                .iter()
+                .filter(|(s, _)| *s == selectors)
+                .flat_map(|(_, t)| t.iter().copied())
+                .collect();
+            if tracks.is_subset(&shadowed) {
+                diags.push(at(
+                    start,
+                    "unreachable route: an earlier route with the same conditions already routes its tracks".into(),
+                ));
+            }
+            seen.push((selectors, tracks));
+        }
+        if !diags.is_empty() {
+            diags.sort_by_key(|d| (d.line, d.col));
+            return Err(diags);
+        }
+        Ok(RoutingTable {
+            file: file.to_path_buf(),
+            open_at,
+            deadlines,
+            default: raw.default,
+            escalation: raw.escalation,
+            routes: raw.route.into_iter().map(Spanned::into_inner).collect(),
+        })
+    }
+
+    /// How long a task of this level has to be acknowledged.
+    pub fn deadline(&self, level: Level) -> Millis {
+        self.deadlines.get(&level).copied().unwrap_or(4 * HOUR)
+    }
+
+    /// The department for one track of an alert.
+    pub fn department(&self, alert: &Alert, track: Track) -> String {
+        let best = self
+            .routes
+            .iter()
+            .filter(|r| r.get(track).is_some() && matches(r, alert))
+            .fold(None::<&Route>, |best, r| match best {
+                Some(b) if selectors(b).len() >= selectors(r).len() => Some(b),
+                _ => Some(r),
+            });
+        let template = best
+            .and_then(|r| r.get(track))
+            .or(self.default.get(track))
+            .cloned()
+            .unwrap_or_default();
+        fill(&template, &alert.key)
+    }
+
+    /// Where an overdue task at `department` goes next, if anywhere.
+    pub fn next(&self, department: &str) -> Option<String> {
+        let next = self
+            .escalation
+            .next
+            .get(department)
+            .or(self.escalation.default.as_ref())?;
+        (next != department).then(|| next.clone())
+    }
+}
+
+fn selectors(r: &Route) -> Vec<(&'static str, String)> {
+    [
+        ("feed", r.feed.as_ref().map(|s| s.get_ref().clone())),
+        ("pipeline", r.pipeline.as_ref().map(|s| s.get_ref().clone())),
+        ("category", r.category.clone()),
+        ("kind", r.kind.clone()),
+        ("district", r.district.clone()),
+        ("street", r.street.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect()
+}
+
+fn matches(r: &Route, alert: &Alert) -> bool {
+    let label = |name: &str, want: &Option<String>| {
+        want.as_ref()
+            .is_none_or(|w| alert.key.get(name).and_then(Value::as_str) == Some(w.as_str()))
+    };
+    r.feed
+        .as_ref()
+        .is_none_or(|f| alert.feeds.iter().any(|x| x == f.get_ref()))
+        && r.pipeline
+            .as_ref()
+            .is_none_or(|p| alert.pipeline == *p.get_ref())
+        && label("category", &r.category)
+        && label("kind", &r.kind)
+        && label("district", &r.district)
+        && label("street", &r.street)
+}
+
+/// Fills `{street}` and `{district}` from the alert's key.
+fn fill(template: &str, key: &Map<String, Value>) -> String {
+    let value = |name: &str, fallback: &str| {
+        key.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or(fallback)
+            .to_string()
+    };
+    template
+        .replace("{street}", &value("street", "属地街道（镇）"))
+        .replace("{district}", &value("district", "属地区"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Measure, Status};
+
+    fn feeds() -> BTreeSet<String> {
+        [
+            "petition",
+            "labor_dispute",
+            "police_incident",
+            "public_opinion",
+        ]
+        .map(String::from)
+        .into()
+    }
+
+    fn alert(pipeline: &str, feed: &str, labels: &[(&str, &str)]) -> Alert {
+        Alert {
+            alert_id: String::new(),
+            incident_id: String::new(),
+            status: Status::Firing,
+            level: Level::Orange,
+            pipeline: pipeline.into(),
+            feeds: vec![feed.into()],
+            key: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
+            window_start: String::new(),
+            window_end: String::new(),
+            measure: Measure {
+                value: 0.0,
+                expected: None,
+                threshold: None,
+                score: None,
+                p_value: None,
+                method: String::new(),
+            },
+            summary: String::new(),
+            event_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn the_most_specific_route_wins_per_track() {
+        let t = RoutingTable::embedded(&feeds()).unwrap();
+        let police = alert(
+            "police_grid_hour",
+            "police_incident",
+            &[("district", "西湖区"), ("street", "北山街道")],
+        );
+        assert_eq!(t.department(&police, Track::Legal), "西湖公安分局");
+        assert_eq!(
+            t.department(&police, Track::Opinion),
+            "区委宣传部（网信办）"
+        );
+        assert_eq!(
+            t.department(&police, Track::Control),
+            "北山街道、西湖公安分局"
+        );
+        let land = alert(
+            "petition_collective",
+            "petition",
+            &[("district", "西湖区"), ("category", "land_acquisition")],
+        );
+        assert_eq!(t.department(&land, Track::Legal), "区委信访局、区征迁办");
+        assert_eq!(
+            t.department(&land, Track::Control),
+            "属地街道（镇）、西湖公安分局"
+        );
+        assert_eq!(t.next("西湖公安分局").as_deref(), Some("区委政法委"));
+        assert_eq!(t.next("区委政法委"), None, "the top stays");
+        assert_eq!(t.deadline(Level::Red), HOUR);
+    }
+
+    #[test]
+    fn mistakes_are_located() {
+        let text = "open_at = \"purple\"\n[deadlines]\nred = \"1h\"\nmauve = \"2h\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n";
+        let err = RoutingTable::parse(Path::new("r.toml"), text, &feeds()).unwrap_err();
+        let shown: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+        assert!(
+            shown[0].starts_with("r.toml:1:11: unknown level `purple`"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].starts_with("r.toml:4:1: unknown level `mauve`"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[2].starts_with("r.toml:10:8: unknown feed `weather`"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[3].starts_with("r.toml:15:1: unreachable route"),
+            "{shown:?}"
+        );
+        assert_eq!(shown.len(), 4, "{shown:?}");
+        let unknown_track = "[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"petition\"\npropaganda = \"x\"\n";
+        let err = RoutingTable::parse(Path::new("r.toml"), unknown_track, &feeds()).unwrap_err();
+        assert!(err[0].to_string().starts_with("r.toml:"), "{}", err[0]);
+        assert!(err[0].to_string().contains("propaganda"), "{}", err[0]);
+    }
+}
