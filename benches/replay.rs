@@ -27,6 +27,12 @@ impl Sink for CountingSink {
     fn dead_letter(&mut self, _: &yujing::deadletter::DeadLetter) -> yujing::error::Result<()> {
         Ok(())
     }
+    fn alert(&mut self, _: &yujing::alert::Alert) -> yujing::error::Result<()> {
+        Ok(())
+    }
+    fn task(&mut self, _: &yujing::task::TaskEvent) -> yujing::error::Result<()> {
+        Ok(())
+    }
 }
 
 /// The benchmark query as one batch `GROUP BY`, the window as a `date_bin`; returns the row count.

@@ -22,6 +22,8 @@ pub struct Config {
     pub max_record_bytes: Option<usize>,
     #[serde(default)]
     pub replay: ReplayConfig,
+    /// Routing table for response tasks; the shipped one when absent.
+    pub routing: Option<PathBuf>,
     /// Residents per district (the `district_population` table); default: the generator's districts.
     pub population: Option<BTreeMap<String, i64>>,
 }
@@ -33,6 +35,8 @@ pub struct ReplayConfig {
     #[serde(default)]
     pub inputs: BTreeMap<String, PathBuf>,
     pub out: Option<PathBuf>,
+    /// Task updates applied during the replay.
+    pub task_updates: Option<PathBuf>,
 }
 
 impl Config {
@@ -56,6 +60,8 @@ impl Config {
         config.pipelines.as_mut().map(rebase);
         config.schemas.as_mut().map(rebase);
         config.replay.out.as_mut().map(rebase);
+        config.replay.task_updates.as_mut().map(rebase);
+        config.routing.as_mut().map(rebase);
         config.replay.inputs.values_mut().for_each(rebase);
         Ok(config)
     }

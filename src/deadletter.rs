@@ -23,10 +23,13 @@ pub enum Reason {
     TooLarge,
     /// Every window the event belongs to had already closed.
     Late,
+    /// A well-formed task update the task's state does not allow (unknown task,
+    /// acknowledging a done task).
+    Rejected,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::InvalidJson,
         Reason::NotObject,
         Reason::MissingField,
@@ -35,6 +38,7 @@ impl Reason {
         Reason::BadTime,
         Reason::TooLarge,
         Reason::Late,
+        Reason::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +51,7 @@ impl Reason {
             Reason::BadTime => "bad_time",
             Reason::TooLarge => "too_large",
             Reason::Late => "late",
+            Reason::Rejected => "rejected",
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::schema::Catalog;
 use crate::sink::{Sink, window_rows};
 use crate::source::{Chunk, SourceName};
 use crate::synth::{GenOptions, Generated, generate};
+use crate::task::{Change, TaskEvent};
 use crate::time::{HOUR, format_rfc3339};
 use crate::window::WindowResult;
 
@@ -36,6 +37,7 @@ struct Summary {
     windows: BTreeMap<String, PipelineSummary>,
     alerts: Vec<Alert>,
     dead: BTreeMap<Reason, u64>,
+    tasks: Vec<TaskEvent>,
 }
 
 impl Sink for Summary {
@@ -96,6 +98,11 @@ impl Sink for Summary {
         self.alerts.push(alert.clone());
         Ok(())
     }
+
+    fn task(&mut self, event: &TaskEvent) -> Result<()> {
+        self.tasks.push(event.clone());
+        Ok(())
+    }
 }
 
 fn trim_float(v: f64) -> String {
@@ -123,8 +130,10 @@ pub fn run(
     for c in &compiled.compounds {
         descriptions.insert(c.def.name.clone(), c.def.description.clone());
     }
+    let tasks = compiled.task_manager();
     let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
-        .with_compounds(compiled.compounds);
+        .with_compounds(compiled.compounds)
+        .with_tasks(tasks);
     let mut summary = Summary::default();
     let started = std::time::Instant::now();
     feed_in_time_order(&mut engine, &generated, &mut summary)?;
@@ -201,6 +210,50 @@ pub fn run(
             );
         }
     }
+    // Dispatches: the three tasks each opened, with departments and deadlines.
+    let opened: Vec<&TaskEvent> = summary
+        .tasks
+        .iter()
+        .filter(|e| e.change == Change::Opened)
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n三同步 dispatches: {} opened ({} tasks), {} task events",
+        opened.len() / 3,
+        opened.len(),
+        summary.tasks.len()
+    );
+    for e in &opened {
+        let t = &e.task;
+        let keys: Vec<String> = t
+            .key
+            .values()
+            .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+            .collect();
+        let local =
+            |ms: crate::time::Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
+        let _ = writeln!(
+            out,
+            "    {}  {:<6} {:<28} {:<10} → {}  时限 {}  ({})",
+            local(t.opened_at),
+            t.level.as_str(),
+            t.pipeline,
+            t.track.zh(),
+            t.department,
+            local(t.deadline),
+            keys.join(" "),
+        );
+    }
+    let mut changes: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &summary.tasks {
+        let name = serde_json::to_value(e.change)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *changes.entry(name).or_default() += 1;
+    }
+    let shown: Vec<String> = changes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(out, "    task events: {}", shown.join(", "));
     let _ = writeln!(out, "\ndead letters by reason:");
     for (reason, n) in &summary.dead {
         let _ = writeln!(out, "    {:<14} {n}", reason.as_str());

@@ -17,6 +17,7 @@ use crate::query::tables::feed_table_schema;
 use crate::schema::Catalog;
 use crate::sink::Sink;
 use crate::source::Chunk;
+use crate::task::TaskManager;
 use crate::time::{Millis, format_rfc3339};
 use crate::window::{OperatorStats, WindowOperator, WindowResult};
 
@@ -49,6 +50,7 @@ impl RunningPipeline {
         sink: &mut dyn Sink,
         windows: &[WindowResult],
         compounds: &mut [CompoundDetector],
+        tasks: &mut Option<TaskManager>,
     ) -> Result<()> {
         for w in windows {
             // A window whose rows were all filtered out has nothing to show, but its
@@ -66,10 +68,16 @@ impl RunningPipeline {
                 for a in &alerts {
                     stats.alerts += 1;
                     sink.alert(a)?;
+                    if let Some(t) = tasks.as_mut() {
+                        t.alert(a);
+                    }
                     for c in compounds.iter_mut() {
                         for combined in c.on_alert(a) {
                             stats.alerts += 1;
                             sink.alert(&combined)?;
+                            if let Some(t) = tasks.as_mut() {
+                                t.alert(&combined);
+                            }
                         }
                     }
                 }
@@ -85,6 +93,10 @@ pub struct Engine {
     pipelines: Vec<RunningPipeline>,
     /// Compound pipelines, fed every alert the pipelines raise.
     compounds: Vec<CompoundDetector>,
+    /// Response tasks opened by alerts, when a routing table is given.
+    tasks: Option<TaskManager>,
+    /// The latest event time seen in any input.
+    max_time: Option<Millis>,
     pub stats: EngineStats,
 }
 
@@ -144,8 +156,67 @@ impl Engine {
             decoders,
             pipelines,
             compounds: Vec::new(),
+            tasks: None,
+            max_time: None,
             stats: EngineStats::default(),
         })
+    }
+
+    /// Opens response tasks for alerts, as the task manager's routing says.
+    pub fn with_tasks(mut self, tasks: TaskManager) -> Self {
+        self.tasks = Some(tasks);
+        self
+    }
+
+    /// Queues a task update; it applies when the clock reaches its time.
+    pub fn task_command(&mut self, c: crate::task::Command) {
+        if let Some(t) = self.tasks.as_mut() {
+            t.command(c);
+        }
+    }
+
+    /// The task stage's clock: the lowest watermark of the pipelines, so every
+    /// alert of a window that ended before it has been raised.
+    fn task_clock(&self) -> Option<Millis> {
+        let lowest = self
+            .pipelines
+            .iter()
+            .map(|p| p.operator.watermark())
+            .min()?;
+        // Inputs that ended push watermarks to the end of time; the clock stops at
+        // the data.
+        Some(lowest.min(self.max_time?))
+    }
+
+    /// Advances the task clock to `now` and writes what happened.
+    fn advance_tasks(&mut self, now: Option<Millis>, sink: &mut dyn Sink) -> Result<()> {
+        let (Some(tasks), Some(now)) = (self.tasks.as_mut(), now) else {
+            return Ok(());
+        };
+        let (events, rejected) = tasks.advance(now);
+        for e in &events {
+            sink.task(e)?;
+        }
+        for (c, why) in rejected {
+            self.stats.dead_letters += 1;
+            sink.dead_letter(&DeadLetter {
+                feed: crate::task::command::INPUT.into(),
+                reason: Reason::Rejected,
+                field: Some("task_id".into()),
+                detail: why.to_string(),
+                raw: serde_json::to_string(&c).unwrap_or_default(),
+                source: c
+                    .origin
+                    .clone()
+                    .unwrap_or(crate::deadletter::Origin::Generated {
+                        generator: "task_updates".into(),
+                        seq: 0,
+                    }),
+                event_id: None,
+                pipeline: None,
+            })?;
+        }
+        Ok(())
     }
 
     /// Adds compound pipelines, which read the alerts of the others.
@@ -265,8 +336,16 @@ impl Engine {
                 sink.dead_letter(&dead)?;
                 self.stats.dead_letters += 1;
             }
-            p.emit(&mut self.stats, sink, &emitted.windows, &mut self.compounds)?;
+            p.emit(
+                &mut self.stats,
+                sink,
+                &emitted.windows,
+                &mut self.compounds,
+                &mut self.tasks,
+            )?;
         }
+        self.max_time = self.max_time.max(max_time);
+        self.advance_tasks(self.task_clock(), sink)?;
         Ok(max_time)
     }
 
@@ -280,9 +359,15 @@ impl Engine {
                     pipeline: p.name.to_string(),
                     source,
                 })?;
-            p.emit(&mut self.stats, sink, &windows, &mut self.compounds)?;
+            p.emit(
+                &mut self.stats,
+                sink,
+                &windows,
+                &mut self.compounds,
+                &mut self.tasks,
+            )?;
         }
-        Ok(())
+        self.advance_tasks(self.task_clock(), sink)
     }
 
     /// End of all input: every open window closes.
@@ -292,8 +377,17 @@ impl Engine {
                 pipeline: p.name.to_string(),
                 source,
             })?;
-            p.emit(&mut self.stats, sink, &windows, &mut self.compounds)?;
+            p.emit(
+                &mut self.stats,
+                sink,
+                &windows,
+                &mut self.compounds,
+                &mut self.tasks,
+            )?;
         }
-        Ok(())
+        // The clock ends at the last event, or at the last queued update if later,
+        // so every update is applied.
+        let last = self.tasks.as_ref().and_then(|t| t.last_pending());
+        self.advance_tasks(self.max_time.max(last), sink)
     }
 }

@@ -64,9 +64,12 @@ enum Command {
         /// FEED=PATH, once per input file.
         #[arg(long = "input", value_name = "FEED=PATH")]
         inputs: Vec<String>,
-        /// Output directory for windows.jsonl and dead_letters.jsonl.
+        /// Output directory for windows.jsonl, alerts.jsonl, tasks.jsonl and dead_letters.jsonl.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Task updates (JSON lines: time, task_id, action, actor), applied in event time.
+        #[arg(long, value_name = "PATH")]
+        task_updates: Option<PathBuf>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -166,6 +169,12 @@ impl Loaded {
             None => rt.block_on(pipeline::compile_embedded(&self.catalog)),
         }
         .map_err(Error::Invalid)?;
+        let mut compiled = compiled;
+        if let Some(path) = &self.config.routing {
+            let feeds = self.catalog.feeds.keys().cloned().collect();
+            compiled.routing = yujing::task::routing::RoutingTable::load(path, &feeds)
+                .map_err(|d| Error::Invalid(yujing::error::Diagnostics(d)))?;
+        }
         Ok((self.config, self.catalog, compiled))
     }
 }
@@ -228,6 +237,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             sources,
             inputs,
             out,
+            task_updates,
             quiet,
         } => {
             let loaded = load(&sources)?;
@@ -256,8 +266,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let rt = runtime()?;
             let (config, catalog, compiled) = loaded.compile(&rt)?;
             let options = decode_options(&config);
+            let task_updates = task_updates.or(config.replay.task_updates.clone());
             let summary = yujing::replay::replay_to_dir(
-                catalog, compiled, &files, options, rt, &out, !quiet,
+                catalog,
+                compiled,
+                yujing::replay::Inputs {
+                    feeds: &files,
+                    task_updates: task_updates.as_deref(),
+                },
+                options,
+                rt,
+                &out,
+                !quiet,
             )?;
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)

@@ -17,10 +17,11 @@ use crate::detect::rule::CompiledRule;
 use crate::error::{Diagnostic, Diagnostics, line_col};
 use crate::query::{CompiledQuery, compile};
 use crate::schema::Catalog;
+use crate::task::routing::RoutingTable;
 use crate::time::{Millis, parse_duration};
 
 /// Keys a pipeline file may have.
-const KNOWN_KEYS: [&str; 8] = [
+const KNOWN_KEYS: [&str; 9] = [
     "name",
     "description",
     "sql",
@@ -29,6 +30,7 @@ const KNOWN_KEYS: [&str; 8] = [
     "enabled",
     "detect",
     "rule",
+    "task_level",
 ];
 
 /// A pipeline as written.
@@ -44,6 +46,8 @@ pub struct PipelineDef {
     pub enabled: bool,
     /// `[detect]` and `[[rule]]`.
     pub sections: Sections,
+    /// The lowest alert level that opens response tasks, if not the routing table's.
+    pub task_level: Option<crate::detect::config::Level>,
     /// Byte offset of the SQL text in the file and whether it can be mapped char for char.
     sql_offset: usize,
     text: Arc<str>,
@@ -240,6 +244,7 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
         utc_offset: 0,
         enabled: true,
         sections: Sections::default(),
+        task_level: None,
         sql_offset: 0,
         text: shared,
     };
@@ -299,6 +304,20 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
             }
             // Read below with their own types.
             "detect" | "rule" => {}
+            "task_level" => {
+                if let Some(s) = string(&mut diags) {
+                    match crate::detect::config::Level::ALL
+                        .into_iter()
+                        .find(|l| l.as_str() == s)
+                    {
+                        Some(l) => def.task_level = Some(l),
+                        None => diags.push(at(
+                            vspan.start,
+                            format!("unknown level `{s}` (blue, yellow, orange, red)"),
+                        )),
+                    }
+                }
+            }
             "enabled" => match value.get_ref() {
                 DeValue::Boolean(b) => def.enabled = *b,
                 _ => diags.push(at(vspan.start, "`enabled` must be true or false".into())),
@@ -433,6 +452,28 @@ pub fn load_dir_partial(dir: &Path) -> (Vec<PipelineDef>, Vec<Diagnostic>) {
 pub struct Compiled {
     pub pipelines: Vec<Pipeline>,
     pub compounds: Vec<CompoundDef>,
+    /// Where response tasks go; the shipped table unless the config names one.
+    pub routing: RoutingTable,
+}
+
+impl Compiled {
+    /// Per pipeline, the lowest level that opens tasks where it differs from the table's.
+    pub fn task_levels(&self) -> std::collections::BTreeMap<String, crate::detect::config::Level> {
+        let pipelines = self
+            .pipelines
+            .iter()
+            .filter_map(|p| p.def.task_level.map(|l| (p.def.name.clone(), l)));
+        let compounds = self
+            .compounds
+            .iter()
+            .filter_map(|c| c.def.task_level.map(|l| (c.def.name.clone(), l)));
+        pipelines.chain(compounds).collect()
+    }
+
+    /// A task manager over the routing table and the pipelines' task levels.
+    pub fn task_manager(&self) -> crate::task::TaskManager {
+        crate::task::TaskManager::new(self.routing.clone(), self.task_levels())
+    }
 }
 
 /// Parses and plans every pipeline of a directory, reporting all mistakes: those
@@ -458,10 +499,13 @@ pub async fn compile_dir(dir: &Path, catalog: &Catalog) -> Result<Compiled, Diag
         }
     };
     let compounds = compounds(&compound_files, &pipelines, &mut diags);
+    let routing =
+        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect()).map_err(Diagnostics)?;
     diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     Diagnostics(diags).into_result(Compiled {
         pipelines,
         compounds,
+        routing,
     })
 }
 
@@ -509,9 +553,12 @@ pub async fn compile_embedded(catalog: &Catalog) -> Result<Compiled, Diagnostics
         .collect();
     let mut diags = Vec::new();
     let compounds = compounds(&files, &pipelines, &mut diags);
+    let routing =
+        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect()).map_err(Diagnostics)?;
     Diagnostics(diags).into_result(Compiled {
         pipelines,
         compounds,
+        routing,
     })
 }
 

@@ -49,17 +49,25 @@ impl std::fmt::Display for ReplaySummary {
     }
 }
 
-/// Runs `pipelines` over `inputs` (feed, file) into `sink`.
+/// What a replay reads: (feed, file) pairs, and task updates if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub feeds: &'a [(String, PathBuf)],
+    pub task_updates: Option<&'a Path>,
+}
+
+/// Runs `pipelines` over `inputs` into `sink`.
 pub fn replay_into(
     catalog: Catalog,
     compiled: Compiled,
-    inputs: &[(String, PathBuf)],
+    inputs: Inputs<'_>,
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
     sink: &mut dyn Sink,
     progress: bool,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
+    let (inputs, task_updates) = (inputs.feeds, inputs.task_updates);
     for (feed, _) in inputs {
         if catalog.get(feed).is_none() {
             return Err(Error::Other(format!(
@@ -68,8 +76,13 @@ pub fn replay_into(
             )));
         }
     }
+    let tasks = compiled.task_manager();
     let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
-        .with_compounds(compiled.compounds);
+        .with_compounds(compiled.compounds)
+        .with_tasks(tasks);
+    if let Some(path) = task_updates {
+        read_task_updates(&mut engine, path, sink)?;
+    }
     // Feeds no input provides do not hold any pipeline's watermark back.
     for feed in engine.feeds_read() {
         if !inputs.iter().any(|(f, _)| *f == feed) {
@@ -142,11 +155,49 @@ pub fn replay_into(
     })
 }
 
-/// `yujing replay … --out DIR`: writes `windows.jsonl` and `dead_letters.jsonl`.
+/// Reads task updates (JSON lines); a line that is not a valid command goes to the
+/// dead letters with its reason, the others wait in the engine for their time.
+fn read_task_updates(engine: &mut Engine, path: &Path, sink: &mut dyn Sink) -> Result<()> {
+    use crate::deadletter::{DeadLetter, Origin};
+    use crate::task::Command;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let origin = Origin::File {
+            file: path.display().to_string(),
+            line: i as u64 + 1,
+        };
+        match Command::parse(line) {
+            Ok(mut c) => {
+                c.origin = Some(origin);
+                engine.task_command(c);
+            }
+            Err((reason, field, detail)) => {
+                engine.stats.dead_letters += 1;
+                sink.dead_letter(&DeadLetter {
+                    feed: crate::task::command::INPUT.into(),
+                    reason,
+                    field,
+                    detail,
+                    raw: line.to_string(),
+                    source: origin,
+                    event_id: None,
+                    pipeline: None,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `yujing replay … --out DIR`: writes `windows.jsonl`, `alerts.jsonl`,
+/// `tasks.jsonl` and `dead_letters.jsonl`.
 pub fn replay_to_dir(
     catalog: Catalog,
     compiled: Compiled,
-    inputs: &[(String, PathBuf)],
+    inputs: Inputs<'_>,
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
     out: &Path,

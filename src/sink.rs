@@ -17,6 +17,7 @@ use crate::alert::Alert;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::query::tables::{WINDOW_END, WINDOW_START};
+use crate::task::TaskEvent;
 use crate::time::format_rfc3339;
 use crate::window::WindowResult;
 
@@ -26,9 +27,9 @@ pub trait Sink {
     fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()>;
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()>;
     /// An alert raised by a pipeline's detector or rules.
-    fn alert(&mut self, _alert: &Alert) -> Result<()> {
-        Ok(())
-    }
+    fn alert(&mut self, alert: &Alert) -> Result<()>;
+    /// A change to a response task.
+    fn task(&mut self, event: &TaskEvent) -> Result<()>;
 }
 
 /// The JSON objects of a window's rows: `pipeline`, `window_start`, `window_end`,
@@ -184,6 +185,7 @@ pub struct JsonlSink {
     windows: BufWriter<File>,
     dead: BufWriter<File>,
     alerts: BufWriter<File>,
+    tasks: BufWriter<File>,
     pub window_rows: u64,
     pub dead_letters: u64,
 }
@@ -202,6 +204,7 @@ impl JsonlSink {
             windows: open("windows.jsonl")?,
             dead: open("dead_letters.jsonl")?,
             alerts: open("alerts.jsonl")?,
+            tasks: open("tasks.jsonl")?,
             window_rows: 0,
             dead_letters: 0,
         })
@@ -211,6 +214,7 @@ impl JsonlSink {
         let dir = self.dir.clone();
         self.windows.flush().map_err(|e| Error::io(&dir, e))?;
         self.alerts.flush().map_err(|e| Error::io(&dir, e))?;
+        self.tasks.flush().map_err(|e| Error::io(&dir, e))?;
         self.dead.flush().map_err(|e| Error::io(&dir, e))
     }
 }
@@ -243,6 +247,13 @@ impl Sink for JsonlSink {
             .write_all(b"\n")
             .map_err(|e| Error::io(&self.dir, e))
     }
+
+    fn task(&mut self, event: &TaskEvent) -> Result<()> {
+        serde_json::to_writer(&mut self.tasks, event).map_err(|e| Error::Other(e.to_string()))?;
+        self.tasks
+            .write_all(b"\n")
+            .map_err(|e| Error::io(&self.dir, e))
+    }
 }
 
 /// Keeps everything in memory (demo, tests).
@@ -251,6 +262,7 @@ pub struct MemorySink {
     pub windows: Vec<(WindowResult, bool)>,
     pub dead: Vec<DeadLetter>,
     pub alerts: Vec<Alert>,
+    pub tasks: Vec<TaskEvent>,
 }
 
 impl Sink for MemorySink {
@@ -266,6 +278,11 @@ impl Sink for MemorySink {
 
     fn alert(&mut self, alert: &Alert) -> Result<()> {
         self.alerts.push(alert.clone());
+        Ok(())
+    }
+
+    fn task(&mut self, event: &TaskEvent) -> Result<()> {
+        self.tasks.push(event.clone());
         Ok(())
     }
 }

@@ -86,8 +86,19 @@ fn run_case(dir: &Path, out: &Path) {
             options.max_record_bytes = n as usize;
         }
     }
-    replay_to_dir(catalog, compiled, &inputs, options, rt, out, false)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    replay_to_dir(
+        catalog,
+        compiled,
+        yujing::replay::Inputs {
+            feeds: &inputs,
+            task_updates: None,
+        },
+        options,
+        rt,
+        out,
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
 }
 
 #[test]

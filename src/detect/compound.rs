@@ -41,6 +41,8 @@ pub struct CompoundFile {
     pub description: String,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// The lowest level of its alerts that opens response tasks, if not the routing table's.
+    pub task_level: Option<Level>,
     pub compound: CompoundConfig,
 }
 

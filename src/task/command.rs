@@ -23,6 +23,9 @@ pub enum Action {
     Note,
 }
 
+/// The input name task updates' dead letters carry.
+pub const INPUT: &str = "task_updates";
+
 /// One task update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Command {
@@ -35,6 +38,9 @@ pub struct Command {
     pub department: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Where it came from (file and line, Kafka offset), for dead letters.
+    #[serde(skip)]
+    pub origin: Option<crate::deadletter::Origin>,
 }
 
 /// Why a line is not a command: a dead-letter reason, the field, and words.
@@ -105,6 +111,7 @@ impl Command {
             actor: text("actor", true)?.unwrap_or_default(),
             department,
             note: text("note", false)?,
+            origin: None,
         })
     }
 }

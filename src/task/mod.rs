@@ -231,6 +231,11 @@ impl TaskManager {
         self.state.pending.insert((t, order, self.state.seq), p);
     }
 
+    /// The time of the latest queued alert or command.
+    pub fn last_pending(&self) -> Option<Millis> {
+        self.state.pending.keys().next_back().map(|k| k.0)
+    }
+
     /// The tasks (open and closed) by id.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
         self.state.tasks.values()

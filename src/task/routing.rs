@@ -192,7 +192,7 @@ impl RoutingTable {
         }
         // A route that names the same selectors as an earlier one never wins a
         // track the earlier one also names.
-        let mut seen: Vec<(Vec<(&str, String)>, BTreeSet<Track>)> = Vec::new();
+        let mut seen: Vec<(Selectors, BTreeSet<Track>)> = Vec::new();
         for route in &raw.route {
             let r = route.get_ref();
             let start = route.span().start;
@@ -265,7 +265,7 @@ impl RoutingTable {
             .iter()
             .filter(|r| r.get(track).is_some() && matches(r, alert))
             .fold(None::<&Route>, |best, r| match best {
-                Some(b) if selectors(b).len() >= selectors(r).len() => Some(b),
+                Some(b) if specificity(b) >= specificity(r) => Some(b),
                 _ => Some(r),
             });
         let template = best
@@ -287,7 +287,10 @@ impl RoutingTable {
     }
 }
 
-fn selectors(r: &Route) -> Vec<(&'static str, String)> {
+/// A route's conditions, as (label, value).
+type Selectors = Vec<(&'static str, String)>;
+
+fn selectors(r: &Route) -> Selectors {
     [
         ("feed", r.feed.as_ref().map(|s| s.get_ref().clone())),
         ("pipeline", r.pipeline.as_ref().map(|s| s.get_ref().clone())),
@@ -299,6 +302,12 @@ fn selectors(r: &Route) -> Vec<(&'static str, String)> {
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
     .collect()
+}
+
+/// How specific a route is: one per condition, and a pipeline counts double, as
+/// it is narrower than the feeds it reads.
+fn specificity(r: &Route) -> usize {
+    selectors(r).len() + r.pipeline.is_some() as usize
 }
 
 fn matches(r: &Route, alert: &Alert) -> bool {
@@ -404,6 +413,13 @@ mod tests {
         assert_eq!(t.next("西湖公安分局").as_deref(), Some("区委政法委"));
         assert_eq!(t.next("区委政法委"), None, "the top stays");
         assert_eq!(t.deadline(Level::Red), HOUR);
+        // A pipeline route beats a feed route.
+        let compound = alert(
+            "district_compound_risk",
+            "police_incident",
+            &[("district", "西湖区")],
+        );
+        assert_eq!(t.department(&compound, Track::Legal), "区委政法委");
     }
 
     #[test]

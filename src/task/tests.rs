@@ -58,6 +58,7 @@ fn command(at: Millis, task: &str, action: Action) -> Command {
         actor: "值班员".into(),
         department: None,
         note: None,
+        origin: None,
     }
 }
 

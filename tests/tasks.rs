@@ -1,0 +1,245 @@
+//! Response tasks end to end through `yujing replay`: an orange alert opens three
+//! routed tasks, its red escalation updates them, a scripted update file
+//! acknowledges some in time and some not, and overdue and escalation happen at
+//! the right event times. Also `yujing check` on a routing table with mistakes.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn yujing() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
+    c.env("YUJING_PII_KEY", "tasks-test-key");
+    c
+}
+
+const PIPELINE: &str = r#"name = "grid_rules"
+lateness = "0s"
+sql = """
+SELECT district, street, count(*) AS n
+FROM police_incident
+GROUP BY district, street, tumble(INTERVAL '1 hour')
+"""
+
+[[rule]]
+when = "n >= 3"
+level = "orange"
+
+[[rule]]
+when = "n >= 6"
+level = "red"
+"#;
+
+fn incident(i: usize, time: &str) -> String {
+    format!(
+        r#"{{"event_id":"PI-{i:04}","event_time":"{time}","district":"西湖区","street":"北山街道","grid_id":"XH-01-21","kind":"dispute","deaths":0,"injuries":0}}"#
+    )
+}
+
+/// 3 incidents in 01:00–02:00 (orange), 7 in 02:00–03:00 (red), one at 10:30 and
+/// one at 12:10 (normal: the incident resolves at 11:00).
+fn input() -> String {
+    let mut lines = Vec::new();
+    let mut i = 0;
+    for m in [5, 20, 40] {
+        i += 1;
+        lines.push(incident(i, &format!("2026-03-14T01:{m:02}:00Z")));
+    }
+    for m in [1, 9, 17, 25, 33, 41, 49] {
+        i += 1;
+        lines.push(incident(i, &format!("2026-03-14T02:{m:02}:00Z")));
+    }
+    lines.push(incident(90, "2026-03-14T10:30:00Z"));
+    lines.push(incident(91, "2026-03-14T12:10:00Z"));
+    lines.join("\n") + "\n"
+}
+
+fn replay(dir: &Path, out: &str, updates: Option<&Path>) -> Vec<Value> {
+    let mut c = yujing();
+    c.arg("replay")
+        .arg("--quiet")
+        .arg("--pipelines")
+        .arg(dir.join("pipelines"))
+        .arg("--input")
+        .arg(format!(
+            "police_incident={}",
+            dir.join("police.jsonl").display()
+        ))
+        .arg("--out")
+        .arg(dir.join(out));
+    if let Some(u) = updates {
+        c.arg("--task-updates").arg(u);
+    }
+    let o = c.output().expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read(&dir.join(out).join("tasks.jsonl"))
+}
+
+fn read(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
+}
+
+fn field<'a>(e: &'a Value, path: &[&str]) -> &'a str {
+    let mut v = e;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_str().unwrap_or_default()
+}
+
+#[test]
+fn orange_opens_three_red_updates_and_deadlines_run_in_event_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("pipelines")).expect("mkdir");
+    std::fs::write(dir.path().join("pipelines/grid_rules.toml"), PIPELINE).expect("write");
+    std::fs::write(dir.path().join("police.jsonl"), input()).expect("write");
+
+    // First without updates, to learn the task ids as an operator would.
+    let first = replay(dir.path(), "first", None);
+    let opened: Vec<&Value> = first.iter().filter(|e| e["change"] == "opened").collect();
+    assert_eq!(opened.len(), 3, "exactly three tasks");
+    let id_of = |track: &str| {
+        opened
+            .iter()
+            .find(|e| e["task"]["track"] == track)
+            .map(|e| field(e, &["task", "task_id"]).to_string())
+            .expect("track")
+    };
+    for (track, department) in [
+        ("legal", "西湖公安分局"),
+        ("opinion", "区委宣传部（网信办）"),
+        ("control", "北山街道、西湖公安分局"),
+    ] {
+        let e = opened
+            .iter()
+            .find(|e| e["task"]["track"] == track)
+            .expect("track");
+        assert_eq!(field(e, &["task", "department"]), department);
+        assert_eq!(field(e, &["task", "level"]), "orange");
+        assert_eq!(field(e, &["time"]), "2026-03-14T02:00:00Z");
+        assert_eq!(field(e, &["task", "deadline"]), "2026-03-14T06:00:00Z");
+    }
+    let dispatch: Vec<&str> = opened
+        .iter()
+        .map(|e| field(e, &["task", "dispatch_id"]))
+        .collect();
+    assert!(dispatch.iter().all(|d| *d == dispatch[0]));
+
+    // Legal acknowledged in time; opinion after its deadline; control never; one
+    // malformed line and one for a task that does not exist.
+    let updates = dir.path().join("updates.jsonl");
+    std::fs::write(
+        &updates,
+        format!(
+            "{}\n{}\n{}\n{}\n",
+            format_args!(
+                r#"{{"time":"2026-03-14T03:30:00Z","task_id":"{}","action":"acknowledge","actor":"西湖公安分局值班室"}}"#,
+                id_of("legal")
+            ),
+            format_args!(
+                r#"{{"time":"2026-03-14T05:00:00Z","task_id":"{}","action":"acknowledge","actor":"区委政法委值班室","note":"已接收"}}"#,
+                id_of("opinion")
+            ),
+            r#"{"time":"around noon","task_id":"x","action":"done","actor":"a"}"#,
+            r#"{"time":"2026-03-14T04:10:00Z","task_id":"no-such-task","action":"done","actor":"a"}"#,
+        ),
+    )
+    .expect("write");
+    let events = replay(dir.path(), "second", Some(&updates));
+    let seen: Vec<(String, String, String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                field(e, &["task", "track"]).to_string(),
+                field(e, &["change"]).to_string(),
+                field(e, &["time"]).to_string(),
+                field(e, &["task", "department"]).to_string(),
+            )
+        })
+        .collect();
+    let row = |t: &str, c: &str, at: &str, d: &str| {
+        (
+            t.to_string(),
+            c.to_string(),
+            format!("2026-03-14T{at}:00Z"),
+            d.to_string(),
+        )
+    };
+    let want = vec![
+        row("legal", "opened", "02:00", "西湖公安分局"),
+        row("opinion", "opened", "02:00", "区委宣传部（网信办）"),
+        row("control", "opened", "02:00", "北山街道、西湖公安分局"),
+        // The red escalation of the same incident: same tasks, deadline 03:00 + 1 h.
+        row("legal", "level_raised", "03:00", "西湖公安分局"),
+        row("opinion", "level_raised", "03:00", "区委宣传部（网信办）"),
+        row("control", "level_raised", "03:00", "北山街道、西湖公安分局"),
+        row("legal", "acknowledged", "03:30", "西湖公安分局"),
+        row("opinion", "overdue", "04:00", "区委宣传部（网信办）"),
+        row("opinion", "escalated", "04:00", "区委政法委"),
+        row("control", "overdue", "04:00", "北山街道、西湖公安分局"),
+        row("control", "escalated", "04:00", "区委政法委"),
+        row("opinion", "acknowledged", "05:00", "区委政法委"),
+        // At the top of the chain there is nobody further: overdue stays.
+        row("control", "overdue", "05:00", "区委政法委"),
+        // The incident resolves at 11:00; its tasks stay open and say so.
+        row("legal", "incident_resolved", "11:00", "西湖公安分局"),
+        row("opinion", "incident_resolved", "11:00", "区委政法委"),
+        row("control", "incident_resolved", "11:00", "区委政法委"),
+    ];
+    assert_eq!(seen, want);
+    assert!(
+        events[3..6]
+            .iter()
+            .all(|e| e["task"]["level"] == "red" && e["task"]["deadline"] == "2026-03-14T04:00:00Z")
+    );
+    assert_eq!(events.iter().filter(|e| e["change"] == "opened").count(), 3);
+
+    // The bad lines are dead letters with their reasons; nothing else is.
+    let dead = read(&dir.path().join("second/dead_letters.jsonl"));
+    let reasons: Vec<&str> = dead.iter().map(|d| field(d, &["reason"])).collect();
+    assert_eq!(reasons, ["bad_time", "rejected"]);
+    assert!(dead.iter().all(|d| d["feed"] == "task_updates"));
+    assert_eq!(dead[0]["source"]["line"], 3);
+
+    // Replaying again gives the same bytes.
+    replay(dir.path(), "third", Some(&updates));
+    assert_eq!(
+        std::fs::read(dir.path().join("second/tasks.jsonl")).expect("read"),
+        std::fs::read(dir.path().join("third/tasks.jsonl")).expect("read")
+    );
+}
+
+#[test]
+fn check_reports_routing_mistakes_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let routing = dir.path().join("routing.toml");
+    std::fs::write(
+        &routing,
+        "open_at = \"orange\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n",
+    )
+    .expect("write");
+    let config = dir.path().join("yujing.toml");
+    std::fs::write(&config, "routing = \"routing.toml\"\n").expect("write");
+    let out = yujing()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    let file = routing.display().to_string();
+    assert!(
+        text.contains(&format!("{file}:7:8: unknown feed `weather`")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{file}:12:1: unreachable route")),
+        "{text}"
+    );
+}
