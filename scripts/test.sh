@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, data-file window cases, property and command-line tests.
-# Builds once into a target directory outside the clone, so later runs reuse it.
+# The whole test suite: unit, data-file window cases, property, command-line, task
+# and daemon tests. Starts the Kafka-protocol broker the daemon tests need
+# (scripts/broker.sh; KAFKA_BROKERS may name another one). Builds once into a
+# target directory outside the clone, so later runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+scripts/broker.sh start
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --all-targets --no-fail-fast "$@"
 else

@@ -24,6 +24,12 @@ pub struct Config {
     pub replay: ReplayConfig,
     /// Routing table for response tasks; the shipped one when absent.
     pub routing: Option<PathBuf>,
+    /// `yujing run`: the Kafka cluster, topics and client settings.
+    pub kafka: Option<KafkaConfig>,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Residents per district (the `district_population` table); default: the generator's districts.
     pub population: Option<BTreeMap<String, i64>>,
 }
@@ -37,6 +43,89 @@ pub struct ReplayConfig {
     pub out: Option<PathBuf>,
     /// Task updates applied during the replay.
     pub task_updates: Option<PathBuf>,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub group_id: String,
+    /// A partition without messages for this long stops holding the watermark back.
+    #[serde(default = "default_idle")]
+    pub idle_timeout: String,
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    /// Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, …).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+fn default_idle() -> String {
+    "30s".into()
+}
+
+/// `[kafka.topics]`: one topic per feed (default: the feed's name) and the outputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Feed → topic.
+    #[serde(default)]
+    pub feeds: BTreeMap<String, String>,
+    pub alerts: String,
+    pub tasks: String,
+    pub task_updates: String,
+    pub dead_letters: String,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            feeds: BTreeMap::new(),
+            alerts: "alerts".into(),
+            tasks: "tasks".into(),
+            task_updates: "task_updates".into(),
+            dead_letters: "dead_letters".into(),
+        }
+    }
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: PathBuf::from("state"),
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+    /// Bearer token for `POST /api/tasks/{id}`; read from this environment variable.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+}
+
+fn default_token_env() -> String {
+    "YUJING_API_TOKEN".into()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9464".into(),
+            token_env: default_token_env(),
+        }
+    }
 }
 
 impl Config {
@@ -62,6 +151,7 @@ impl Config {
         config.replay.out.as_mut().map(rebase);
         config.replay.task_updates.as_mut().map(rebase);
         config.routing.as_mut().map(rebase);
+        rebase(&mut config.state.dir);
         config.replay.inputs.values_mut().for_each(rebase);
         Ok(config)
     }

@@ -219,6 +219,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Adds an input of `feed` with a watermark of its own (a Kafka partition) to
+    /// every pipeline that reads the feed.
+    pub fn add_input(&mut self, feed: &str, input: &str) {
+        for p in &mut self.pipelines {
+            if p.operator.reads(feed) {
+                p.operator.add_input(input);
+            }
+        }
+    }
+
+    /// The task stage's current time, for updates that arrive without one (HTTP).
+    pub fn task_time(&self) -> Option<Millis> {
+        self.tasks.as_ref().and_then(|t| t.now()).or(self.max_time)
+    }
+
     /// Adds compound pipelines, which read the alerts of the others.
     pub fn with_compounds(mut self, defs: Vec<CompoundDef>) -> Self {
         self.compounds
@@ -289,6 +304,7 @@ impl Engine {
                 .downcast_ref::<arrow::array::TimestampMillisecondArray>()
                 .ok_or_else(|| Error::Other("event_time is not a timestamp".into()))?,
         );
+        let input = chunk.input();
         for p in &mut self.pipelines {
             if !p.operator.reads(feed) {
                 continue;
@@ -297,7 +313,7 @@ impl Engine {
             let wm_before = p.operator.watermark();
             let emitted = p
                 .operator
-                .process(feed, &decoded.batch, time_col)
+                .process_input(&input, feed, &decoded.batch, time_col)
                 .map_err(|source| Error::Query {
                     pipeline: p.name.to_string(),
                     source,

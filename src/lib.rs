@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod bench_feed;
 pub mod config;
+pub mod daemon;
 pub mod deadletter;
 pub mod decode;
 pub mod demo;
@@ -16,6 +17,8 @@ pub mod detect;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod query;
 pub mod replay;

@@ -74,6 +74,11 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// The daemon: consume the feed topics of `[kafka]` in a consumer group, write alerts, tasks and dead letters to their topics, serve /metrics and the API.
+    Run {
+        #[command(flatten)]
+        sources: Sources,
+    },
     /// Validate configuration, schemas and pipelines without running them.
     Check {
         #[command(flatten)]
@@ -280,6 +285,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 !quiet,
             )?;
             eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { sources } => {
+            let loaded = load(&sources)?;
+            let rt = runtime()?;
+            let (config, catalog, compiled) = loaded.compile(&rt)?;
+            let options = decode_options(&config);
+            yujing::daemon::run(config, catalog, compiled, options, rt)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { sources } => {

@@ -14,6 +14,8 @@ use crate::deadletter::Origin;
 pub enum SourceName {
     File(Arc<str>),
     Generated(Arc<str>),
+    /// A Kafka partition; line positions are offsets.
+    Kafka { topic: Arc<str>, partition: i32 },
 }
 
 /// A block of raw records of one feed.
@@ -68,6 +70,20 @@ impl Chunk {
                 generator: g.to_string(),
                 seq: pos,
             },
+            SourceName::Kafka { topic, partition } => Origin::Kafka {
+                topic: topic.to_string(),
+                partition: *partition,
+                offset: pos as i64,
+            },
+        }
+    }
+
+    /// The input whose watermark this chunk advances: its feed, or one Kafka
+    /// partition of it.
+    pub fn input(&self) -> String {
+        match &self.source {
+            SourceName::Kafka { partition, .. } => format!("{}/{partition}", self.feed),
+            _ => self.feed.to_string(),
         }
     }
 

@@ -231,6 +231,11 @@ impl TaskManager {
         self.state.pending.insert((t, order, self.state.seq), p);
     }
 
+    /// The time the state has been advanced to.
+    pub fn now(&self) -> Option<Millis> {
+        self.state.clock
+    }
+
     /// The time of the latest queued alert or command.
     pub fn last_pending(&self) -> Option<Millis> {
         self.state.pending.keys().next_back().map(|k| k.0)

@@ -156,7 +156,7 @@ impl WindowOperator {
     }
 
     pub fn reads(&self, feed: &str) -> bool {
-        self.inputs.contains_key(feed)
+        self.query.feeds.contains(feed)
     }
 
     fn bin_start(&self, t: Millis) -> Millis {
@@ -192,14 +192,37 @@ impl WindowOperator {
         batch: &RecordBatch,
         time_col: usize,
     ) -> Result<Emitted, DataFusionError> {
+        self.process_input(feed, feed, batch, time_col)
+    }
+
+    /// Processes a batch of `feed` that came from `input` — an input with a
+    /// watermark of its own, e.g. one Kafka partition (`feed/partition`). An input
+    /// seen for the first time joins the watermark; a finished (idle) input that
+    /// gets data again holds it back again.
+    pub fn process_input(
+        &mut self,
+        input: &str,
+        feed: &str,
+        batch: &RecordBatch,
+        time_col: usize,
+    ) -> Result<Emitted, DataFusionError> {
         let mut out = Emitted::default();
-        let Some(clock) = self.inputs.get(feed).copied() else {
+        if !self.reads(feed) {
             return Ok(out);
-        };
+        }
+        let clock = self
+            .inputs
+            .entry(input.to_string())
+            .and_modify(|c| c.finished = false)
+            .or_insert(InputClock {
+                max_time: None,
+                finished: false,
+            })
+            .to_owned();
         let others = self
             .inputs
             .iter()
-            .filter(|(f, _)| f.as_str() != feed)
+            .filter(|(f, _)| f.as_str() != input)
             .map(|(_, c)| self.input_watermark(c))
             .min()
             .unwrap_or(Millis::MAX);
@@ -244,12 +267,21 @@ impl WindowOperator {
             max_time = Some(max_time.map_or(t, |m| m.max(t)));
         }
         self.route(feed, batch, time_col, &accepted)?;
-        if let Some(c) = self.inputs.get_mut(feed) {
+        if let Some(c) = self.inputs.get_mut(input) {
             c.max_time = max_time;
         }
         let wm = self.watermark();
         self.close_until(wm, &mut out.windows)?;
         Ok(out)
+    }
+
+    /// Adds an input (e.g. an assigned Kafka partition) that holds the watermark
+    /// back from now on, before its first event arrives.
+    pub fn add_input(&mut self, input: &str) {
+        self.inputs.entry(input.to_string()).or_insert(InputClock {
+            max_time: None,
+            finished: false,
+        });
     }
 
     /// Marks an input as finished (end of file, or idle): it no longer holds the watermark back.

@@ -3,6 +3,8 @@
 //! memory to summarise. Output is deterministic: rows of a window are sorted unless
 //! the query orders them itself.
 
+pub mod kafka;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

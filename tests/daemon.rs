@@ -1,0 +1,289 @@
+//! The daemon on a real Kafka-protocol broker (`KAFKA_BROKERS`, started by
+//! `scripts/broker.sh start`, which `scripts/test.sh` runs): events produced to a
+//! feed topic come out of `yujing run` as the same alerts and task events that
+//! `yujing replay` writes for the same records; bad records reach the dead-letter
+//! topic with their partition and offset; the HTTP API serves metrics, alerts and
+//! tasks and applies a task update with a bearer token; SIGTERM exits 0 quickly.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::Message;
+use serde_json::Value;
+
+const PIPELINE: &str = r#"name = "grid_rules"
+lateness = "0s"
+sql = """
+SELECT district, street, count(*) AS n
+FROM police_incident
+GROUP BY district, street, tumble(INTERVAL '1 hour')
+"""
+
+[[rule]]
+when = "n >= 3"
+level = "orange"
+
+[[rule]]
+when = "n >= 6"
+level = "red"
+"#;
+
+fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect(
+        "KAFKA_BROKERS must name a running broker: scripts/test.sh starts one with scripts/broker.sh",
+    )
+}
+
+fn records() -> Vec<String> {
+    let incident = |i: usize, time: &str| {
+        format!(
+            r#"{{"event_id":"PI-{i:04}","event_time":"{time}","district":"西湖区","street":"北山街道","grid_id":"XH-01-21","kind":"dispute","deaths":0,"injuries":0}}"#
+        )
+    };
+    let mut out = Vec::new();
+    for (i, m) in [5, 20, 40].into_iter().enumerate() {
+        out.push(incident(i, &format!("2026-03-14T01:{m:02}:00Z")));
+    }
+    for (i, m) in [1, 9, 17, 25, 33, 41, 49].into_iter().enumerate() {
+        out.push(incident(10 + i, &format!("2026-03-14T02:{m:02}:00Z")));
+    }
+    out.push("this is not JSON".into());
+    out.push(incident(90, "2026-03-14T10:30:00Z"));
+    out.push(incident(91, "2026-03-14T12:10:00Z"));
+    out
+}
+
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// Reads every message of `topic` that arrives until `done` says so or time runs out.
+fn read_topic(topic: &str, group: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let end = Instant::now() + timeout;
+    while Instant::now() < end && !done(&out) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON"));
+        }
+    }
+    out
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
+}
+
+fn sorted(mut v: Vec<Value>) -> Vec<String> {
+    let mut s: Vec<String> = v.drain(..).map(|x| x.to_string()).collect();
+    s.sort();
+    s
+}
+
+#[test]
+fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let topic = |name: &str| format!("t{id}-{name}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin");
+    let names: Vec<String> = ["police", "alerts", "tasks", "updates", "dead"]
+        .iter()
+        .map(|n| topic(n))
+        .collect();
+    let new: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
+        .collect();
+    rt.block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .expect("create topics");
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for r in records() {
+        producer
+            .send(BaseRecord::to(&topic("police")).key("西湖区").payload(&r))
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("pipelines")).expect("mkdir");
+    std::fs::write(dir.path().join("pipelines/grid_rules.toml"), PIPELINE).expect("write");
+    let port = free_port();
+    let config = format!(
+        "pipelines = \"pipelines\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"g{id}\"\nidle_timeout = \"1s\"\n[kafka.topics]\nalerts = \"{}\"\ntasks = \"{}\"\ntask_updates = \"{}\"\ndead_letters = \"{}\"\n[kafka.topics.feeds]\npolice_incident = \"{}\"\n[state]\ndir = \"state\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+        brokers(),
+        topic("alerts"),
+        topic("tasks"),
+        topic("updates"),
+        topic("dead"),
+        topic("police"),
+    );
+    std::fs::write(dir.path().join("yujing.toml"), config).expect("write");
+    let mut daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_yujing"))
+            .args(["run", "--config"])
+            .arg(dir.path().join("yujing.toml"))
+            .env("YUJING_PII_KEY", "daemon-test")
+            .env("YUJING_API_TOKEN", "s3cret")
+            .spawn()
+            .expect("spawn"),
+    );
+
+    // Ready once partitions are assigned.
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/readyz", &[], "").0 == 200;
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < end, "not ready within 60 s");
+        assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon exited");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The same records through replay: the reference output.
+    std::fs::write(
+        dir.path().join("police.jsonl"),
+        records().join("\n") + "\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_yujing"))
+        .args(["replay", "--quiet", "--pipelines"])
+        .arg(dir.path().join("pipelines"))
+        .arg("--input")
+        .arg(format!("police_incident={}", dir.path().join("police.jsonl").display()))
+        .arg("--out")
+        .arg(dir.path().join("replay"))
+        .env("YUJING_PII_KEY", "daemon-test")
+        .output()
+        .expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want_alerts = lines(&dir.path().join("replay/alerts.jsonl"));
+    let want_tasks = lines(&dir.path().join("replay/tasks.jsonl"));
+    assert_eq!(want_alerts.len(), 3, "orange, its red escalation, resolved");
+
+    let alerts = read_topic(&topic("alerts"), &format!("ra{id}"), Duration::from_secs(60), |v| {
+        v.len() >= want_alerts.len()
+    });
+    assert_eq!(sorted(alerts), sorted(want_alerts));
+    let tasks = read_topic(&topic("tasks"), &format!("rt{id}"), Duration::from_secs(60), |v| {
+        v.len() >= want_tasks.len()
+    });
+    assert_eq!(sorted(tasks), sorted(want_tasks.clone()));
+    let dead = read_topic(&topic("dead"), &format!("rd{id}"), Duration::from_secs(30), |v| !v.is_empty());
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["reason"], "invalid_json");
+    assert_eq!(dead[0]["source"]["topic"], topic("police"));
+    assert_eq!(dead[0]["source"]["offset"], 10);
+
+    // The API.
+    let (status, metrics) = http(port, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("yujing_events_total{feed=\"police_incident\"} 12"), "{metrics}");
+    assert!(metrics.contains("yujing_dead_letters_total{feed=\"police_incident\",reason=\"invalid_json\"} 1"), "{metrics}");
+    let (status, body) = http(port, "GET", "/api/alerts", &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).expect("JSON"), serde_json::json!([]), "the incident resolved");
+    let (status, body) = http(port, "GET", "/api/tasks", &[], "");
+    assert_eq!(status, 200);
+    let listed: Vec<Value> = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(listed.len(), 3);
+    let legal = listed
+        .iter()
+        .find(|t| t["track"] == "legal")
+        .and_then(|t| t["task_id"].as_str())
+        .expect("legal task")
+        .to_string();
+    let path = format!("/api/tasks/{legal}");
+    let body = r#"{"action":"acknowledge","actor":"西湖公安分局值班室"}"#;
+    assert_eq!(http(port, "POST", &path, &[("Content-Type", "application/json")], body).0, 401);
+    let auth = [("Content-Type", "application/json"), ("Authorization", "Bearer s3cret")];
+    assert_eq!(http(port, "POST", "/api/tasks/nope", &auth, body).0, 404);
+    assert_eq!(http(port, "POST", &path, &auth, body).0, 202);
+    let n = want_tasks.len();
+    let after = read_topic(&topic("tasks"), &format!("rt2{id}"), Duration::from_secs(30), |v| v.len() > n);
+    assert!(
+        after.iter().any(|e| e["change"] == "acknowledged" && e["task"]["task_id"] == legal.as_str()),
+        "{after:?}"
+    );
+
+    // SIGTERM: out within 10 s, status 0.
+    let pid = daemon.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < end, "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+}
