@@ -68,7 +68,12 @@ pub fn run(
     let feeds: Vec<String> = engine.feeds_read().into_iter().collect();
     let topic_feed: BTreeMap<String, String> = feeds
         .iter()
-        .map(|f| (k.topics.feeds.get(f).cloned().unwrap_or_else(|| f.clone()), f.clone()))
+        .map(|f| {
+            (
+                k.topics.feeds.get(f).cloned().unwrap_or_else(|| f.clone()),
+                f.clone(),
+            )
+        })
         .collect();
 
     let mut consumer_config = client(&k);
@@ -82,7 +87,9 @@ pub fn run(
     let consumer: BaseConsumer = consumer_config.create().map_err(kafka_err("consumer"))?;
     let mut topics: Vec<&str> = topic_feed.keys().map(String::as_str).collect();
     topics.push(&k.topics.task_updates);
-    consumer.subscribe(&topics).map_err(kafka_err("subscribing"))?;
+    consumer
+        .subscribe(&topics)
+        .map_err(kafka_err("subscribing"))?;
     let producer: ThreadedProducer<DefaultProducerContext> = client(&k)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -100,7 +107,9 @@ pub fn run(
             metrics: metrics.clone(),
             view: view.clone(),
             ready: ready.clone(),
-            token: std::env::var(&config.http.token_env).ok().filter(|t| !t.is_empty()),
+            token: std::env::var(&config.http.token_env)
+                .ok()
+                .filter(|t| !t.is_empty()),
             updates: updates_tx,
         },
         stop.clone(),
@@ -223,12 +232,21 @@ pub fn run(
                 .with_label_values(&[chunk.feed.as_ref()])
                 .inc_by(engine.stats.events - before);
         }
+        // Updates (HTTP or topic) apply even while no events arrive.
+        engine.tick(&mut sink)?;
         let now = Instant::now();
-        let newly_idle: Vec<String> = last_seen
+        let mut newly_idle: Vec<(Instant, String)> = last_seen
             .iter()
             .filter(|(i, t)| now.duration_since(**t) >= idle && !idle_inputs.contains(*i))
-            .map(|(i, _)| i.clone())
+            .map(|(i, t)| (*t, i.clone()))
             .collect();
+        // One input stays active: were all idle, the watermark would jump to the end
+        // of time and close every open window before its events could arrive.
+        if idle_inputs.len() + newly_idle.len() >= last_seen.len() {
+            newly_idle.sort();
+            newly_idle.pop();
+        }
+        let newly_idle: Vec<String> = newly_idle.into_iter().map(|(_, i)| i).collect();
         for input in newly_idle {
             tracing::debug!(%input, "idle");
             engine.finish_feed(&input, &mut sink)?;
@@ -245,7 +263,10 @@ fn serve(listen: &str, state: AppState, stop: Arc<AtomicBool>) -> Result<()> {
     let (bound_tx, bound_rx) = mpsc::channel::<std::result::Result<(), String>>();
     let listen = listen.to_string();
     std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 let _ = bound_tx.send(Err(e.to_string()));
@@ -264,7 +285,8 @@ fn serve(listen: &str, state: AppState, stop: Arc<AtomicBool>) -> Result<()> {
             let signals = stop.clone();
             tokio::spawn(async move {
                 let term = async {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
                         Ok(mut s) => {
                             s.recv().await;
                         }

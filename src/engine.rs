@@ -234,6 +234,12 @@ impl Engine {
         self.tasks.as_ref().and_then(|t| t.now()).or(self.max_time)
     }
 
+    /// Applies what is due on the task clock now (updates that arrived while no
+    /// events did).
+    pub fn tick(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        self.advance_tasks(self.task_clock(), sink)
+    }
+
     /// Adds compound pipelines, which read the alerts of the others.
     pub fn with_compounds(mut self, defs: Vec<CompoundDef>) -> Self {
         self.compounds

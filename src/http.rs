@@ -74,7 +74,10 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn alerts(State(s): State<AppState>) -> Response {
-    let view = s.view.lock().map(|v| v.incidents.values().cloned().collect::<Vec<_>>());
+    let view = s
+        .view
+        .lock()
+        .map(|v| v.incidents.values().cloned().collect::<Vec<_>>());
     match view {
         Ok(list) => Json(list).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -82,7 +85,10 @@ async fn alerts(State(s): State<AppState>) -> Response {
 }
 
 async fn tasks(State(s): State<AppState>) -> Response {
-    let view = s.view.lock().map(|v| v.tasks.values().cloned().collect::<Vec<_>>());
+    let view = s
+        .view
+        .lock()
+        .map(|v| v.tasks.values().cloned().collect::<Vec<_>>());
     match view {
         Ok(list) => Json(list).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -103,12 +109,24 @@ async fn update_task(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if given != Some(token.as_str()) {
-        return (StatusCode::UNAUTHORIZED, "a valid bearer token is required\n").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required\n",
+        )
+            .into_response();
     }
     let Some(Json(body)) = body else {
-        return (StatusCode::BAD_REQUEST, "expected a JSON body with action and actor\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body with action and actor\n",
+        )
+            .into_response();
     };
-    let known = s.view.lock().map(|v| v.tasks.contains_key(&id)).unwrap_or(false);
+    let known = s
+        .view
+        .lock()
+        .map(|v| v.tasks.contains_key(&id))
+        .unwrap_or(false);
     if !known {
         return (StatusCode::NOT_FOUND, format!("no task `{id}`\n")).into_response();
     }

@@ -23,13 +23,21 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let m = Metrics {
-            events: counter("yujing_events_total", "Records decoded into events, per feed.", &["feed"]),
+            events: counter(
+                "yujing_events_total",
+                "Records decoded into events, per feed.",
+                &["feed"],
+            ),
             dead_letters: counter(
                 "yujing_dead_letters_total",
                 "Records sent to the dead letters, per feed and reason.",
                 &["feed", "reason"],
             ),
-            windows: counter("yujing_windows_closed_total", "Windows closed with rows, per pipeline.", &["pipeline"]),
+            windows: counter(
+                "yujing_windows_closed_total",
+                "Windows closed with rows, per pipeline.",
+                &["pipeline"],
+            ),
             alerts: counter(
                 "yujing_alerts_total",
                 "Alert events raised, per pipeline, level and status.",
@@ -37,9 +45,16 @@ impl Metrics {
             ),
             incidents_firing: IntGauge::new("yujing_incidents_firing", "Incidents firing now.")
                 .unwrap_or_else(|e| panic!("{e}")),
-            task_events: counter("yujing_task_events_total", "Task changes, per kind of change.", &["change"]),
-            ready: IntGauge::new("yujing_ready", "1 once state is restored and partitions are assigned.")
-                .unwrap_or_else(|e| panic!("{e}")),
+            task_events: counter(
+                "yujing_task_events_total",
+                "Task changes, per kind of change.",
+                &["change"],
+            ),
+            ready: IntGauge::new(
+                "yujing_ready",
+                "1 once state is restored and partitions are assigned.",
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
             registry,
         };
         let build = IntGaugeVec::new(
@@ -48,7 +63,13 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        for c in [&m.events, &m.dead_letters, &m.windows, &m.alerts, &m.task_events] {
+        for c in [
+            &m.events,
+            &m.dead_letters,
+            &m.windows,
+            &m.alerts,
+            &m.task_events,
+        ] {
             let _ = m.registry.register(Box::new(c.clone()));
         }
         let _ = m.registry.register(Box::new(m.incidents_firing.clone()));

@@ -11,12 +11,12 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::Message;
 use serde_json::Value;
 
 const PIPELINE: &str = r#"name = "grid_rules"
@@ -61,9 +61,18 @@ fn records() -> Vec<String> {
     out
 }
 
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -77,7 +86,10 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &st
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -89,7 +101,12 @@ fn free_port() -> u16 {
 }
 
 /// Reads every message of `topic` that arrives until `done` says so or time runs out.
-fn read_topic(topic: &str, group: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+fn read_topic(
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)
@@ -199,45 +216,63 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
     // Ready once partitions are assigned.
     let end = Instant::now() + Duration::from_secs(60);
     loop {
-        let ok = TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/readyz", &[], "").0 == 200;
+        let ok = TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/readyz", &[], "").0 == 200;
         if ok {
             break;
         }
         assert!(Instant::now() < end, "not ready within 60 s");
-        assert!(daemon.0.try_wait().expect("wait").is_none(), "the daemon exited");
+        assert!(
+            daemon.0.try_wait().expect("wait").is_none(),
+            "the daemon exited"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
     // The same records through replay: the reference output.
-    std::fs::write(
-        dir.path().join("police.jsonl"),
-        records().join("\n") + "\n",
-    )
-    .expect("write");
+    std::fs::write(dir.path().join("police.jsonl"), records().join("\n") + "\n").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_yujing"))
         .args(["replay", "--quiet", "--pipelines"])
         .arg(dir.path().join("pipelines"))
         .arg("--input")
-        .arg(format!("police_incident={}", dir.path().join("police.jsonl").display()))
+        .arg(format!(
+            "police_incident={}",
+            dir.path().join("police.jsonl").display()
+        ))
         .arg("--out")
         .arg(dir.path().join("replay"))
         .env("YUJING_PII_KEY", "daemon-test")
         .output()
         .expect("replay");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want_alerts = lines(&dir.path().join("replay/alerts.jsonl"));
     let want_tasks = lines(&dir.path().join("replay/tasks.jsonl"));
     assert_eq!(want_alerts.len(), 3, "orange, its red escalation, resolved");
 
-    let alerts = read_topic(&topic("alerts"), &format!("ra{id}"), Duration::from_secs(60), |v| {
-        v.len() >= want_alerts.len()
-    });
+    let alerts = read_topic(
+        &topic("alerts"),
+        &format!("ra{id}"),
+        Duration::from_secs(60),
+        |v| v.len() >= want_alerts.len(),
+    );
     assert_eq!(sorted(alerts), sorted(want_alerts));
-    let tasks = read_topic(&topic("tasks"), &format!("rt{id}"), Duration::from_secs(60), |v| {
-        v.len() >= want_tasks.len()
-    });
+    let tasks = read_topic(
+        &topic("tasks"),
+        &format!("rt{id}"),
+        Duration::from_secs(60),
+        |v| v.len() >= want_tasks.len(),
+    );
     assert_eq!(sorted(tasks), sorted(want_tasks.clone()));
-    let dead = read_topic(&topic("dead"), &format!("rd{id}"), Duration::from_secs(30), |v| !v.is_empty());
+    let dead = read_topic(
+        &topic("dead"),
+        &format!("rd{id}"),
+        Duration::from_secs(30),
+        |v| !v.is_empty(),
+    );
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["reason"], "invalid_json");
     assert_eq!(dead[0]["source"]["topic"], topic("police"));
@@ -246,11 +281,23 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
     // The API.
     let (status, metrics) = http(port, "GET", "/metrics", &[], "");
     assert_eq!(status, 200);
-    assert!(metrics.contains("yujing_events_total{feed=\"police_incident\"} 12"), "{metrics}");
-    assert!(metrics.contains("yujing_dead_letters_total{feed=\"police_incident\",reason=\"invalid_json\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("yujing_events_total{feed=\"police_incident\"} 12"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "yujing_dead_letters_total{feed=\"police_incident\",reason=\"invalid_json\"} 1"
+        ),
+        "{metrics}"
+    );
     let (status, body) = http(port, "GET", "/api/alerts", &[], "");
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_str::<Value>(&body).expect("JSON"), serde_json::json!([]), "the incident resolved");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("JSON"),
+        serde_json::json!([]),
+        "the incident resolved"
+    );
     let (status, body) = http(port, "GET", "/api/tasks", &[], "");
     assert_eq!(status, 200);
     let listed: Vec<Value> = serde_json::from_str(&body).expect("JSON");
@@ -263,20 +310,43 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
         .to_string();
     let path = format!("/api/tasks/{legal}");
     let body = r#"{"action":"acknowledge","actor":"西湖公安分局值班室"}"#;
-    assert_eq!(http(port, "POST", &path, &[("Content-Type", "application/json")], body).0, 401);
-    let auth = [("Content-Type", "application/json"), ("Authorization", "Bearer s3cret")];
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            &path,
+            &[("Content-Type", "application/json")],
+            body
+        )
+        .0,
+        401
+    );
+    let auth = [
+        ("Content-Type", "application/json"),
+        ("Authorization", "Bearer s3cret"),
+    ];
     assert_eq!(http(port, "POST", "/api/tasks/nope", &auth, body).0, 404);
     assert_eq!(http(port, "POST", &path, &auth, body).0, 202);
     let n = want_tasks.len();
-    let after = read_topic(&topic("tasks"), &format!("rt2{id}"), Duration::from_secs(30), |v| v.len() > n);
+    let after = read_topic(
+        &topic("tasks"),
+        &format!("rt2{id}"),
+        Duration::from_secs(30),
+        |v| v.len() > n,
+    );
     assert!(
-        after.iter().any(|e| e["change"] == "acknowledged" && e["task"]["task_id"] == legal.as_str()),
+        after
+            .iter()
+            .any(|e| e["change"] == "acknowledged" && e["task"]["task_id"] == legal.as_str()),
         "{after:?}"
     );
 
     // SIGTERM: out within 10 s, status 0.
     let pid = daemon.0.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     let end = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = daemon.0.try_wait().expect("wait") {

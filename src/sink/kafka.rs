@@ -110,13 +110,16 @@ impl Sink for KafkaSink {
         if let Ok(mut view) = self.view.lock() {
             match alert.status {
                 Status::Firing => {
-                    view.incidents.insert(alert.incident_id.clone(), alert.clone());
+                    view.incidents
+                        .insert(alert.incident_id.clone(), alert.clone());
                 }
                 Status::Resolved => {
                     view.incidents.remove(&alert.incident_id);
                 }
             }
-            self.metrics.incidents_firing.set(view.incidents.len() as i64);
+            self.metrics
+                .incidents_firing
+                .set(view.incidents.len() as i64);
         }
         self.send(&self.topics.alerts, &alert.incident_id, &Self::json(alert)?)
     }
@@ -126,7 +129,10 @@ impl Sink for KafkaSink {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        self.metrics.task_events.with_label_values(&[change.as_str()]).inc();
+        self.metrics
+            .task_events
+            .with_label_values(&[change.as_str()])
+            .inc();
         if let Ok(mut view) = self.view.lock() {
             view.tasks
                 .insert(event.task.task_id.clone(), event.task.clone());

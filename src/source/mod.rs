@@ -15,7 +15,10 @@ pub enum SourceName {
     File(Arc<str>),
     Generated(Arc<str>),
     /// A Kafka partition; line positions are offsets.
-    Kafka { topic: Arc<str>, partition: i32 },
+    Kafka {
+        topic: Arc<str>,
+        partition: i32,
+    },
 }
 
 /// A block of raw records of one feed.
