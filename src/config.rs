@@ -95,12 +95,20 @@ impl Default for TopicsConfig {
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     pub dir: PathBuf,
+    /// How often the daemon checkpoints (and at shutdown).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: String,
+}
+
+fn default_checkpoint_interval() -> String {
+    "10s".into()
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             dir: PathBuf::from("state"),
+            checkpoint_interval: default_checkpoint_interval(),
         }
     }
 }

@@ -5,24 +5,32 @@
 //! events and dead letters go to their topics. SIGTERM or SIGINT stops consuming,
 //! flushes the producer and exits 0.
 //!
-//! Not yet here (see README, "The daemon"): checkpoints of the engine state and
-//! offset commits, so a restart reprocesses its topics from the beginning; output
-//! ids are deterministic, so consumers can drop what they have seen.
+//! Checkpoints: every `checkpoint_interval` and at shutdown, the engine state (all
+//! but open bins) and, per partition, the offset to resume from are written
+//! atomically to `state.dir`; then those offsets are committed to Kafka. The resume
+//! offset of a feed partition is that of its earliest message with an event in a
+//! still-open bin, so a restart re-reads exactly what it needs to rebuild the open
+//! windows; messages below the checkpoint's offsets are skipped if the commit lagged.
+//! After a clean shutdown nothing is emitted twice; after a crash, what was emitted
+//! since the last checkpoint is emitted again with the same ids.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, KafkaConfig};
 use crate::deadletter::{DeadLetter, Origin};
 use crate::decode::DecodeOptions;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineState};
 use crate::error::{Error, Result};
 use crate::http::{ApiUpdate, AppState, router};
 use crate::metrics::Metrics;
@@ -33,7 +41,68 @@ use crate::sink::kafka::{ApiView, KafkaSink, OutputTopics};
 use crate::source::{Chunk, SourceName};
 use crate::task::Command;
 use crate::task::command::INPUT;
-use crate::time::parse_duration;
+use crate::time::{Millis, parse_duration};
+
+/// What `state.dir/checkpoint.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Checkpoint {
+    engine: EngineState,
+    /// Topic → partition → the offset to resume from.
+    offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+const CHECKPOINT: &str = "checkpoint.json";
+
+/// Per partition, what a restart must re-read: the first offset and latest event
+/// time of each chunk not yet known to be in closed windows, and the next offset.
+#[derive(Debug, Default)]
+struct PartitionLog {
+    chunks: VecDeque<(i64, Option<Millis>)>,
+    next: i64,
+}
+
+impl PartitionLog {
+    /// The offset to resume from, given the earliest open bin; forgets chunks whose
+    /// events are all before it (their windows have closed for good).
+    fn resume_at(&mut self, earliest_open: Option<Millis>) -> i64 {
+        let needed = |t: Option<Millis>| matches!((t, earliest_open), (Some(t), Some(e)) if t >= e);
+        while self.chunks.front().is_some_and(|c| !needed(c.1)) {
+            self.chunks.pop_front();
+        }
+        self.chunks.front().map_or(self.next, |c| c.0)
+    }
+}
+
+/// Writes the checkpoint atomically: a temporary file, synced, renamed over the
+/// old one, and the directory synced.
+fn write_checkpoint(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(format!("{CHECKPOINT}.tmp"));
+    let bytes = serde_json::to_vec(cp).map_err(|e| Error::Other(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    let path = dir.join(CHECKPOINT);
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
+    let path = dir.join(CHECKPOINT);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
 
 fn client(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -128,6 +197,58 @@ pub fn run(
     for f in &feeds {
         engine.finish_feed(f, &mut sink)?;
     }
+    let state_dir = config.state.dir.clone();
+    let interval = Duration::from_millis(
+        parse_duration(&config.state.checkpoint_interval).map_err(Error::Other)? as u64,
+    );
+    let mut skip_below: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    if let Some(cp) = read_checkpoint(&state_dir)? {
+        engine.restore(cp.engine);
+        for (topic, parts) in cp.offsets {
+            for (p, o) in parts {
+                skip_below.insert((topic.clone(), p), o);
+            }
+        }
+        tracing::info!(dir = %state_dir.display(), "restored the checkpoint");
+    }
+    let mut logs: BTreeMap<(String, i32), PartitionLog> = BTreeMap::new();
+    let mut last_checkpoint = Instant::now();
+    let checkpoint = |engine: &Engine,
+                      logs: &mut BTreeMap<(String, i32), PartitionLog>,
+                      consumer: &BaseConsumer|
+     -> Result<()> {
+        let started = Instant::now();
+        let earliest = engine.earliest_open();
+        let mut offsets: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, p), log) in logs.iter_mut() {
+            let at = if *topic == k.topics.task_updates {
+                log.next
+            } else {
+                log.resume_at(earliest)
+            };
+            offsets.entry(topic.clone()).or_default().insert(*p, at);
+            let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(at));
+        }
+        let cp = Checkpoint {
+            engine: engine.state(),
+            offsets,
+        };
+        if let Err(e) = write_checkpoint(&state_dir, &cp) {
+            metrics.checkpoint_failures.inc();
+            return Err(e);
+        }
+        // Offsets are committed only once the checkpoint is durable.
+        if tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "committing offsets; the checkpoint's offsets still hold");
+        }
+        metrics
+            .checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    };
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
 
     let mut last_seen: HashMap<String, Instant> = HashMap::new();
@@ -164,6 +285,11 @@ pub fn run(
                 }
             };
             polled += 1;
+            let at = (m.topic().to_string(), m.partition());
+            if skip_below.get(&at).is_some_and(|o| m.offset() < *o) {
+                continue;
+            }
+            logs.entry(at).or_default().next = m.offset() + 1;
             let payload = m.payload().unwrap_or_default();
             if m.topic() == k.topics.task_updates {
                 let origin = Origin::Kafka {
@@ -221,12 +347,17 @@ pub fn run(
             metrics.ready.set(1);
             tracing::info!(partitions = assignment.count(), "ready");
         }
-        for chunk in chunks.values() {
+        for ((topic, partition), chunk) in &chunks {
             let input = chunk.input();
             last_seen.insert(input.clone(), Instant::now());
             idle_inputs.remove(&input);
             let before = engine.stats.events;
-            engine.process(chunk, &mut sink)?;
+            let max_time = engine.process(chunk, &mut sink)?;
+            let first = chunk.lines.first().map_or(0, |l| l.pos as i64);
+            logs.entry((topic.clone(), *partition))
+                .or_default()
+                .chunks
+                .push_back((first, max_time));
             metrics
                 .events
                 .with_label_values(&[chunk.feed.as_ref()])
@@ -252,9 +383,19 @@ pub fn run(
             engine.finish_feed(&input, &mut sink)?;
             idle_inputs.insert(input);
         }
+        if last_checkpoint.elapsed() >= interval {
+            // Outputs first, so the checkpoint never claims more than was sent.
+            sink.flush(Duration::from_secs(5))?;
+            if let Err(e) = checkpoint(&engine, &mut logs, &consumer) {
+                tracing::error!(error = %e, "checkpoint");
+            }
+            last_checkpoint = Instant::now();
+        }
     }
     tracing::info!("stopping");
+    // Outputs first, so the checkpoint never claims more than was sent.
     sink.flush(Duration::from_secs(5))?;
+    checkpoint(&engine, &mut logs, &consumer)?;
     Ok(())
 }
 

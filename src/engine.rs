@@ -3,13 +3,14 @@
 //! every pipeline that reads the feed; closed windows go to the sink. Sources and
 //! sinks differ between replay, demo and the daemon; this code path does not.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::deadletter::{DeadLetter, Reason};
 use crate::decode::{DecodeOptions, Decoder};
+use crate::detect::compound::CompoundState;
 use crate::detect::compound::{CompoundDef, CompoundDetector};
-use crate::detect::runner::PipelineDetector;
+use crate::detect::runner::{DetectorState, PipelineDetector};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::query::WindowSpec;
@@ -19,7 +20,19 @@ use crate::sink::Sink;
 use crate::source::Chunk;
 use crate::task::TaskManager;
 use crate::time::{Millis, format_rfc3339};
+use crate::window::OperatorState;
 use crate::window::{OperatorStats, WindowOperator, WindowResult};
+
+/// Everything the engine remembers but its open bins, for checkpoints: per
+/// pipeline the window clocks and detector state, compound and task state. Open
+/// bins are rebuilt by re-reading their events (see [`Engine::earliest_open`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EngineState {
+    pipelines: BTreeMap<String, (OperatorState, Option<DetectorState>)>,
+    compounds: BTreeMap<String, CompoundState>,
+    tasks: Option<crate::task::TaskState>,
+    max_time: Option<Millis>,
+}
 
 /// Totals over a run.
 #[derive(Debug, Default, Clone, Copy)]
@@ -232,6 +245,60 @@ impl Engine {
     /// The task stage's current time, for updates that arrive without one (HTTP).
     pub fn task_time(&self) -> Option<Millis> {
         self.tasks.as_ref().and_then(|t| t.now()).or(self.max_time)
+    }
+
+    /// The state to checkpoint.
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            pipelines: self
+                .pipelines
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.to_string(),
+                        (p.operator.state(), p.detector.as_ref().map(|d| d.state())),
+                    )
+                })
+                .collect(),
+            compounds: self
+                .compounds
+                .iter()
+                .map(|c| (c.name().to_string(), c.state()))
+                .collect(),
+            tasks: self.tasks.as_ref().map(|t| t.state.clone()),
+            max_time: self.max_time,
+        }
+    }
+
+    /// Restores a checkpoint taken by [`Engine::state`]; pipelines it does not
+    /// know start afresh.
+    pub fn restore(&mut self, mut s: EngineState) {
+        for p in &mut self.pipelines {
+            if let Some((op, det)) = s.pipelines.remove(p.name.as_ref()) {
+                p.operator.restore(op);
+                if let (Some(d), Some(state)) = (p.detector.as_mut(), det) {
+                    d.restore(state);
+                }
+            }
+        }
+        for c in &mut self.compounds {
+            if let Some(state) = s.compounds.remove(c.name()) {
+                c.restore(state);
+            }
+        }
+        if let (Some(t), Some(state)) = (self.tasks.as_mut(), s.tasks) {
+            t.state = state;
+        }
+        self.max_time = s.max_time;
+    }
+
+    /// The earliest event time whose events a restart must re-read: the start of
+    /// the earliest open bin of any pipeline (`None`: nothing open).
+    pub fn earliest_open(&self) -> Option<Millis> {
+        self.pipelines
+            .iter()
+            .filter_map(|p| p.operator.earliest_open())
+            .min()
     }
 
     /// Applies what is due on the task clock now (updates that arrived while no

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub incidents_firing: IntGauge,
     pub task_events: IntCounterVec,
     pub ready: IntGauge,
+    pub checkpoint_seconds: prometheus::Histogram,
+    pub checkpoint_failures: prometheus::IntCounter,
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -55,8 +57,20 @@ impl Metrics {
                 "1 once state is restored and partitions are assigned.",
             )
             .unwrap_or_else(|e| panic!("{e}")),
+            checkpoint_seconds: prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+                "yujing_checkpoint_duration_seconds",
+                "Time to write a checkpoint and commit its offsets.",
+            ))
+            .unwrap_or_else(|e| panic!("{e}")),
+            checkpoint_failures: prometheus::IntCounter::new(
+                "yujing_checkpoint_failures_total",
+                "Checkpoints that could not be written.",
+            )
+            .unwrap_or_else(|e| panic!("{e}")),
             registry,
         };
+        let _ = m.registry.register(Box::new(m.checkpoint_seconds.clone()));
+        let _ = m.registry.register(Box::new(m.checkpoint_failures.clone()));
         let build = IntGaugeVec::new(
             Opts::new("yujing_build_info", "Version of the running build."),
             &["version"],

@@ -178,7 +178,7 @@ impl CompoundDef {
 }
 
 /// An input alert's episode: anomalous from its first window until resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Span {
     pipeline: String,
     level: Level,
@@ -193,6 +193,14 @@ impl Span {
     fn open_at(&self, t: Millis) -> bool {
         self.start <= t && self.resolved_at.is_none_or(|r| r > t)
     }
+}
+
+/// A compound pipeline's state, for checkpoints.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CompoundState {
+    spans: BTreeMap<String, BTreeMap<String, Span>>,
+    raised: BTreeMap<String, BTreeSet<Millis>>,
+    lifecycle: Lifecycle,
 }
 
 /// How long resolved input episodes are kept to compare with alerts that arrive
@@ -231,6 +239,21 @@ impl CompoundDetector {
 
     pub fn name(&self) -> &str {
         &self.def.def.name
+    }
+
+    /// What it remembers, for checkpoints.
+    pub fn state(&self) -> CompoundState {
+        CompoundState {
+            spans: self.spans.clone(),
+            raised: self.raised.clone(),
+            lifecycle: self.lifecycle.clone(),
+        }
+    }
+
+    pub fn restore(&mut self, s: CompoundState) {
+        self.spans = s.spans;
+        self.raised = s.raised;
+        self.lifecycle = s.lifecycle;
     }
 
     /// Takes one alert of any pipeline and returns the compound alerts it causes.

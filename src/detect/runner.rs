@@ -58,6 +58,17 @@ pub struct PipelineDetector {
     pub warming_up: u64,
 }
 
+/// What a detector remembers between windows, for checkpoints.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DetectorState {
+    store: SeriesStore,
+    trials: Option<SeriesStore>,
+    ewma: BTreeMap<String, Option<Ewma>>,
+    cusum: BTreeMap<String, Cusum>,
+    lifecycle: Lifecycle,
+    warming_up: u64,
+}
+
 /// The key columns: as configured, or every non-window column that is not a number.
 pub fn key_columns(config: Option<&DetectConfig>, output: &SchemaRef) -> Vec<String> {
     match config.and_then(|c| c.key.as_ref()) {
@@ -128,6 +139,26 @@ impl PipelineDetector {
             lifecycle: Lifecycle::default(),
             warming_up: 0,
         })
+    }
+
+    pub fn state(&self) -> DetectorState {
+        DetectorState {
+            store: self.store.clone(),
+            trials: self.trials.clone(),
+            ewma: self.ewma.clone(),
+            cusum: self.cusum.clone(),
+            lifecycle: self.lifecycle.clone(),
+            warming_up: self.warming_up,
+        }
+    }
+
+    pub fn restore(&mut self, s: DetectorState) {
+        self.store = s.store;
+        self.trials = s.trials;
+        self.ewma = s.ewma;
+        self.cusum = s.cusum;
+        self.lifecycle = s.lifecycle;
+        self.warming_up = s.warming_up;
     }
 
     fn timing(&self) -> Timing {

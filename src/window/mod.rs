@@ -103,6 +103,13 @@ pub struct WindowOperator {
     pub stats: OperatorStats,
 }
 
+/// See [`WindowOperator::state`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OperatorState {
+    inputs: BTreeMap<String, (Option<Millis>, bool)>,
+    closed_upto: Millis,
+}
+
 impl WindowOperator {
     /// `offset` aligns window starts (e.g. to local midnight); `table_schemas`
     /// are the feed tables' schemas (fields plus window columns).
@@ -273,6 +280,39 @@ impl WindowOperator {
         let wm = self.watermark();
         self.close_until(wm, &mut out.windows)?;
         Ok(out)
+    }
+
+    /// The input clocks and how far windows have closed, for checkpoints. Open
+    /// bins are not in it: a restart re-reads their events from the source.
+    pub fn state(&self) -> OperatorState {
+        OperatorState {
+            inputs: self
+                .inputs
+                .iter()
+                .map(|(k, c)| (k.clone(), (c.max_time, c.finished)))
+                .collect(),
+            closed_upto: self.closed_upto,
+        }
+    }
+
+    /// Restores clocks and progress; bins fill again as their events are re-read.
+    pub fn restore(&mut self, s: OperatorState) {
+        self.inputs = s
+            .inputs
+            .into_iter()
+            .map(|(k, (max_time, finished))| (k, InputClock { max_time, finished }))
+            .collect();
+        self.closed_upto = s.closed_upto;
+    }
+
+    /// Start of the earliest bin still held (its events must be re-read after a
+    /// restart); `None` when nothing is open. Session pipelines raise no alerts
+    /// and are not counted.
+    pub fn earliest_open(&self) -> Option<Millis> {
+        if self.session_gap.is_some() {
+            return None;
+        }
+        self.bins.keys().next().copied()
     }
 
     /// Adds an input (e.g. an assigned Kafka partition) that holds the watermark
