@@ -162,6 +162,13 @@ pub fn run(
     let producer: ThreadedProducer<DefaultProducerContext> = client(&k)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
+        // Retry for as long as the broker is away rather than drop an output.
+        .set(
+            "message.timeout.ms",
+            k.settings
+                .get("message.timeout.ms")
+                .map_or("0", String::as_str),
+        )
         .create()
         .map_err(kafka_err("producer"))?;
 
@@ -253,6 +260,7 @@ pub fn run(
 
     let mut last_seen: HashMap<String, Instant> = HashMap::new();
     let mut idle_inputs: std::collections::HashSet<String> = Default::default();
+    let mut had_data: std::collections::HashSet<String> = Default::default();
     while !stop.load(Ordering::Relaxed) {
         while let Ok(u) = updates_rx.try_recv() {
             let time = engine.task_time().unwrap_or(0);
@@ -332,24 +340,51 @@ pub fn run(
                 });
             chunk.push_line(payload, m.offset() as u64);
         }
-        if !ready.load(Ordering::Relaxed)
-            && let Ok(assignment) = consumer.assignment()
+        // Partitions assigned since the last look hold the watermark back from now
+        // on; revoked ones step aside (their state does not move yet: docs/scaling.md).
+        if let Ok(assignment) = consumer.assignment()
             && assignment.count() > 0
         {
+            let mut now_assigned = std::collections::HashSet::new();
             for e in assignment.elements() {
                 if let Some(feed) = topic_feed.get(e.topic()) {
                     let input = format!("{feed}/{}", e.partition());
-                    engine.add_input(feed, &input);
-                    last_seen.insert(input, Instant::now());
+                    if !last_seen.contains_key(&input) {
+                        engine.add_input(feed, &input);
+                        last_seen.insert(input.clone(), Instant::now());
+                    }
+                    now_assigned.insert(input);
                 }
             }
-            ready.store(true, Ordering::Relaxed);
-            metrics.ready.set(1);
-            tracing::info!(partitions = assignment.count(), "ready");
+            let revoked: Vec<String> = last_seen
+                .keys()
+                .filter(|i| !now_assigned.contains(*i))
+                .cloned()
+                .collect();
+            for input in revoked {
+                last_seen.remove(&input);
+                idle_inputs.remove(&input);
+                engine.finish_feed(&input, &mut sink)?;
+            }
+            if !ready.load(Ordering::Relaxed) {
+                ready.store(true, Ordering::Relaxed);
+                metrics.ready.set(1);
+                tracing::info!(partitions = assignment.count(), "ready");
+            }
+        }
+        // Idle partitions with data in this batch hold the watermark back again
+        // before any of the batch is processed, so one partition's chunk does not
+        // close windows that another's, in the same batch, still has events for.
+        for chunk in chunks.values() {
+            let input = chunk.input();
+            if idle_inputs.remove(&input) {
+                engine.add_input(&chunk.feed, &input);
+            }
         }
         for ((topic, partition), chunk) in &chunks {
             let input = chunk.input();
             last_seen.insert(input.clone(), Instant::now());
+            had_data.insert(input.clone());
             idle_inputs.remove(&input);
             let before = engine.stats.events;
             let max_time = engine.process(chunk, &mut sink)?;
@@ -371,11 +406,14 @@ pub fn run(
             .filter(|(i, t)| now.duration_since(**t) >= idle && !idle_inputs.contains(*i))
             .map(|(i, t)| (*t, i.clone()))
             .collect();
-        // One input stays active: were all idle, the watermark would jump to the end
-        // of time and close every open window before its events could arrive.
+        // One input that has had data stays active: were all idle, the watermark
+        // would jump to the end of time and close every open window before its
+        // events could arrive. One that never had data only holds it back.
         if idle_inputs.len() + newly_idle.len() >= last_seen.len() {
             newly_idle.sort();
-            newly_idle.pop();
+            if let Some(i) = newly_idle.iter().rposition(|(_, i)| had_data.contains(i)) {
+                newly_idle.remove(i);
+            }
         }
         let newly_idle: Vec<String> = newly_idle.into_iter().map(|(_, i)| i).collect();
         for input in newly_idle {

@@ -315,13 +315,16 @@ impl WindowOperator {
         self.bins.keys().next().copied()
     }
 
-    /// Adds an input (e.g. an assigned Kafka partition) that holds the watermark
-    /// back from now on, before its first event arrives.
+    /// Adds an input (e.g. an assigned Kafka partition), or resumes an idle one:
+    /// it holds the watermark back from now on, before its next event arrives.
     pub fn add_input(&mut self, input: &str) {
-        self.inputs.entry(input.to_string()).or_insert(InputClock {
-            max_time: None,
-            finished: false,
-        });
+        self.inputs
+            .entry(input.to_string())
+            .and_modify(|c| c.finished = false)
+            .or_insert(InputClock {
+                max_time: None,
+                finished: false,
+            });
     }
 
     /// Marks an input as finished (end of file, or idle): it no longer holds the watermark back.
