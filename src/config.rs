@@ -161,6 +161,35 @@ impl Config {
         config.routing.as_mut().map(rebase);
         rebase(&mut config.state.dir);
         config.replay.inputs.values_mut().for_each(rebase);
+        // Durations are checked here, so `yujing check` reports them with a position.
+        let mut diags = Vec::new();
+        let mut duration = |key: &str, value: &str| {
+            if let Err(m) = crate::time::parse_duration(value) {
+                let offset = text
+                    .lines()
+                    .scan(0, |at, l| {
+                        let start = *at;
+                        *at += l.len() + 1;
+                        Some((start, l))
+                    })
+                    .find(|(_, l)| l.trim_start().starts_with(key))
+                    .map_or(0, |(start, _)| start);
+                let (line, col) = line_col(&text, offset);
+                diags.push(Diagnostic {
+                    file: path.to_path_buf(),
+                    line,
+                    col,
+                    message: format!("bad `{key}`: {m}"),
+                });
+            }
+        };
+        if let Some(k) = &config.kafka {
+            duration("idle_timeout", &k.idle_timeout);
+        }
+        duration("checkpoint_interval", &config.state.checkpoint_interval);
+        if !diags.is_empty() {
+            return Err(Error::Invalid(Diagnostics(diags)));
+        }
         Ok(config)
     }
 }

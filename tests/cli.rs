@@ -318,3 +318,31 @@ fn check_locates_mistakes_in_detect_and_rule_sections() {
     has(format!("{}:10:9: ", file("c.toml")), "purple");
     assert!(!stderr.contains("ok.toml"), "{stderr}");
 }
+
+#[test]
+fn check_reports_bad_daemon_durations_with_their_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("yujing.toml");
+    std::fs::write(
+        &config,
+        "[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"g\"\nidle_timeout = \"soon\"\n[state]\ndir = \"s\"\ncheckpoint_interval = \"10 fortnights\"\n",
+    )
+    .expect("write");
+    let out = yujing()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    let file = config.display().to_string();
+    assert!(
+        text.contains(&format!("{file}:4:1: bad `idle_timeout`")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{file}:7:1: bad `checkpoint_interval`")),
+        "{text}"
+    );
+}
