@@ -49,6 +49,92 @@ struct Checkpoint {
     engine: EngineState,
     /// Topic → partition → the offset to resume from.
     offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Output topic → partition → its end offset when the checkpoint was taken:
+    /// what a restart reads back to learn what was sent after it.
+    #[serde(default)]
+    outputs: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+/// End offsets of the output topics' partitions.
+fn output_ends(consumer: &BaseConsumer, topics: &[&str]) -> BTreeMap<String, BTreeMap<i32, i64>> {
+    let timeout = Duration::from_secs(2);
+    let mut out = BTreeMap::new();
+    let Ok(md) = consumer.fetch_metadata(None, timeout) else {
+        return out;
+    };
+    for t in md.topics() {
+        let topic = t.name();
+        if !topics.contains(&topic) {
+            continue;
+        }
+        {
+            for p in t.partitions() {
+                if let Ok((_, high)) = consumer.fetch_watermarks(topic, p.id(), timeout) {
+                    out.entry(topic.to_string())
+                        .or_insert_with(BTreeMap::new)
+                        .insert(p.id(), high);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads the output topics from `from` (or their start) to their current end and
+/// returns the ids of what is there: what must not be sent again.
+fn read_back(
+    k: &KafkaConfig,
+    topics: &[&str],
+    from: &BTreeMap<String, BTreeMap<i32, i64>>,
+) -> Result<std::collections::HashSet<String>> {
+    let reader: BaseConsumer = client(k)
+        .set("group.id", format!("{}-outbox", k.group_id))
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(kafka_err("outbox reader"))?;
+    // Every partition of the output topics, from the checkpointed offset (or the
+    // start). The previous process is gone, so the topics do not grow while this
+    // reads: it reads until they have been quiet for a second.
+    let md = reader
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map_err(kafka_err("outbox metadata"))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        if !topics.contains(&t.name()) {
+            continue;
+        }
+        for p in t.partitions() {
+            let start = from
+                .get(t.name())
+                .and_then(|m| m.get(&p.id()))
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            let _ = tpl.add_partition_offset(t.name(), p.id(), start);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    if tpl.count() == 0 {
+        return Ok(seen);
+    }
+    reader.assign(&tpl).map_err(kafka_err("outbox assign"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Instant::now();
+    while last.elapsed() < Duration::from_secs(1) {
+        if Instant::now() > deadline {
+            return Err(Error::Other(
+                "the output topics did not go quiet within 60 s; not starting, to avoid sending twice".into(),
+            ));
+        }
+        let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        last = Instant::now();
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
+            && let Some(id) = crate::sink::kafka::output_id(&v)
+        {
+            seen.insert(id);
+        }
+    }
+    Ok(seen)
 }
 
 const CHECKPOINT: &str = "checkpoint.json";
@@ -145,6 +231,23 @@ pub fn run(
         })
         .collect();
 
+    // What a previous process sent after its last checkpoint (all of it, if it
+    // never took one) is not sent again. Read before joining the group, so the
+    // group's rebalance does not wait on it.
+    let checkpoint_found = read_checkpoint(&config.state.dir)?;
+    let from = checkpoint_found
+        .as_ref()
+        .map(|cp| cp.outputs.clone())
+        .unwrap_or_default();
+    let already_sent = read_back(
+        &k,
+        &[
+            k.topics.alerts.as_str(),
+            k.topics.tasks.as_str(),
+            k.topics.dead_letters.as_str(),
+        ],
+        &from,
+    )?;
     let mut consumer_config = client(&k);
     consumer_config
         .set("group.id", &k.group_id)
@@ -209,7 +312,16 @@ pub fn run(
         parse_duration(&config.state.checkpoint_interval).map_err(Error::Other)? as u64,
     );
     let mut skip_below: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    if let Some(cp) = read_checkpoint(&state_dir)? {
+    let output_topics = [
+        k.topics.alerts.as_str(),
+        k.topics.tasks.as_str(),
+        k.topics.dead_letters.as_str(),
+    ];
+    sink.sent = already_sent;
+    if !sink.sent.is_empty() {
+        tracing::info!(records = sink.sent.len(), "already sent before the restart");
+    }
+    if let Some(cp) = checkpoint_found {
         engine.restore(cp.engine);
         for (topic, parts) in cp.offsets {
             for (p, o) in parts {
@@ -240,6 +352,7 @@ pub fn run(
         let cp = Checkpoint {
             engine: engine.state(),
             offsets,
+            outputs: output_ends(consumer, &output_topics),
         };
         if let Err(e) = write_checkpoint(&state_dir, &cp) {
             metrics.checkpoint_failures.inc();

@@ -5,7 +5,8 @@
 //! topic with their partition and offset; the HTTP API serves metrics, alerts and
 //! tasks and applies a task update with a bearer token; SIGTERM exits 0 quickly;
 //! a daemon stopped half way and started again resumes from its checkpoint and
-//! together they emit exactly what replay does: nothing lost, nothing twice.
+//! together they emit exactly what replay does: nothing lost, nothing twice; one
+//! killed with SIGKILL before any checkpoint is not repeated by its successor.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -635,4 +636,77 @@ fn two_instances_in_one_group_never_emit_the_same_alert() {
     stop(b);
     assert_eq!(sorted(alerts), sorted(want_alerts.clone()));
     assert_eq!(again.len(), want_alerts.len(), "each alert once");
+}
+
+#[test]
+fn after_a_kill_the_successor_does_not_send_again_what_was_sent() {
+    let s = Setup::new();
+    // No checkpoint will be taken before the kill.
+    let path = s.dir.path().join("yujing.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace(
+            "dir = \"state\"",
+            "dir = \"state\"\ncheckpoint_interval = \"1h\"",
+        ),
+    )
+    .expect("write");
+    let all = records();
+    let (want_alerts, want_tasks) = s.replay(&all);
+    s.produce(&all);
+    let mut first = s.start();
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("ka{}", s.id),
+        Duration::from_secs(60),
+        |v| v.len() >= want_alerts.len(),
+    );
+    assert_eq!(alerts.len(), want_alerts.len());
+    let tasks = read_topic(
+        &s.topic("tasks"),
+        &format!("kt{}", s.id),
+        Duration::from_secs(60),
+        |v| v.len() >= want_tasks.len(),
+    );
+    assert_eq!(tasks.len(), want_tasks.len());
+    first.0.kill().expect("SIGKILL");
+    let _ = first.0.wait();
+    assert!(!s.dir.path().join("state/checkpoint.json").exists());
+    let before = read_topic(
+        &s.topic("tasks"),
+        &format!("kx{}", s.id),
+        Duration::from_secs(5),
+        |v| v.len() > want_tasks.len(),
+    );
+    assert_eq!(
+        before.len(),
+        want_tasks.len(),
+        "the killed process sent each once"
+    );
+    // The successor re-reads everything (no checkpoint) but sends nothing again.
+    let second = s.start();
+    std::thread::sleep(Duration::from_secs(5));
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("kb{}", s.id),
+        Duration::from_secs(10),
+        |v| v.len() > want_alerts.len(),
+    );
+    let tasks = read_topic(
+        &s.topic("tasks"),
+        &format!("kc{}", s.id),
+        Duration::from_secs(10),
+        |v| v.len() > want_tasks.len(),
+    );
+    let dead = read_topic(
+        &s.topic("dead"),
+        &format!("kd{}", s.id),
+        Duration::from_secs(10),
+        |v| v.len() > 1,
+    );
+    stop(second);
+    assert_eq!(sorted(alerts), sorted(want_alerts));
+    assert_eq!(sorted(tasks), sorted(want_tasks));
+    assert_eq!(dead.len(), 1);
 }

@@ -1,6 +1,11 @@
 //! The daemon's sink: alerts, task events and dead letters go to their Kafka
 //! topics as JSON (keyed by incident, dispatch and feed), through an idempotent
 //! producer; the same records update the HTTP API's view and the metrics.
+//!
+//! After a restart the sink first learns what the previous process already sent
+//! since its last checkpoint (the output topics read back from the checkpointed
+//! end offsets: an outbox) and does not send those records again; ids are
+//! deterministic, so the same record has the same id.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +42,31 @@ pub struct KafkaSink {
     topics: OutputTopics,
     pub view: Arc<Mutex<ApiView>>,
     pub metrics: Arc<Metrics>,
+    /// Ids of records already on the output topics (see the module comment).
+    pub sent: std::collections::HashSet<String>,
+}
+
+/// The id that identifies an output record on its topic.
+pub fn output_id(value: &serde_json::Value) -> Option<String> {
+    if let Some(id) = value.get("alert_id").and_then(|v| v.as_str()) {
+        return Some(format!("alert:{id}"));
+    }
+    if let Some(id) = value.get("event_id").and_then(|v| v.as_str())
+        && value.get("task").is_some()
+    {
+        return Some(format!("task:{id}"));
+    }
+    // A dead letter: its input, place and reason (and pipeline, for late events).
+    let part = |k: &str| value.get(k).map(|v| v.to_string()).unwrap_or_default();
+    Some(format!(
+        "dead:{}",
+        crate::alert::stable_id(&[
+            &part("feed"),
+            &part("source"),
+            &part("reason"),
+            &part("pipeline")
+        ])
+    ))
 }
 
 impl KafkaSink {
@@ -51,7 +81,21 @@ impl KafkaSink {
             topics,
             view,
             metrics,
+            sent: Default::default(),
         }
+    }
+
+    /// Sends a JSON record unless the previous process already did.
+    fn send_once<T: serde::Serialize>(&mut self, topic: &str, key: &str, record: &T) -> Result<()> {
+        let value = serde_json::to_value(record).map_err(|e| Error::Other(e.to_string()))?;
+        if !self.sent.is_empty()
+            && let Some(id) = output_id(&value)
+            && self.sent.remove(&id)
+        {
+            return Ok(());
+        }
+        let topic = topic.to_string();
+        self.send(&topic, key, &Self::json(&value)?)
     }
 
     /// Sends one record, waiting while the producer's queue is full.
@@ -95,7 +139,8 @@ impl Sink for KafkaSink {
             .dead_letters
             .with_label_values(&[dead.feed.as_str(), dead.reason.as_str()])
             .inc();
-        self.send(&self.topics.dead_letters, &dead.feed, &Self::json(dead)?)
+        let topic = self.topics.dead_letters.clone();
+        self.send_once(&topic, &dead.feed, dead)
     }
 
     fn alert(&mut self, alert: &Alert) -> Result<()> {
@@ -121,7 +166,8 @@ impl Sink for KafkaSink {
                 .incidents_firing
                 .set(view.incidents.len() as i64);
         }
-        self.send(&self.topics.alerts, &alert.incident_id, &Self::json(alert)?)
+        let topic = self.topics.alerts.clone();
+        self.send_once(&topic, &alert.incident_id, alert)
     }
 
     fn task(&mut self, event: &TaskEvent) -> Result<()> {
@@ -137,10 +183,7 @@ impl Sink for KafkaSink {
             view.tasks
                 .insert(event.task.task_id.clone(), event.task.clone());
         }
-        self.send(
-            &self.topics.tasks,
-            &event.task.dispatch_id,
-            &Self::json(event)?,
-        )
+        let topic = self.topics.tasks.clone();
+        self.send_once(&topic, &event.task.dispatch_id, event)
     }
 }
