@@ -497,10 +497,13 @@ pub fn run(
         for ((topic, partition), chunk) in &chunks {
             let input = chunk.input();
             last_seen.insert(input.clone(), Instant::now());
-            had_data.insert(input.clone());
             idle_inputs.remove(&input);
             let before = engine.stats.events;
             let max_time = engine.process(chunk, &mut sink)?;
+            // Only events move a watermark; a chunk of dead letters does not.
+            if max_time.is_some() {
+                had_data.insert(input.clone());
+            }
             let first = chunk.lines.first().map_or(0, |l| l.pos as i64);
             logs.entry((topic.clone(), *partition))
                 .or_default()

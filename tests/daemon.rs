@@ -180,19 +180,27 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
     rt.block_on(admin.create_topics(&new, &AdminOptions::new()))
         .expect("create topics");
 
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("enable.idempotence", "true")
-        .create()
-        .expect("producer");
-    for r in records() {
-        producer
-            .send(BaseRecord::to(&topic("police")).key("西湖区").payload(&r))
-            .expect("send");
-    }
-    producer.flush(Duration::from_secs(10)).expect("flush");
-
     let dir = tempfile::tempdir().expect("tempdir");
+    // Produced by an independent client (Python confluent-kafka), keyed by district.
+    let feed = dir.path().join("feed.jsonl");
+    std::fs::write(&feed, records().join("\n") + "\n").expect("write");
+    let python = std::env::var("YUJING_PYTHON").expect(
+        "YUJING_PYTHON must name a python with confluent-kafka: scripts/test.sh sets it up",
+    );
+    let produced = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/produce.py"))
+        .args([
+            "--brokers",
+            &brokers(),
+            "--topic",
+            &topic("police"),
+            "--file",
+        ])
+        .arg(&feed)
+        .status()
+        .expect("produce.py");
+    assert!(produced.success());
+
     std::fs::create_dir(dir.path().join("pipelines")).expect("mkdir");
     std::fs::write(dir.path().join("pipelines/grid_rules.toml"), PIPELINE).expect("write");
     let port = free_port();
@@ -279,7 +287,29 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["reason"], "invalid_json");
     assert_eq!(dead[0]["source"]["topic"], topic("police"));
-    assert_eq!(dead[0]["source"]["offset"], 10);
+    assert_eq!(dead[0]["raw"], "this is not JSON");
+    // Its partition and offset name the message: read it back from there.
+    let (p, o) = (
+        dead[0]["source"]["partition"].as_i64().expect("partition") as i32,
+        dead[0]["source"]["offset"].as_i64().expect("offset"),
+    );
+    let at: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", format!("rp{id}"))
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&topic("police"), p, rdkafka::Offset::Offset(o))
+        .expect("tpl");
+    at.assign(&tpl).expect("assign");
+    let end = Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        if let Some(Ok(m)) = at.poll(Duration::from_millis(200)) {
+            break m.payload().map(|b| String::from_utf8_lossy(b).into_owned());
+        }
+        assert!(Instant::now() < end, "nothing at partition {p} offset {o}");
+    };
+    assert_eq!(message.as_deref(), Some("this is not JSON"));
 
     // The API.
     let (status, metrics) = http(port, "GET", "/metrics", &[], "");

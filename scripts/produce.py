@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Produce JSON-lines records to a Kafka topic with an independent client
+(confluent-kafka), keyed by the record's district, as a real feed would be.
+
+    produce.py --brokers 127.0.0.1:9092 --topic police_incident --file events.jsonl
+
+Used by the daemon tests so that what yujing consumes was not written by the
+library yujing itself uses.
+"""
+import argparse
+import json
+
+from confluent_kafka import Producer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--file", required=True)
+    args = ap.parse_args()
+    errors = []
+    p = Producer({"bootstrap.servers": args.brokers, "enable.idempotence": True})
+
+    def delivered(err, _msg):
+        if err is not None:
+            errors.append(str(err))
+
+    with open(args.file, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            try:
+                key = json.loads(line).get("district", "")
+            except (ValueError, AttributeError):
+                key = ""  # a malformed record is sent as it is
+            p.produce(args.topic, value=line.encode("utf-8"), key=key.encode("utf-8"), on_delivery=delivered)
+            p.poll(0)
+    left = p.flush(30)
+    if left or errors:
+        raise SystemExit(f"{left} records not delivered; errors: {errors[:3]}")
+
+
+if __name__ == "__main__":
+    main()
