@@ -174,13 +174,12 @@ impl Config {
                     })
                     .find(|(_, l)| l.trim_start().starts_with(key))
                     .map_or(0, |(start, _)| start);
-                let (line, col) = line_col(&text, offset);
-                diags.push(Diagnostic {
-                    file: path.to_path_buf(),
-                    line,
-                    col,
-                    message: format!("bad `{key}`: {m}"),
-                });
+                diags.push(Diagnostic::at(
+                    path,
+                    &text,
+                    offset,
+                    format!("bad `{key}`: {m}"),
+                ));
             }
         };
         if let Some(k) = &config.kafka {

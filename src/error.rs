@@ -14,6 +14,19 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// A mistake at byte `offset` of `text`, the contents of `file`.
+    pub fn at(file: &std::path::Path, text: &str, offset: usize, message: String) -> Self {
+        let (line, col) = line_col(text, offset);
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

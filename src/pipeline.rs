@@ -14,7 +14,7 @@ use toml::Spanned;
 use crate::detect::compound::{self, CompoundDef};
 use crate::detect::config::Sections;
 use crate::detect::rule::CompiledRule;
-use crate::error::{Diagnostic, Diagnostics, line_col};
+use crate::error::{Diagnostic, Diagnostics};
 use crate::query::{CompiledQuery, compile};
 use crate::schema::Catalog;
 use crate::task::routing::RoutingTable;
@@ -63,13 +63,7 @@ pub struct Pipeline {
 
 impl PipelineDef {
     fn diag_at(&self, offset: usize, message: String) -> Diagnostic {
-        let (line, col) = line_col(&self.text, offset);
-        Diagnostic {
-            file: self.file.clone(),
-            line,
-            col,
-            message,
-        }
+        Diagnostic::at(&self.file, &self.text, offset, message)
     }
 
     /// A diagnostic for a 1-based line and column of the SQL text.
@@ -213,15 +207,7 @@ pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineDef, Vec<Diagno
 /// of a file whose other keys are wrong.
 pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, Vec<Diagnostic>) {
     let shared: Arc<str> = text.into();
-    let at = |offset: usize, message: String| {
-        let (line, col) = line_col(text, offset);
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            col,
-            message,
-        }
-    };
+    let at = |offset: usize, message: String| Diagnostic::at(file, text, offset, message);
     let table = match DeTable::parse(text) {
         Ok(t) => t,
         Err(e) => {

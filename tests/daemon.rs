@@ -152,37 +152,11 @@ fn sorted(mut v: Vec<Value>) -> Vec<String> {
 
 #[test]
 fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
-    let id = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-    );
-    let topic = |name: &str| format!("t{id}-{name}");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin");
-    let names: Vec<String> = ["police", "alerts", "tasks", "updates", "dead"]
-        .iter()
-        .map(|n| topic(n))
-        .collect();
-    let new: Vec<NewTopic> = names
-        .iter()
-        .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
-        .collect();
-    rt.block_on(admin.create_topics(&new, &AdminOptions::new()))
-        .expect("create topics");
-
-    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Setup::new();
+    let (id, port) = (&s.id, s.port);
+    let topic = |name: &str| s.topic(name);
     // Produced by an independent client (Python confluent-kafka), keyed by district.
-    let feed = dir.path().join("feed.jsonl");
+    let feed = s.dir.path().join("feed.jsonl");
     std::fs::write(&feed, records().join("\n") + "\n").expect("write");
     let python = std::env::var("YUJING_PYTHON").expect(
         "YUJING_PYTHON must name a python with confluent-kafka: scripts/test.sh sets it up",
@@ -200,68 +174,10 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
         .status()
         .expect("produce.py");
     assert!(produced.success());
-
-    std::fs::create_dir(dir.path().join("pipelines")).expect("mkdir");
-    std::fs::write(dir.path().join("pipelines/grid_rules.toml"), PIPELINE).expect("write");
-    let port = free_port();
-    let config = format!(
-        "pipelines = \"pipelines\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"g{id}\"\nidle_timeout = \"1s\"\n[kafka.topics]\nalerts = \"{}\"\ntasks = \"{}\"\ntask_updates = \"{}\"\ndead_letters = \"{}\"\n[kafka.topics.feeds]\npolice_incident = \"{}\"\n[state]\ndir = \"state\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
-        brokers(),
-        topic("alerts"),
-        topic("tasks"),
-        topic("updates"),
-        topic("dead"),
-        topic("police"),
-    );
-    std::fs::write(dir.path().join("yujing.toml"), config).expect("write");
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_yujing"))
-            .args(["run", "--config"])
-            .arg(dir.path().join("yujing.toml"))
-            .env("YUJING_PII_KEY", "daemon-test")
-            .env("YUJING_API_TOKEN", "s3cret")
-            .spawn()
-            .expect("spawn"),
-    );
-
     // Ready once partitions are assigned.
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ok = TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http(port, "GET", "/readyz", &[], "").0 == 200;
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < end, "not ready within 60 s");
-        assert!(
-            daemon.0.try_wait().expect("wait").is_none(),
-            "the daemon exited"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
+    let daemon = s.start();
     // The same records through replay: the reference output.
-    std::fs::write(dir.path().join("police.jsonl"), records().join("\n") + "\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_yujing"))
-        .args(["replay", "--quiet", "--pipelines"])
-        .arg(dir.path().join("pipelines"))
-        .arg("--input")
-        .arg(format!(
-            "police_incident={}",
-            dir.path().join("police.jsonl").display()
-        ))
-        .arg("--out")
-        .arg(dir.path().join("replay"))
-        .env("YUJING_PII_KEY", "daemon-test")
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want_alerts = lines(&dir.path().join("replay/alerts.jsonl"));
-    let want_tasks = lines(&dir.path().join("replay/tasks.jsonl"));
+    let (want_alerts, want_tasks) = s.replay(&records());
     assert_eq!(want_alerts.len(), 3, "orange, its red escalation, resolved");
 
     let alerts = read_topic(
@@ -375,20 +291,7 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
     );
 
     // SIGTERM: out within 10 s, status 0.
-    let pid = daemon.0.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    let end = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < end, "still running 10 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "{status:?}");
+    stop(daemon);
 }
 
 /// Topics, config and a running daemon for one test.

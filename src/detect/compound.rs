@@ -28,7 +28,7 @@ use toml::Spanned;
 
 use super::config::Level;
 use crate::alert::{Alert, Finding, Language, Lifecycle, Measure, Status, Timing};
-use crate::error::{Diagnostic, line_col};
+use crate::error::Diagnostic;
 use crate::query::sample::SAMPLE_SIZE;
 use crate::time::{Millis, parse_duration, parse_rfc3339};
 
@@ -91,15 +91,7 @@ pub fn is_compound(text: &str) -> bool {
 
 /// Reads a compound pipeline file, reporting mistakes with their position.
 pub fn parse(file: &Path, text: &str) -> Result<CompoundDef, Vec<Diagnostic>> {
-    let at = |offset: usize, message: String| {
-        let (line, col) = line_col(text, offset);
-        Diagnostic {
-            file: file.to_path_buf(),
-            line,
-            col,
-            message,
-        }
-    };
+    let at = |offset: usize, message: String| Diagnostic::at(file, text, offset, message);
     let def: CompoundFile = toml::from_str(text).map_err(|e| {
         vec![at(
             e.span().map_or(0, |s| s.start),
@@ -145,14 +137,13 @@ impl CompoundDef {
     pub fn check(&self, known: &BTreeMap<String, Vec<String>>) -> Vec<Diagnostic> {
         let mut diags = Vec::new();
         for input in &self.def.compound.inputs {
-            let (line, col) = line_col(&self.file_text, input.span().start);
             let mut diag = |message: String| {
-                diags.push(Diagnostic {
-                    file: self.file.clone(),
-                    line,
-                    col,
+                diags.push(Diagnostic::at(
+                    &self.file,
+                    &self.file_text,
+                    input.span().start,
                     message,
-                })
+                ))
             };
             match known.get(input.get_ref()) {
                 None => diag(format!(

@@ -305,6 +305,15 @@ impl TaskManager {
         }
     }
 
+    /// The ids of a dispatch's tasks (none for an unknown dispatch).
+    fn dispatch_tasks(&self, dispatch_id: &str) -> Vec<String> {
+        self.state
+            .dispatches
+            .get(dispatch_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn on_alert(&mut self, a: &AlertSnapshot, t: Millis, events: &mut Vec<TaskEvent>) {
         let dispatch_id = stable_id(&["dispatch", &a.incident_id]);
         if self.state.closed.contains(&dispatch_id) {
@@ -317,13 +326,7 @@ impl TaskManager {
             .unwrap_or(self.routing.open_at);
         let exists = self.state.dispatches.contains_key(&dispatch_id);
         if !a.firing {
-            for id in self
-                .state
-                .dispatches
-                .get(&dispatch_id)
-                .cloned()
-                .unwrap_or_default()
-            {
+            for id in self.dispatch_tasks(&dispatch_id) {
                 let Some(task) = self.state.tasks.get_mut(&id) else {
                     continue;
                 };
@@ -371,13 +374,7 @@ impl TaskManager {
             self.state.dispatches.insert(dispatch_id, ids);
             return;
         }
-        for id in self
-            .state
-            .dispatches
-            .get(&dispatch_id)
-            .cloned()
-            .unwrap_or_default()
-        {
+        for id in self.dispatch_tasks(&dispatch_id) {
             let Some(task) = self.state.tasks.get_mut(&id) else {
                 continue;
             };
@@ -469,12 +466,7 @@ impl TaskManager {
         events.push(emit(task, change, c.time, &c.actor, c.note.clone()));
         let dispatch_id = task.dispatch_id.clone();
         if change == Change::Done {
-            let ids = self
-                .state
-                .dispatches
-                .get(&dispatch_id)
-                .cloned()
-                .unwrap_or_default();
+            let ids = self.dispatch_tasks(&dispatch_id);
             let all_done = ids.iter().all(|id| {
                 self.state
                     .tasks

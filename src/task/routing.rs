@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::Track;
 use crate::alert::Alert;
 use crate::detect::config::Level;
-use crate::error::{Diagnostic, line_col};
+use crate::error::Diagnostic;
 use crate::time::{HOUR, Millis, parse_duration};
 
 /// The shipped table.
@@ -124,15 +124,7 @@ impl RoutingTable {
         text: &str,
         feeds: &BTreeSet<String>,
     ) -> Result<Self, Vec<Diagnostic>> {
-        let at = |offset: usize, message: String| {
-            let (line, col) = line_col(text, offset);
-            Diagnostic {
-                file: file.to_path_buf(),
-                line,
-                col,
-                message,
-            }
-        };
+        let at = |offset: usize, message: String| Diagnostic::at(file, text, offset, message);
         let raw: RoutingFile = toml::from_str(text).map_err(|e| {
             vec![at(
                 e.span().map_or(0, |s| s.start),
