@@ -8,51 +8,18 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::{GRID_RULES, escalating_incidents};
+
 fn yujing() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
     c.env("YUJING_PII_KEY", "tasks-test-key");
     c
 }
 
-const PIPELINE: &str = r#"name = "grid_rules"
-lateness = "0s"
-sql = """
-SELECT district, street, count(*) AS n
-FROM police_incident
-GROUP BY district, street, tumble(INTERVAL '1 hour')
-"""
-
-[[rule]]
-when = "n >= 3"
-level = "orange"
-
-[[rule]]
-when = "n >= 6"
-level = "red"
-"#;
-
-fn incident(i: usize, time: &str) -> String {
-    format!(
-        r#"{{"event_id":"PI-{i:04}","event_time":"{time}","district":"西湖区","street":"北山街道","grid_id":"XH-01-21","kind":"dispute","deaths":0,"injuries":0}}"#
-    )
-}
-
-/// 3 incidents in 01:00–02:00 (orange), 7 in 02:00–03:00 (red), one at 10:30 and
-/// one at 12:10 (normal: the incident resolves at 11:00).
+/// The scenario as one JSON-lines file.
 fn input() -> String {
-    let mut lines = Vec::new();
-    let mut i = 0;
-    for m in [5, 20, 40] {
-        i += 1;
-        lines.push(incident(i, &format!("2026-03-14T01:{m:02}:00Z")));
-    }
-    for m in [1, 9, 17, 25, 33, 41, 49] {
-        i += 1;
-        lines.push(incident(i, &format!("2026-03-14T02:{m:02}:00Z")));
-    }
-    lines.push(incident(90, "2026-03-14T10:30:00Z"));
-    lines.push(incident(91, "2026-03-14T12:10:00Z"));
-    lines.join("\n") + "\n"
+    escalating_incidents().join("\n") + "\n"
 }
 
 fn replay(dir: &Path, out: &str, updates: Option<&Path>) -> Vec<Value> {
@@ -96,7 +63,7 @@ fn field<'a>(e: &'a Value, path: &[&str]) -> &'a str {
 fn orange_opens_three_red_updates_and_deadlines_run_in_event_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("pipelines")).expect("mkdir");
-    std::fs::write(dir.path().join("pipelines/grid_rules.toml"), PIPELINE).expect("write");
+    std::fs::write(dir.path().join("pipelines/grid_rules.toml"), GRID_RULES).expect("write");
     std::fs::write(dir.path().join("police.jsonl"), input()).expect("write");
 
     // First without updates, to learn the task ids as an operator would.
