@@ -25,6 +25,18 @@ fn check_fails(dir: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs `yujing check --config` on a config with mistakes; returns what it printed.
+fn check_config_fails(config: &Path) -> String {
+    let out = yujing()
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "check must fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn check_accepts_the_shipped_pipelines() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
@@ -328,14 +340,7 @@ fn check_reports_bad_daemon_durations_with_their_line() {
         "[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"g\"\nidle_timeout = \"soon\"\n[state]\ndir = \"s\"\ncheckpoint_interval = \"10 fortnights\"\n",
     )
     .expect("write");
-    let out = yujing()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr);
+    let text = check_config_fails(&config);
     let file = config.display().to_string();
     assert!(
         text.contains(&format!("{file}:4:1: bad `idle_timeout`")),
@@ -343,6 +348,29 @@ fn check_reports_bad_daemon_durations_with_their_line() {
     );
     assert!(
         text.contains(&format!("{file}:7:1: bad `checkpoint_interval`")),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_reports_routing_mistakes_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let routing = dir.path().join("routing.toml");
+    std::fs::write(
+        &routing,
+        "open_at = \"orange\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n",
+    )
+    .expect("write");
+    let config = dir.path().join("yujing.toml");
+    std::fs::write(&config, "routing = \"routing.toml\"\n").expect("write");
+    let text = check_config_fails(&config);
+    let file = routing.display().to_string();
+    assert!(
+        text.contains(&format!("{file}:7:8: unknown feed `weather`")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{file}:12:1: unreachable route")),
         "{text}"
     );
 }

@@ -1,7 +1,7 @@
 //! Response tasks end to end through `yujing replay`: an orange alert opens three
 //! routed tasks, its red escalation updates them, a scripted update file
 //! acknowledges some in time and some not, and overdue and escalation happen at
-//! the right event times. Also `yujing check` on a routing table with mistakes.
+//! the right event times.
 
 use std::path::Path;
 use std::process::Command;
@@ -178,35 +178,5 @@ fn orange_opens_three_red_updates_and_deadlines_run_in_event_time() {
     assert_eq!(
         std::fs::read(dir.path().join("second/tasks.jsonl")).expect("read"),
         std::fs::read(dir.path().join("third/tasks.jsonl")).expect("read")
-    );
-}
-
-#[test]
-fn check_reports_routing_mistakes_with_file_and_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let routing = dir.path().join("routing.toml");
-    std::fs::write(
-        &routing,
-        "open_at = \"orange\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n",
-    )
-    .expect("write");
-    let config = dir.path().join("yujing.toml");
-    std::fs::write(&config, "routing = \"routing.toml\"\n").expect("write");
-    let out = yujing()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr);
-    let file = routing.display().to_string();
-    assert!(
-        text.contains(&format!("{file}:7:8: unknown feed `weather`")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("{file}:12:1: unreachable route")),
-        "{text}"
     );
 }
