@@ -30,6 +30,8 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// Push alerts to Alertmanager (daemon and demo), when present.
+    pub alertmanager: Option<AlertmanagerConfig>,
     /// Residents per district (the `district_population` table); default: the generator's districts.
     pub population: Option<BTreeMap<String, i64>>,
 }
@@ -136,6 +138,28 @@ impl Default for HttpConfig {
     }
 }
 
+/// `[alertmanager]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL, e.g. `http://127.0.0.1:9093` (plain HTTP).
+    pub url: String,
+    /// Firing alerts are sent again this often; keep it below Alertmanager's `resolve_timeout`.
+    #[serde(default = "default_resend")]
+    pub resend_interval: String,
+    /// Per request.
+    #[serde(default = "default_am_timeout")]
+    pub timeout: String,
+}
+
+fn default_resend() -> String {
+    "1m".into()
+}
+
+fn default_am_timeout() -> String {
+    "5s".into()
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -186,6 +210,22 @@ impl Config {
             duration("idle_timeout", &k.idle_timeout);
         }
         duration("checkpoint_interval", &config.state.checkpoint_interval);
+        if let Some(am) = &config.alertmanager {
+            duration("resend_interval", &am.resend_interval);
+            duration("timeout", &am.timeout);
+        }
+        if let Some(am) = &config.alertmanager
+            && !am.url.starts_with("http://")
+        {
+            let offset = text.find(&am.url).unwrap_or(0);
+            diags.push(Diagnostic::at(
+                path,
+                &text,
+                offset,
+                "`alertmanager.url` must start with http:// (put a TLS proxy in front for https)"
+                    .into(),
+            ));
+        }
         if !diags.is_empty() {
             return Err(Error::Invalid(Diagnostics(diags)));
         }

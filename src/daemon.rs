@@ -32,12 +32,14 @@ use crate::deadletter::{DeadLetter, Origin};
 use crate::decode::DecodeOptions;
 use crate::engine::{Engine, EngineState};
 use crate::error::{Error, Result};
-use crate::http::{ApiUpdate, AppState, router};
+use crate::http::{ApiUpdate, AppState};
 use crate::metrics::Metrics;
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::Sink;
-use crate::sink::kafka::{ApiView, KafkaSink, OutputTopics};
+use crate::sink::alertmanager::Notifier;
+use crate::sink::kafka::{KafkaSink, OutputTopics};
+use crate::sink::observe::{ApiView, Observed, Observers};
 use crate::source::{Chunk, SourceName};
 use crate::task::Command;
 use crate::task::command::INPUT;
@@ -280,7 +282,7 @@ pub fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let (updates_tx, updates_rx) = mpsc::channel::<ApiUpdate>();
-    serve(
+    crate::http::spawn(
         &config.http.listen,
         AppState {
             metrics: metrics.clone(),
@@ -293,16 +295,21 @@ pub fn run(
         },
         stop.clone(),
     )?;
-    let mut sink = KafkaSink::new(
+    let kafka_sink = KafkaSink::new(
         producer,
         OutputTopics {
             alerts: k.topics.alerts.clone(),
             tasks: k.topics.tasks.clone(),
             dead_letters: k.topics.dead_letters.clone(),
         },
-        view,
-        metrics.clone(),
     );
+    let observers = Observers {
+        metrics: metrics.clone(),
+        view,
+        alertmanager: alertmanager(&config, &metrics)?.map(Arc::new),
+    };
+    let mut sink = Observed::new(kafka_sink, &observers);
+    drop(observers);
     // Partitions become the inputs; the feed-level inputs step aside.
     for f in &feeds {
         engine.finish_feed(f, &mut sink)?;
@@ -317,9 +324,12 @@ pub fn run(
         k.topics.tasks.as_str(),
         k.topics.dead_letters.as_str(),
     ];
-    sink.sent = already_sent;
-    if !sink.sent.is_empty() {
-        tracing::info!(records = sink.sent.len(), "already sent before the restart");
+    sink.inner.sent = already_sent;
+    if !sink.inner.sent.is_empty() {
+        tracing::info!(
+            records = sink.inner.sent.len(),
+            "already sent before the restart"
+        );
     }
     if let Some(cp) = checkpoint_found {
         engine.restore(cp.engine);
@@ -332,6 +342,7 @@ pub fn run(
     }
     let mut logs: BTreeMap<(String, i32), PartitionLog> = BTreeMap::new();
     let mut last_checkpoint = Instant::now();
+    let mut last_lag = Instant::now();
     let checkpoint = |engine: &Engine,
                       logs: &mut BTreeMap<(String, i32), PartitionLog>,
                       consumer: &BaseConsumer|
@@ -498,7 +509,6 @@ pub fn run(
             let input = chunk.input();
             last_seen.insert(input.clone(), Instant::now());
             idle_inputs.remove(&input);
-            let before = engine.stats.events;
             let max_time = engine.process(chunk, &mut sink)?;
             // Only events move a watermark; a chunk of dead letters does not.
             if max_time.is_some() {
@@ -509,10 +519,6 @@ pub fn run(
                 .or_default()
                 .chunks
                 .push_back((first, max_time));
-            metrics
-                .events
-                .with_label_values(&[chunk.feed.as_ref()])
-                .inc_by(engine.stats.events - before);
         }
         // Updates (HTTP or topic) apply even while no events arrive.
         engine.tick(&mut sink)?;
@@ -537,9 +543,13 @@ pub fn run(
             engine.finish_feed(&input, &mut sink)?;
             idle_inputs.insert(input);
         }
+        if last_lag.elapsed() >= LAG_INTERVAL {
+            consumer_lag(&consumer, &logs, &metrics);
+            last_lag = Instant::now();
+        }
         if last_checkpoint.elapsed() >= interval {
             // Outputs first, so the checkpoint never claims more than was sent.
-            sink.flush(Duration::from_secs(5))?;
+            sink.inner.flush(Duration::from_secs(5))?;
             if let Err(e) = checkpoint(&engine, &mut logs, &consumer) {
                 tracing::error!(error = %e, "checkpoint");
             }
@@ -548,60 +558,51 @@ pub fn run(
     }
     tracing::info!("stopping");
     // Outputs first, so the checkpoint never claims more than was sent.
-    sink.flush(Duration::from_secs(5))?;
+    sink.inner.flush(Duration::from_secs(5))?;
     checkpoint(&engine, &mut logs, &consumer)?;
+    // The last handle: dropping it sends what is pending to Alertmanager.
+    drop(sink.alertmanager.take());
     Ok(())
 }
 
-/// Starts the HTTP server and the signal handlers on a thread of their own.
-fn serve(listen: &str, state: AppState, stop: Arc<AtomicBool>) -> Result<()> {
-    let (bound_tx, bound_rx) = mpsc::channel::<std::result::Result<(), String>>();
-    let listen = listen.to_string();
-    std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = bound_tx.send(Err(e.to_string()));
-                return;
-            }
+/// How often the consumer lag is measured (a metadata request per partition).
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Per assigned partition: its high watermark minus the next offset to consume.
+fn consumer_lag(
+    consumer: &BaseConsumer,
+    logs: &BTreeMap<(String, i32), PartitionLog>,
+    metrics: &Metrics,
+) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    for e in assignment.elements() {
+        let Ok((low, high)) =
+            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
+        else {
+            continue;
         };
-        rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::bind(&listen).await {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = bound_tx.send(Err(format!("listening on {listen}: {e}")));
-                    return;
-                }
-            };
-            let _ = bound_tx.send(Ok(()));
-            let signals = stop.clone();
-            tokio::spawn(async move {
-                let term = async {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        Ok(mut s) => {
-                            s.recv().await;
-                        }
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    _ = term => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-                signals.store(true, Ordering::Relaxed);
-            });
-            if let Err(e) = axum::serve(listener, router(state)).await {
-                tracing::error!(error = %e, "http server");
-            }
-        });
-    });
-    match bound_rx.recv() {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Error::Other(e)),
-        Err(_) => Err(Error::Other("the HTTP server did not start".into())),
+        let next = logs
+            .get(&(e.topic().to_string(), e.partition()))
+            .map_or(low, |l| l.next.max(low));
+        metrics
+            .consumer_lag
+            .with_label_values(&[e.topic(), &e.partition().to_string()])
+            .set((high - next).max(0));
     }
+}
+
+/// The Alertmanager notifier, when `[alertmanager]` is configured.
+pub fn alertmanager(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<Notifier>> {
+    let Some(am) = &config.alertmanager else {
+        return Ok(None);
+    };
+    let ms = |v: &str| parse_duration(v).map(|m| Duration::from_millis(m as u64));
+    Ok(Some(Notifier::start(
+        &am.url,
+        ms(&am.resend_interval).map_err(Error::Other)?,
+        ms(&am.timeout).map_err(Error::Other)?,
+        metrics.clone(),
+    )))
 }

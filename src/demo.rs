@@ -16,6 +16,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
+use crate::sink::observe::{Observed, Observers};
 use crate::sink::{Sink, window_rows};
 use crate::source::{Chunk, SourceName};
 use crate::synth::{GenOptions, Generated, generate};
@@ -120,6 +121,7 @@ pub fn run(
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
     gen_options: &GenOptions,
+    observers: &Observers,
 ) -> Result<String> {
     let generated = generate(gen_options);
     let mut descriptions: BTreeMap<String, String> = compiled
@@ -134,11 +136,12 @@ pub fn run(
     let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
         .with_compounds(compiled.compounds)
         .with_tasks(tasks);
-    let mut summary = Summary::default();
+    let mut sink = Observed::new(Summary::default(), observers);
     let started = std::time::Instant::now();
-    feed_in_time_order(&mut engine, &generated, &mut summary)?;
-    engine.finish(&mut summary)?;
+    feed_in_time_order(&mut engine, &generated, &mut sink)?;
+    engine.finish(&mut sink)?;
     let seconds = started.elapsed().as_secs_f64();
+    let summary = sink.inner;
 
     let mut out = String::new();
     let s = engine.stats;

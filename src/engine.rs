@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::deadletter::{DeadLetter, Reason};
 use crate::decode::{DecodeOptions, Decoder};
@@ -16,7 +17,7 @@ use crate::pipeline::Pipeline;
 use crate::query::WindowSpec;
 use crate::query::tables::feed_table_schema;
 use crate::schema::Catalog;
-use crate::sink::Sink;
+use crate::sink::{Progress, Sink};
 use crate::source::Chunk;
 use crate::task::TaskManager;
 use crate::time::{Millis, format_rfc3339};
@@ -56,7 +57,8 @@ struct RunningPipeline {
 }
 
 impl RunningPipeline {
-    /// Writes closed windows and runs the pipeline's detector over them.
+    /// Writes closed windows and runs the pipeline's detector over them, then
+    /// reports the step's progress (`started`: when its input arrived).
     fn emit(
         &mut self,
         stats: &mut EngineStats,
@@ -64,8 +66,17 @@ impl RunningPipeline {
         windows: &[WindowResult],
         compounds: &mut [CompoundDetector],
         tasks: &mut Option<TaskManager>,
+        started: Instant,
     ) -> Result<()> {
+        let mut warming_up = None;
         for w in windows {
+            let _span = tracing::debug_span!(
+                "window",
+                start = %format_rfc3339(w.start),
+                end = %format_rfc3339(w.end),
+                rows = w.num_rows()
+            )
+            .entered();
             // A window whose rows were all filtered out has nothing to show, but its
             // keys were quiet in it.
             if w.num_rows() > 0 {
@@ -74,11 +85,20 @@ impl RunningPipeline {
                 sink.window(w, self.pipeline.query.ordered)?;
             }
             if let Some(d) = &mut self.detector {
+                let before = d.warming_up;
                 let alerts = d.on_window(w).map_err(|source| Error::Query {
                     pipeline: self.name.to_string(),
                     source,
                 })?;
+                warming_up = Some(d.warming_up - before);
                 for a in &alerts {
+                    tracing::info!(
+                        pipeline = %a.pipeline,
+                        level = a.level.as_str(),
+                        status = ?a.status,
+                        incident = %a.incident_id,
+                        "alert"
+                    );
                     stats.alerts += 1;
                     sink.alert(a)?;
                     if let Some(t) = tasks.as_mut() {
@@ -96,7 +116,14 @@ impl RunningPipeline {
                 }
             }
         }
-        Ok(())
+        let watermark = self.operator.watermark();
+        sink.progress(&Progress {
+            pipeline: &self.name,
+            watermark: (watermark > Millis::MIN && watermark < Millis::MAX).then_some(watermark),
+            closed: windows.len(),
+            latency: started.elapsed(),
+            warming_up,
+        })
     }
 }
 
@@ -361,6 +388,7 @@ impl Engine {
         let decoded = decoder.decode(chunk);
         self.stats.records += chunk.len() as u64;
         self.stats.events += decoded.batch.num_rows() as u64;
+        sink.ingested(feed, decoded.batch.num_rows() as u64)?;
         for d in &decoded.dead {
             tracing::debug!(feed, reason = d.reason.as_str(), "dead letter");
             sink.dead_letter(d)?;
@@ -383,6 +411,7 @@ impl Engine {
                 continue;
             }
             let _span = tracing::debug_span!("pipeline", pipeline = %p.name).entered();
+            let started = Instant::now();
             let wm_before = p.operator.watermark();
             let emitted = p
                 .operator
@@ -431,6 +460,7 @@ impl Engine {
                 &emitted.windows,
                 &mut self.compounds,
                 &mut self.tasks,
+                started,
             )?;
         }
         self.max_time = self.max_time.max(max_time);
@@ -441,6 +471,8 @@ impl Engine {
     /// An input ended (end of file) or went idle: it stops holding watermarks back.
     pub fn finish_feed(&mut self, feed: &str, sink: &mut dyn Sink) -> Result<()> {
         for p in &mut self.pipelines {
+            let _span = tracing::debug_span!("pipeline", pipeline = %p.name).entered();
+            let started = Instant::now();
             let windows = p
                 .operator
                 .finish_input(feed)
@@ -454,6 +486,7 @@ impl Engine {
                 &windows,
                 &mut self.compounds,
                 &mut self.tasks,
+                started,
             )?;
         }
         self.advance_tasks(self.task_clock(), sink)
@@ -462,6 +495,8 @@ impl Engine {
     /// End of all input: every open window closes.
     pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<()> {
         for p in &mut self.pipelines {
+            let _span = tracing::debug_span!("pipeline", pipeline = %p.name).entered();
+            let started = Instant::now();
             let windows = p.operator.finish().map_err(|source| Error::Query {
                 pipeline: p.name.to_string(),
                 source,
@@ -472,6 +507,7 @@ impl Engine {
                 &windows,
                 &mut self.compounds,
                 &mut self.tasks,
+                started,
             )?;
         }
         // The clock ends at the last event, or at the last queued update if later,

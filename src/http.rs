@@ -4,7 +4,7 @@
 //! done, reassign, note) guarded by a bearer token.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::sink::kafka::ApiView;
+use crate::sink::observe::ApiView;
 use crate::task::Action;
 
 /// A task update from the API, for the engine loop to apply at its current time.
@@ -140,5 +141,59 @@ async fn update_task(
     match s.updates.send(update) {
         Ok(()) => (StatusCode::ACCEPTED, "queued\n").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}
+
+/// Starts the HTTP server and the signal handlers on a thread of their own;
+/// SIGTERM or SIGINT sets `stop`. Returns once the server listens.
+pub fn spawn(listen: &str, state: AppState, stop: Arc<AtomicBool>) -> Result<()> {
+    let (bound_tx, bound_rx) = mpsc::channel::<std::result::Result<(), String>>();
+    let listen = listen.to_string();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = bound_tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::bind(&listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(format!("listening on {listen}: {e}")));
+                    return;
+                }
+            };
+            let _ = bound_tx.send(Ok(()));
+            let signals = stop.clone();
+            tokio::spawn(async move {
+                let term = async {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(mut s) => {
+                            s.recv().await;
+                        }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = term => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                signals.store(true, Ordering::Relaxed);
+            });
+            if let Err(e) = axum::serve(listener, router(state)).await {
+                tracing::error!(error = %e, "http server");
+            }
+        });
+    });
+    match bound_rx.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::Other(e)),
+        Err(_) => Err(Error::Other("the HTTP server did not start".into())),
     }
 }

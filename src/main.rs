@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -12,6 +14,8 @@ use yujing::decode::DecodeOptions;
 use yujing::error::Error;
 use yujing::pipeline;
 use yujing::schema::Catalog;
+use yujing::sink::alertmanager::Notifier;
+use yujing::sink::observe::Observers;
 use yujing::synth::{self, GenOptions};
 
 #[derive(Parser)]
@@ -56,6 +60,15 @@ enum Command {
         /// Days of data: two weeks give the daily baselines a week of history.
         #[arg(long, default_value_t = 14)]
         days: u32,
+        /// Serve /metrics and the JSON API on this address while the demo runs.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Keep serving after the report, until SIGTERM or Ctrl-C.
+        #[arg(long, requires = "listen")]
+        hold: bool,
+        /// Push the demo's alerts to this Alertmanager (e.g. http://127.0.0.1:9093).
+        #[arg(long, value_name = "URL")]
+        alertmanager: Option<String>,
     },
     /// Run the pipelines over JSON-lines files.
     Replay {
@@ -212,7 +225,13 @@ fn decode_options(config: &Config) -> DecodeOptions {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Demo { seed, days } => {
+        Command::Demo {
+            seed,
+            days,
+            listen,
+            hold,
+            alertmanager,
+        } => {
             let rt = runtime()?;
             let catalog = Catalog::embedded()?;
             let compiled = rt
@@ -225,6 +244,39 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 bad: 20,
                 ..GenOptions::default()
             };
+            let metrics = Arc::new(yujing::metrics::Metrics::new());
+            let observers = Observers {
+                alertmanager: alertmanager.map(|url| {
+                    Arc::new(Notifier::start(
+                        &url,
+                        Duration::from_secs(60),
+                        Duration::from_secs(5),
+                        metrics.clone(),
+                    ))
+                }),
+                metrics,
+                view: Default::default(),
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            if let Some(addr) = &listen {
+                let ready = Arc::new(AtomicBool::new(false));
+                let (updates, _) = std::sync::mpsc::channel();
+                yujing::http::spawn(
+                    addr,
+                    yujing::http::AppState {
+                        metrics: observers.metrics.clone(),
+                        view: observers.view.clone(),
+                        ready: ready.clone(),
+                        // The demo takes no task updates.
+                        token: None,
+                        updates,
+                    },
+                    stop.clone(),
+                )?;
+                ready.store(true, Ordering::Relaxed);
+                observers.metrics.ready.set(1);
+                eprintln!("serving /metrics and /api on http://{addr}");
+            }
             let report = yujing::demo::run(
                 catalog,
                 compiled,
@@ -234,8 +286,20 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ),
                 rt,
                 &gen_options,
+                &observers,
             )?;
             print!("{report}");
+            if hold {
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                eprintln!(
+                    "holding: still serving on http://{}; SIGTERM or Ctrl-C stops",
+                    listen.as_deref().unwrap_or_default()
+                );
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {

@@ -1,30 +1,87 @@
 //! The engine's Prometheus metrics, defined in one place. Labels are bounded sets
-//! (feeds, reasons, pipelines, levels, task changes); never event ids or free text.
+//! (feeds, reasons, pipelines, levels, tracks, departments of the routing table,
+//! topics and partitions); never event ids, incident ids or free text.
 
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::time::Millis;
 
 pub struct Metrics {
     registry: Registry,
+    /// Every family's name, for [`Metrics::names`].
+    names: Vec<String>,
     pub events: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub windows: IntCounterVec,
+    pub window_close_latency: HistogramVec,
+    pub watermark: IntGaugeVec,
+    pub watermark_lag: prometheus::GaugeVec,
     pub alerts: IntCounterVec,
-    pub incidents_firing: IntGauge,
+    pub incidents_firing: IntGaugeVec,
+    pub detector_warming_up: IntGaugeVec,
     pub task_events: IntCounterVec,
+    pub tasks_open: IntGaugeVec,
+    pub tasks_overdue: IntGaugeVec,
+    pub consumer_lag: IntGaugeVec,
     pub ready: IntGauge,
-    pub checkpoint_seconds: prometheus::Histogram,
-    pub checkpoint_failures: prometheus::IntCounter,
+    pub checkpoint_seconds: Histogram,
+    pub checkpoint_failures: IntCounter,
+    pub alertmanager_posts: IntCounterVec,
+    /// Watermarks in event-time milliseconds, so the lag is computed when scraped.
+    watermarks: Mutex<BTreeMap<String, Millis>>,
+}
+
+// Names, help and labels are constants of this module, so creating a metric
+// cannot fail; a mistake in them shows in the first test that builds `Metrics`.
+trait Made<T> {
+    fn made(self, name: &str) -> T;
+}
+
+impl<T> Made<T> for prometheus::Result<T> {
+    fn made(self, name: &str) -> T {
+        self.unwrap_or_else(|e| panic!("metric {name}: {e}"))
+    }
 }
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    // Names and labels are constants of this module, so this cannot fail.
-    IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("{name}: {e}"))
+    IntCounterVec::new(Opts::new(name, help), labels).made(name)
+}
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).made(name)
+}
+
+fn histogram(name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).made(name)
+}
+
+/// Seconds from 1 ms to 10 s.
+fn latency_buckets() -> Vec<f64> {
+    vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let checkpoint_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "yujing_checkpoint_duration_seconds",
+                "Time to write a checkpoint and commit its offsets.",
+            )
+            .buckets(latency_buckets()),
+        )
+        .made("checkpoint");
         let m = Metrics {
+            registry: Registry::new(),
+            names: Vec::new(),
             events: counter(
                 "yujing_events_total",
                 "Records decoded into events, per feed.",
@@ -40,60 +97,142 @@ impl Metrics {
                 "Windows closed with rows, per pipeline.",
                 &["pipeline"],
             ),
+            window_close_latency: histogram(
+                "yujing_window_close_latency_seconds",
+                "From the watermark passing a window's end to its alerts emitted, per pipeline.",
+                &["pipeline"],
+                latency_buckets(),
+            ),
+            watermark: gauge(
+                "yujing_watermark_timestamp_seconds",
+                "A pipeline's watermark: event time up to which its windows are complete.",
+                &["pipeline"],
+            ),
+            watermark_lag: prometheus::GaugeVec::new(
+                Opts::new(
+                    "yujing_watermark_lag_seconds",
+                    "Wall-clock time minus the pipeline's watermark, when scraped.",
+                ),
+                &["pipeline"],
+            )
+            .made("watermark_lag"),
             alerts: counter(
                 "yujing_alerts_total",
                 "Alert events raised, per pipeline, level and status.",
                 &["pipeline", "level", "status"],
             ),
-            incidents_firing: IntGauge::new("yujing_incidents_firing", "Incidents firing now.")
-                .unwrap_or_else(|e| panic!("{e}")),
+            incidents_firing: gauge(
+                "yujing_incidents_firing",
+                "Incidents firing now, per pipeline and level.",
+                &["pipeline", "level"],
+            ),
+            detector_warming_up: gauge(
+                "yujing_detector_series_warming_up",
+                "Series of the pipeline's last closed window whose baseline was still too short to judge.",
+                &["pipeline"],
+            ),
             task_events: counter(
                 "yujing_task_events_total",
                 "Task changes, per kind of change.",
                 &["change"],
             ),
+            tasks_open: gauge(
+                "yujing_tasks_open",
+                "Tasks not yet done, per track and department.",
+                &["track", "department"],
+            ),
+            tasks_overdue: gauge(
+                "yujing_tasks_overdue",
+                "Tasks not acknowledged by their deadline (overdue or escalated), per track and department.",
+                &["track", "department"],
+            ),
+            consumer_lag: gauge(
+                "yujing_kafka_consumer_lag_messages",
+                "Messages on a partition not yet consumed (high watermark minus position).",
+                &["topic", "partition"],
+            ),
             ready: IntGauge::new(
                 "yujing_ready",
                 "1 once state is restored and partitions are assigned.",
             )
-            .unwrap_or_else(|e| panic!("{e}")),
-            checkpoint_seconds: prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
-                "yujing_checkpoint_duration_seconds",
-                "Time to write a checkpoint and commit its offsets.",
-            ))
-            .unwrap_or_else(|e| panic!("{e}")),
-            checkpoint_failures: prometheus::IntCounter::new(
+            .made("ready"),
+            checkpoint_seconds,
+            checkpoint_failures: IntCounter::new(
                 "yujing_checkpoint_failures_total",
                 "Checkpoints that could not be written.",
             )
-            .unwrap_or_else(|e| panic!("{e}")),
-            registry,
+            .made("checkpoint_failures"),
+            alertmanager_posts: counter(
+                "yujing_alertmanager_posts_total",
+                "Posts of alerts to Alertmanager, per outcome (ok, error).",
+                &["outcome"],
+            ),
+            watermarks: Mutex::new(BTreeMap::new()),
         };
-        let _ = m.registry.register(Box::new(m.checkpoint_seconds.clone()));
-        let _ = m.registry.register(Box::new(m.checkpoint_failures.clone()));
-        let build = IntGaugeVec::new(
-            Opts::new("yujing_build_info", "Version of the running build."),
+        let build = gauge(
+            "yujing_build_info",
+            "Version of the running build.",
             &["version"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        for c in [
-            &m.events,
-            &m.dead_letters,
-            &m.windows,
-            &m.alerts,
-            &m.task_events,
-        ] {
-            let _ = m.registry.register(Box::new(c.clone()));
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(m.events.clone()),
+            Box::new(m.dead_letters.clone()),
+            Box::new(m.windows.clone()),
+            Box::new(m.window_close_latency.clone()),
+            Box::new(m.watermark.clone()),
+            Box::new(m.watermark_lag.clone()),
+            Box::new(m.alerts.clone()),
+            Box::new(m.incidents_firing.clone()),
+            Box::new(m.detector_warming_up.clone()),
+            Box::new(m.task_events.clone()),
+            Box::new(m.tasks_open.clone()),
+            Box::new(m.tasks_overdue.clone()),
+            Box::new(m.consumer_lag.clone()),
+            Box::new(m.ready.clone()),
+            Box::new(m.checkpoint_seconds.clone()),
+            Box::new(m.checkpoint_failures.clone()),
+            Box::new(m.alertmanager_posts.clone()),
+            Box::new(build),
+        ];
+        let mut m = m;
+        for c in collectors {
+            let names: Vec<String> = c.desc().iter().map(|d| d.fq_name.clone()).collect();
+            m.registry
+                .register(c)
+                .unwrap_or_else(|e| panic!("registering {names:?}: {e}"));
+            m.names.extend(names);
         }
-        let _ = m.registry.register(Box::new(m.incidents_firing.clone()));
-        let _ = m.registry.register(Box::new(m.ready.clone()));
-        let _ = m.registry.register(Box::new(build));
         m
+    }
+
+    /// A pipeline's watermark moved to `ms` (event time).
+    pub fn set_watermark(&self, pipeline: &str, ms: Millis) {
+        self.watermark
+            .with_label_values(&[pipeline])
+            .set(ms.div_euclid(1000));
+        if let Ok(mut w) = self.watermarks.lock() {
+            w.insert(pipeline.to_string(), ms);
+        }
+    }
+
+    /// The name of every metric family, including those with no series yet.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis);
+        if let Ok(w) = self.watermarks.lock() {
+            for (pipeline, ms) in w.iter() {
+                self.watermark_lag
+                    .with_label_values(&[pipeline])
+                    .set((now - ms) as f64 / 1000.0);
+            }
+        }
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
@@ -103,5 +242,28 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_named_and_rendered_once_it_has_a_series() {
+        let m = Metrics::new();
+        assert!(m.names().iter().any(|n| n == "yujing_tasks_overdue"));
+        assert!(m.names().iter().all(|n| n.starts_with("yujing_")));
+        m.set_watermark("p", 1_000_000);
+        let text = m.render();
+        assert!(text.contains("yujing_watermark_timestamp_seconds{pipeline=\"p\"} 1000"));
+        // Lag is now minus 1970-01-01T00:16:40Z: large and positive.
+        let lag: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("yujing_watermark_lag_seconds{pipeline=\"p\"} "))
+            .and_then(|v| v.parse().ok())
+            .expect("lag");
+        assert!(lag > 1.7e9, "{lag}");
+        assert!(text.contains("yujing_build_info{version="));
     }
 }

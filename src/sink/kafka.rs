@@ -1,33 +1,24 @@
 //! The daemon's sink: alerts, task events and dead letters go to their Kafka
 //! topics as JSON (keyed by incident, dispatch and feed), through an idempotent
-//! producer; the same records update the HTTP API's view and the metrics.
+//! producer. (Metrics and the HTTP API's view are kept by the
+//! [`Observed`](super::observe::Observed) sink in front of this one.)
 //!
 //! After a restart the sink first learns what the previous process already sent
 //! since its last checkpoint (the output topics read back from the checkpointed
 //! end offsets: an outbox) and does not send those records again; ids are
 //! deterministic, so the same record has the same id.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 use super::Sink;
-use crate::alert::{Alert, Status};
+use crate::alert::Alert;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
-use crate::metrics::Metrics;
-use crate::task::{Task, TaskEvent};
+use crate::task::TaskEvent;
 use crate::window::WindowResult;
-
-/// What the HTTP API shows: open incidents (their latest alert) and tasks.
-#[derive(Debug, Default)]
-pub struct ApiView {
-    pub incidents: BTreeMap<String, Alert>,
-    pub tasks: BTreeMap<String, Task>,
-}
 
 /// Output topics.
 #[derive(Debug, Clone)]
@@ -40,8 +31,6 @@ pub struct OutputTopics {
 pub struct KafkaSink {
     producer: ThreadedProducer<DefaultProducerContext>,
     topics: OutputTopics,
-    pub view: Arc<Mutex<ApiView>>,
-    pub metrics: Arc<Metrics>,
     /// Ids of records already on the output topics (see the module comment).
     pub sent: std::collections::HashSet<String>,
 }
@@ -70,17 +59,10 @@ pub fn output_id(value: &serde_json::Value) -> Option<String> {
 }
 
 impl KafkaSink {
-    pub fn new(
-        producer: ThreadedProducer<DefaultProducerContext>,
-        topics: OutputTopics,
-        view: Arc<Mutex<ApiView>>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(producer: ThreadedProducer<DefaultProducerContext>, topics: OutputTopics) -> Self {
         KafkaSink {
             producer,
             topics,
-            view,
-            metrics,
             sent: Default::default(),
         }
     }
@@ -126,63 +108,22 @@ impl KafkaSink {
 }
 
 impl Sink for KafkaSink {
-    fn window(&mut self, window: &WindowResult, _ordered: bool) -> Result<()> {
-        self.metrics
-            .windows
-            .with_label_values(&[window.pipeline.as_ref()])
-            .inc();
+    /// Window rows stay in the engine: the daemon's outputs are alerts and tasks.
+    fn window(&mut self, _window: &WindowResult, _ordered: bool) -> Result<()> {
         Ok(())
     }
 
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
-        self.metrics
-            .dead_letters
-            .with_label_values(&[dead.feed.as_str(), dead.reason.as_str()])
-            .inc();
         let topic = self.topics.dead_letters.clone();
         self.send_once(&topic, &dead.feed, dead)
     }
 
     fn alert(&mut self, alert: &Alert) -> Result<()> {
-        let status = match alert.status {
-            Status::Firing => "firing",
-            Status::Resolved => "resolved",
-        };
-        self.metrics
-            .alerts
-            .with_label_values(&[alert.pipeline.as_str(), alert.level.as_str(), status])
-            .inc();
-        if let Ok(mut view) = self.view.lock() {
-            match alert.status {
-                Status::Firing => {
-                    view.incidents
-                        .insert(alert.incident_id.clone(), alert.clone());
-                }
-                Status::Resolved => {
-                    view.incidents.remove(&alert.incident_id);
-                }
-            }
-            self.metrics
-                .incidents_firing
-                .set(view.incidents.len() as i64);
-        }
         let topic = self.topics.alerts.clone();
         self.send_once(&topic, &alert.incident_id, alert)
     }
 
     fn task(&mut self, event: &TaskEvent) -> Result<()> {
-        let change = serde_json::to_value(event.change)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        self.metrics
-            .task_events
-            .with_label_values(&[change.as_str()])
-            .inc();
-        if let Ok(mut view) = self.view.lock() {
-            view.tasks
-                .insert(event.task.task_id.clone(), event.task.clone());
-        }
         let topic = self.topics.tasks.clone();
         self.send_once(&topic, &event.task.dispatch_id, event)
     }

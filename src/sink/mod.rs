@@ -3,7 +3,9 @@
 //! memory to summarise. Output is deterministic: rows of a window are sorted unless
 //! the query orders them itself.
 
+pub mod alertmanager;
 pub mod kafka;
+pub mod observe;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -32,6 +34,29 @@ pub trait Sink {
     fn alert(&mut self, alert: &Alert) -> Result<()>;
     /// A change to a response task.
     fn task(&mut self, event: &TaskEvent) -> Result<()>;
+    /// Records of `feed` decoded into events; for metrics, so ignored by default.
+    fn ingested(&mut self, _feed: &str, _events: u64) -> Result<()> {
+        Ok(())
+    }
+    /// How a pipeline moved in one step; for metrics, so ignored by default.
+    fn progress(&mut self, _progress: &Progress) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// One pipeline's step over a chunk of input (or an input going idle).
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    pub pipeline: &'a str,
+    /// The watermark after the step, once every input has had an event and while some is open.
+    pub watermark: Option<crate::time::Millis>,
+    /// Windows the step closed.
+    pub closed: usize,
+    /// Wall time of the step, from the input that moved the watermark to the
+    /// closed windows' alerts handed to the sink.
+    pub latency: std::time::Duration,
+    /// Series of the last closed window judged while warming up, if the pipeline detects.
+    pub warming_up: Option<u64>,
 }
 
 /// The JSON objects of a window's rows: `pipeline`, `window_start`, `window_end`,

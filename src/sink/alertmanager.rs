@@ -1,0 +1,424 @@
+//! Pushes alerts to Alertmanager's `POST /api/v2/alerts`, as Prometheus does.
+//!
+//! Labels: `alertname` (the pipeline), `severity` (the level), `feed`, and the
+//! alert's key columns; annotations carry the summary, the measure, the incident
+//! and the dispatch's task ids. Alertmanager identifies an alert by its labels, so
+//! a change of level ends the old alert (`endsAt`) and starts the new one; a
+//! resolution sends `endsAt`. Firing alerts are sent again every
+//! `resend_interval`, before Alertmanager's `resolve_timeout` would end them.
+//!
+//! The posting runs on a thread of its own, so a slow or absent Alertmanager
+//! never holds the engine back; a failed post is retried with the next one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::alert::{Alert, Status};
+use crate::metrics::Metrics;
+use crate::task::TaskEvent;
+use crate::time::{Millis, format_rfc3339, parse_rfc3339};
+
+/// One alert as Alertmanager's API takes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AmAlert {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+}
+
+/// A label name Alertmanager accepts: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn label_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// The Alertmanager form of an alert, without `endsAt`. `startsAt` is the end of
+/// the alert's window (when it could first be known), but never in the future.
+pub fn to_alertmanager(alert: &Alert, now: Millis) -> AmAlert {
+    let mut labels = BTreeMap::new();
+    for (k, v) in &alert.key {
+        let mut name = label_name(k);
+        if matches!(name.as_str(), "alertname" | "severity" | "feed") {
+            name = format!("key_{name}");
+        }
+        labels.insert(name, text(v));
+    }
+    labels.insert("alertname".into(), alert.pipeline.clone());
+    labels.insert("severity".into(), alert.level.as_str().into());
+    labels.insert("feed".into(), alert.feeds.join(","));
+    let m = &alert.measure;
+    let mut annotations = BTreeMap::new();
+    annotations.insert("summary".into(), alert.summary.clone());
+    annotations.insert("value".into(), m.value.to_string());
+    for (name, v) in [
+        ("expected", m.expected),
+        ("threshold", m.threshold),
+        ("p_value", m.p_value),
+        ("score", m.score),
+    ] {
+        if let Some(v) = v {
+            annotations.insert(name.into(), v.to_string());
+        }
+    }
+    annotations.insert("method".into(), m.method.clone());
+    annotations.insert("incident_id".into(), alert.incident_id.clone());
+    annotations.insert("alert_id".into(), alert.alert_id.clone());
+    annotations.insert("window_start".into(), alert.window_start.clone());
+    annotations.insert("window_end".into(), alert.window_end.clone());
+    let starts = parse_rfc3339(&alert.window_end).map_or(now, |t| t.min(now));
+    AmAlert {
+        labels,
+        annotations,
+        starts_at: format_rfc3339(starts),
+        ends_at: None,
+    }
+}
+
+/// What the notifier remembers: the firing alerts and the tasks of each incident.
+#[derive(Debug, Default)]
+pub struct Book {
+    firing: BTreeMap<String, AmAlert>,
+    tasks: BTreeMap<String, BTreeSet<String>>,
+    /// Alerts to post, the latest version per label set.
+    pending: BTreeMap<BTreeMap<String, String>, AmAlert>,
+}
+
+impl Book {
+    pub fn alert(&mut self, alert: &Alert, now: Millis) {
+        let ended = |a: &AmAlert| AmAlert {
+            ends_at: Some(format_rfc3339(
+                now.max(parse_rfc3339(&a.starts_at).unwrap_or(now)),
+            )),
+            ..a.clone()
+        };
+        let id = &alert.incident_id;
+        match alert.status {
+            Status::Firing => {
+                let mut next = to_alertmanager(alert, now);
+                if let Some(tasks) = self.tasks.get(id) {
+                    next.annotations.insert("task_ids".into(), join(tasks));
+                }
+                if let Some(prev) = self.firing.get(id)
+                    && prev.labels != next.labels
+                {
+                    // A new level is a new alert for Alertmanager: end the old one.
+                    let old = ended(prev);
+                    self.pending.insert(old.labels.clone(), old);
+                }
+                self.pending.insert(next.labels.clone(), next.clone());
+                self.firing.insert(id.clone(), next);
+            }
+            Status::Resolved => {
+                if let Some(prev) = self.firing.remove(id) {
+                    let old = ended(&prev);
+                    self.pending.insert(old.labels.clone(), old);
+                }
+                self.tasks.remove(id);
+            }
+        }
+    }
+
+    pub fn task(&mut self, event: &TaskEvent) {
+        let t = &event.task;
+        let ids = self.tasks.entry(t.incident_id.clone()).or_default();
+        if !ids.insert(t.task_id.clone()) {
+            return;
+        }
+        if let Some(a) = self.firing.get_mut(&t.incident_id) {
+            a.annotations.insert("task_ids".into(), join(ids));
+            a.annotations
+                .insert("dispatch_id".into(), t.dispatch_id.clone());
+            self.pending.insert(a.labels.clone(), a.clone());
+        }
+    }
+
+    /// Every firing alert, to be sent again.
+    pub fn resend_all(&mut self) {
+        for a in self.firing.values() {
+            self.pending.insert(a.labels.clone(), a.clone());
+        }
+    }
+
+    pub fn pending(&self) -> Vec<AmAlert> {
+        self.pending.values().cloned().collect()
+    }
+}
+
+fn join(ids: &BTreeSet<String>) -> String {
+    ids.iter().cloned().collect::<Vec<_>>().join(",")
+}
+
+enum Notice {
+    Alert(Box<Alert>),
+    Task(Box<TaskEvent>),
+}
+
+/// The handle the sink holds; dropping it (or [`Notifier::close`]) sends what is
+/// pending and stops the thread.
+pub struct Notifier {
+    tx: Option<Sender<Notice>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Notifier {
+    pub fn start(url: &str, resend: Duration, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        let (tx, rx) = channel();
+        let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+        let thread = std::thread::Builder::new()
+            .name("alertmanager".into())
+            .spawn(move || run(rx, &endpoint, resend, timeout, &metrics))
+            .ok();
+        Notifier {
+            tx: Some(tx),
+            thread,
+        }
+    }
+
+    pub fn alert(&self, alert: &Alert) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Notice::Alert(Box::new(alert.clone())));
+        }
+    }
+
+    pub fn task(&self, event: &TaskEvent) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Notice::Task(Box::new(event.clone())));
+        }
+    }
+
+    /// Sends what is pending (one attempt) and stops.
+    pub fn close(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run(
+    rx: Receiver<Notice>,
+    endpoint: &str,
+    resend: Duration,
+    timeout: Duration,
+    metrics: &Metrics,
+) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .build()
+        .into();
+    let mut book = Book::default();
+    let mut next_resend = Instant::now() + resend;
+    let mut retry_at: Option<Instant> = None;
+    let post = |book: &mut Book| {
+        let batch = book.pending();
+        if batch.is_empty() {
+            return true;
+        }
+        let body = match serde_json::to_vec(&batch) {
+            Ok(b) => b,
+            Err(_) => return false,
+        };
+        match agent
+            .post(endpoint)
+            .header("content-type", "application/json")
+            .send(&body[..])
+        {
+            Ok(_) => {
+                metrics.alertmanager_posts.with_label_values(&["ok"]).inc();
+                book.pending.clear();
+                true
+            }
+            Err(e) => {
+                metrics
+                    .alertmanager_posts
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::warn!(error = %e, alerts = batch.len(), "posting to Alertmanager; will retry");
+                false
+            }
+        }
+    };
+    loop {
+        let wait = retry_at
+            .unwrap_or(next_resend)
+            .min(next_resend)
+            .saturating_duration_since(Instant::now());
+        let first = rx.recv_timeout(wait.max(Duration::from_millis(1)));
+        let mut closed = false;
+        match first {
+            Ok(n) => apply(&mut book, n),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => closed = true,
+        }
+        // Whatever else is queued goes in the same post.
+        loop {
+            match rx.try_recv() {
+                Ok(n) => apply(&mut book, n),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if Instant::now() >= next_resend {
+            book.resend_all();
+            next_resend = Instant::now() + resend;
+        }
+        let waiting = retry_at.is_some_and(|t| Instant::now() < t);
+        if closed || !waiting {
+            retry_at = if post(&mut book) {
+                None
+            } else {
+                Some(Instant::now() + Duration::from_secs(1))
+            };
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+fn apply(book: &mut Book, notice: Notice) {
+    match notice {
+        Notice::Alert(a) => book.alert(&a, now_ms()),
+        Notice::Task(t) => book.task(&t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Measure;
+    use crate::detect::config::Level;
+
+    fn alert(level: Level, status: Status) -> Alert {
+        let mut key = serde_json::Map::new();
+        key.insert("district".into(), Value::String("西湖区".into()));
+        key.insert("street-name".into(), Value::String("北山街道".into()));
+        Alert {
+            alert_id: format!("a-{}", level.as_str()),
+            incident_id: "inc-1".into(),
+            status,
+            level,
+            pipeline: "grid_rules".into(),
+            feeds: vec!["police_incident".into()],
+            key,
+            window_start: "2026-03-14T01:00:00Z".into(),
+            window_end: "2026-03-14T02:00:00Z".into(),
+            measure: Measure {
+                value: 7.0,
+                expected: Some(2.5),
+                threshold: Some(6.0),
+                score: None,
+                p_value: Some(0.001),
+                method: "rules".into(),
+            },
+            summary: "7 incidents".into(),
+            event_ids: vec![],
+        }
+    }
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    #[test]
+    fn labels_name_the_pipeline_level_feed_and_key() {
+        let a = to_alertmanager(&alert(Level::Orange, Status::Firing), NOW);
+        assert_eq!(a.labels["alertname"], "grid_rules");
+        assert_eq!(a.labels["severity"], "orange");
+        assert_eq!(a.labels["feed"], "police_incident");
+        assert_eq!(a.labels["district"], "西湖区");
+        assert_eq!(a.labels["street_name"], "北山街道", "a valid label name");
+        assert_eq!(a.annotations["threshold"], "6");
+        assert_eq!(a.annotations["p_value"], "0.001");
+        assert!(!a.annotations.contains_key("score"));
+        assert_eq!(a.starts_at, "2026-03-14T02:00:00Z");
+        assert_eq!(a.ends_at, None);
+    }
+
+    #[test]
+    fn a_level_change_ends_the_old_alert_and_a_resolution_ends_the_new() {
+        let mut b = Book::default();
+        b.alert(&alert(Level::Orange, Status::Firing), NOW);
+        assert_eq!(b.pending().len(), 1);
+        b.pending.clear();
+        b.alert(&alert(Level::Red, Status::Firing), NOW);
+        let sent = b.pending();
+        assert_eq!(sent.len(), 2);
+        let old = sent.iter().find(|a| a.labels["severity"] == "orange");
+        let new = sent.iter().find(|a| a.labels["severity"] == "red");
+        assert_eq!(
+            old.and_then(|a| a.ends_at.clone()),
+            Some(format_rfc3339(NOW))
+        );
+        assert_eq!(new.map(|a| a.ends_at.clone()), Some(None));
+        b.pending.clear();
+        // Tasks of the incident are named on its alert.
+        let task: crate::task::Task = serde_json::from_value(serde_json::json!({
+            "task_id": "T-legal", "dispatch_id": "D-1", "incident_id": "inc-1",
+            "track": "legal", "department": "西湖公安分局", "level": "red",
+            "status": "open", "pipeline": "grid_rules", "key": {}, "alert_id": "a-red",
+            "opened_at": "2026-03-14T03:00:00Z", "deadline": "2026-03-14T03:30:00Z",
+            "escalations": 0, "incident_firing": true, "version": 1
+        }))
+        .expect("task");
+        let mut event = TaskEvent {
+            event_id: "e1".into(),
+            change: crate::task::Change::Opened,
+            time: NOW,
+            actor: "yujing".into(),
+            note: None,
+            task,
+        };
+        b.task(&event);
+        event.task.task_id = "T-control".into();
+        b.task(&event);
+        b.task(&event);
+        let sent = b.pending();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].annotations["task_ids"], "T-control,T-legal");
+        b.pending.clear();
+        b.alert(&alert(Level::Red, Status::Resolved), NOW + 5);
+        let sent = b.pending();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].labels["severity"], "red");
+        assert_eq!(sent[0].ends_at, Some(format_rfc3339(NOW + 5)));
+        b.pending.clear();
+        b.resend_all();
+        assert!(b.pending().is_empty(), "nothing firing");
+    }
+}

@@ -1,0 +1,168 @@
+//! A sink in front of another that makes the run observable: it counts what passes
+//! into the Prometheus metrics, keeps the HTTP API's view of open incidents and
+//! tasks, and hands alerts and task events to Alertmanager when one is configured.
+//! The daemon and the demo put it in front of their own sinks, so both serve the
+//! same metrics and API.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Progress, Sink};
+use crate::alert::{Alert, Status};
+use crate::deadletter::DeadLetter;
+use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::sink::alertmanager::Notifier;
+use crate::task::{Task, TaskEvent, TaskStatus};
+use crate::window::WindowResult;
+
+/// What the HTTP API shows: open incidents (their latest alert) and tasks.
+#[derive(Debug, Default)]
+pub struct ApiView {
+    pub incidents: BTreeMap<String, Alert>,
+    pub tasks: BTreeMap<String, Task>,
+}
+
+pub struct Observed<S> {
+    pub inner: S,
+    pub metrics: Arc<Metrics>,
+    pub view: Arc<Mutex<ApiView>>,
+    pub alertmanager: Option<Arc<Notifier>>,
+}
+
+/// What an [`Observed`] sink reports to: shared with the HTTP server.
+#[derive(Clone, Default)]
+pub struct Observers {
+    pub metrics: Arc<Metrics>,
+    pub view: Arc<Mutex<ApiView>>,
+    pub alertmanager: Option<Arc<Notifier>>,
+}
+
+impl<S: Sink> Observed<S> {
+    pub fn new(inner: S, o: &Observers) -> Self {
+        Observed {
+            inner,
+            metrics: o.metrics.clone(),
+            view: o.view.clone(),
+            alertmanager: o.alertmanager.clone(),
+        }
+    }
+}
+
+fn not_done(t: &Task) -> bool {
+    t.status != TaskStatus::Done
+}
+
+/// Past a deadline without acknowledgement: overdue, or moved on by escalation.
+fn overdue(t: &Task) -> bool {
+    matches!(t.status, TaskStatus::Overdue | TaskStatus::Escalated)
+}
+
+impl<S: Sink> Sink for Observed<S> {
+    fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()> {
+        self.metrics
+            .windows
+            .with_label_values(&[window.pipeline.as_ref()])
+            .inc();
+        self.inner.window(window, ordered)
+    }
+
+    fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
+        self.metrics
+            .dead_letters
+            .with_label_values(&[dead.feed.as_str(), dead.reason.as_str()])
+            .inc();
+        self.inner.dead_letter(dead)
+    }
+
+    fn alert(&mut self, alert: &Alert) -> Result<()> {
+        let status = match alert.status {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        };
+        self.metrics
+            .alerts
+            .with_label_values(&[alert.pipeline.as_str(), alert.level.as_str(), status])
+            .inc();
+        if let Ok(mut view) = self.view.lock() {
+            let firing = &self.metrics.incidents_firing;
+            let before = match alert.status {
+                Status::Firing => view
+                    .incidents
+                    .insert(alert.incident_id.clone(), alert.clone()),
+                Status::Resolved => view.incidents.remove(&alert.incident_id),
+            };
+            if let Some(b) = before {
+                firing
+                    .with_label_values(&[b.pipeline.as_str(), b.level.as_str()])
+                    .dec();
+            }
+            if alert.status == Status::Firing {
+                firing
+                    .with_label_values(&[alert.pipeline.as_str(), alert.level.as_str()])
+                    .inc();
+            }
+        }
+        if let Some(am) = &self.alertmanager {
+            am.alert(alert);
+        }
+        self.inner.alert(alert)
+    }
+
+    fn task(&mut self, event: &TaskEvent) -> Result<()> {
+        let change = serde_json::to_value(event.change)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.metrics
+            .task_events
+            .with_label_values(&[change.as_str()])
+            .inc();
+        if let Ok(mut view) = self.view.lock() {
+            let t = &event.task;
+            let before = view.tasks.insert(t.task_id.clone(), t.clone());
+            // Move the task between the gauges' series: its department and status
+            // may both have changed.
+            let m = &self.metrics;
+            for (task, step) in before.iter().map(|b| (b, -1)).chain([(t, 1)]) {
+                let labels = [task.track.as_str(), task.department.as_str()];
+                if not_done(task) {
+                    m.tasks_open.with_label_values(&labels).add(step);
+                }
+                if overdue(task) {
+                    m.tasks_overdue.with_label_values(&labels).add(step);
+                }
+            }
+        }
+        if let Some(am) = &self.alertmanager {
+            am.task(event);
+        }
+        self.inner.task(event)
+    }
+
+    fn ingested(&mut self, feed: &str, events: u64) -> Result<()> {
+        self.metrics
+            .events
+            .with_label_values(&[feed])
+            .inc_by(events);
+        self.inner.ingested(feed, events)
+    }
+
+    fn progress(&mut self, p: &Progress) -> Result<()> {
+        let m = &self.metrics;
+        if let Some(w) = p.watermark {
+            m.set_watermark(p.pipeline, w);
+        }
+        for _ in 0..p.closed {
+            m.window_close_latency
+                .with_label_values(&[p.pipeline])
+                .observe(p.latency.as_secs_f64());
+        }
+        if let Some(n) = p.warming_up {
+            m.detector_warming_up
+                .with_label_values(&[p.pipeline])
+                .set(n as i64);
+        }
+        self.inner.progress(p)
+    }
+}
