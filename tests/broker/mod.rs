@@ -1,0 +1,289 @@
+//! What the tests on the broker share: its address (`KAFKA_BROKERS`), a test's
+//! own topics, config and daemon (`Setup`), reading a topic back, a plain HTTP
+//! client, and stopping a daemon with SIGTERM.
+
+// Each test crate that includes this module uses a part of it.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::Value;
+
+use super::common::GRID_RULES;
+
+pub fn brokers() -> String {
+    std::env::var("KAFKA_BROKERS").expect(
+        "KAFKA_BROKERS must name a running broker: scripts/test.sh starts one with scripts/broker.sh",
+    )
+}
+
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// Reads every message of `topic` that arrives until `done` says so or time runs out.
+pub fn read_topic(
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let end = Instant::now() + timeout;
+    while Instant::now() < end && !done(&out) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON"));
+        }
+    }
+    out
+}
+
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+pub fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
+}
+
+pub fn sorted(mut v: Vec<Value>) -> Vec<String> {
+    let mut s: Vec<String> = v.drain(..).map(|x| x.to_string()).collect();
+    s.sort();
+    s
+}
+
+/// Topics, config and a running daemon for one test.
+pub struct Setup {
+    pub id: String,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Setup {
+    /// The grid_rules pipeline, nothing else configured.
+    pub fn new() -> Setup {
+        Setup::with(&[("grid_rules", GRID_RULES)], "")
+    }
+
+    /// These pipelines (name, text), and `extra` appended to yujing.toml.
+    pub fn with(pipelines: &[(&str, &str)], extra: &str) -> Setup {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let s = Setup {
+            id,
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .expect("admin");
+        let new: Vec<String> = ["police", "alerts", "tasks", "updates", "dead"]
+            .iter()
+            .map(|n| s.topic(n))
+            .collect();
+        let new: Vec<NewTopic> = new
+            .iter()
+            .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
+            .collect();
+        rt.block_on(admin.create_topics(&new, &AdminOptions::new()))
+            .expect("create topics");
+        std::fs::create_dir(s.dir.path().join("pipelines")).expect("mkdir");
+        for (name, text) in pipelines {
+            std::fs::write(s.dir.path().join(format!("pipelines/{name}.toml")), text)
+                .expect("write");
+        }
+        let config = format!(
+            "pipelines = \"pipelines\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"g{}\"\nidle_timeout = \"1s\"\n[kafka.topics]\nalerts = \"{}\"\ntasks = \"{}\"\ntask_updates = \"{}\"\ndead_letters = \"{}\"\n[kafka.topics.feeds]\npolice_incident = \"{}\"\n[state]\ndir = \"state\"\n[http]\nlisten = \"127.0.0.1:{}\"\n",
+            brokers(),
+            s.id,
+            s.topic("alerts"),
+            s.topic("tasks"),
+            s.topic("updates"),
+            s.topic("dead"),
+            s.topic("police"),
+            s.port,
+        );
+        std::fs::write(s.dir.path().join("yujing.toml"), config + extra).expect("write");
+        s
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        format!("t{}-{name}", self.id)
+    }
+
+    pub fn produce(&self, records: &[String]) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("enable.idempotence", "true")
+            .create()
+            .expect("producer");
+        for r in records {
+            producer
+                .send(
+                    BaseRecord::to(&self.topic("police"))
+                        .key("西湖区")
+                        .payload(r),
+                )
+                .expect("send");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+    }
+
+    pub fn start(&self) -> Daemon {
+        self.start_with("yujing.toml", self.port)
+    }
+
+    /// Another instance in the same group, with its own HTTP port and state.
+    pub fn second_instance(&self) -> (String, u16) {
+        let port = free_port();
+        let text = std::fs::read_to_string(self.dir.path().join("yujing.toml"))
+            .expect("read")
+            .replace("dir = \"state\"", "dir = \"state2\"")
+            .replace(
+                &format!("127.0.0.1:{}", self.port),
+                &format!("127.0.0.1:{port}"),
+            );
+        std::fs::write(self.dir.path().join("yujing2.toml"), text).expect("write");
+        ("yujing2.toml".into(), port)
+    }
+
+    pub fn start_with(&self, config: &str, port: u16) -> Daemon {
+        let mut d = Daemon(
+            Command::new(env!("CARGO_BIN_EXE_yujing"))
+                .args(["run", "--config"])
+                .arg(self.dir.path().join(config))
+                .env("YUJING_PII_KEY", "daemon-test")
+                .env("YUJING_API_TOKEN", "s3cret")
+                .spawn()
+                .expect("spawn"),
+        );
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(port, "GET", "/readyz", &[], "").0 == 200
+            {
+                return d;
+            }
+            assert!(Instant::now() < end, "not ready within 60 s");
+            assert!(d.0.try_wait().expect("wait").is_none(), "the daemon exited");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Replays the same records: the reference alerts and task events.
+    pub fn replay(&self, records: &[String]) -> (Vec<Value>, Vec<Value>) {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("police.jsonl"), records.join("\n") + "\n").expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_yujing"))
+            .args(["replay", "--quiet", "--pipelines"])
+            .arg(dir.join("pipelines"))
+            .arg("--input")
+            .arg(format!(
+                "police_incident={}",
+                dir.join("police.jsonl").display()
+            ))
+            .arg("--out")
+            .arg(dir.join("replay"))
+            .env("YUJING_PII_KEY", "daemon-test")
+            .output()
+            .expect("replay");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            lines(&dir.join("replay/alerts.jsonl")),
+            lines(&dir.join("replay/tasks.jsonl")),
+        )
+    }
+}
+
+pub fn stop(mut daemon: Daemon) {
+    let pid = daemon.0.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < end, "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+}
