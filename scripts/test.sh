@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, data-file window cases, property, command-line, task
-# and daemon tests. Starts the Kafka-protocol broker the daemon tests need
-# (scripts/broker.sh; KAFKA_BROKERS may name another one). Builds once into a
-# target directory outside the clone, so later runs reuse it.
+# The whole test suite: unit, data-file window cases, property, command-line, task,
+# daemon and operations tests. Installs what they need from Debian when missing
+# (scripts/deps.sh: Prometheus, Alertmanager, …) and starts the Kafka-protocol
+# broker the daemon tests need (scripts/broker.sh; KAFKA_BROKERS may name another
+# one). Builds once into a target directory outside the clone, so later runs reuse it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 scripts/broker.sh start

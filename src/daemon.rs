@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+use rdkafka::producer::ThreadedProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +38,7 @@ use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::Sink;
 use crate::sink::alertmanager::Notifier;
-use crate::sink::kafka::{KafkaSink, OutputTopics};
+use crate::sink::kafka::{Deliveries, Ends, KafkaSink, OutputTopics};
 use crate::sink::observe::{ApiView, Observed, Observers};
 use crate::source::{Chunk, SourceName};
 use crate::task::Command;
@@ -57,38 +57,14 @@ struct Checkpoint {
     outputs: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
-/// End offsets of the output topics' partitions.
-fn output_ends(consumer: &BaseConsumer, topics: &[&str]) -> BTreeMap<String, BTreeMap<i32, i64>> {
-    let timeout = Duration::from_secs(2);
-    let mut out = BTreeMap::new();
-    let Ok(md) = consumer.fetch_metadata(None, timeout) else {
-        return out;
-    };
-    for t in md.topics() {
-        let topic = t.name();
-        if !topics.contains(&topic) {
-            continue;
-        }
-        {
-            for p in t.partitions() {
-                if let Ok((_, high)) = consumer.fetch_watermarks(topic, p.id(), timeout) {
-                    out.entry(topic.to_string())
-                        .or_insert_with(BTreeMap::new)
-                        .insert(p.id(), high);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Reads the output topics from `from` (or their start) to their current end and
-/// returns the ids of what is there: what must not be sent again.
+/// returns the ids of what is there (what must not be sent again) and where each
+/// partition ended.
 fn read_back(
     k: &KafkaConfig,
     topics: &[&str],
-    from: &BTreeMap<String, BTreeMap<i32, i64>>,
-) -> Result<std::collections::HashSet<String>> {
+    from: &Ends,
+) -> Result<(std::collections::HashSet<String>, Ends)> {
     let reader: BaseConsumer = client(k)
         .set("group.id", format!("{}-outbox", k.group_id))
         .set("enable.auto.commit", "false")
@@ -114,8 +90,19 @@ fn read_back(
         }
     }
     let mut seen = std::collections::HashSet::new();
+    // A lower bound of each end: where reading starts, raised by what is read.
+    let mut ends = Ends::new();
+    for e in tpl.elements() {
+        let at = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        ends.entry(e.topic().to_string())
+            .or_default()
+            .insert(e.partition(), at);
+    }
     if tpl.count() == 0 {
-        return Ok(seen);
+        return Ok((seen, ends));
     }
     reader.assign(&tpl).map_err(kafka_err("outbox assign"))?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -130,13 +117,19 @@ fn read_back(
             continue;
         };
         last = Instant::now();
+        if let Some(end) = ends
+            .get_mut(m.topic())
+            .and_then(|parts| parts.get_mut(&m.partition()))
+        {
+            *end = (*end).max(m.offset() + 1);
+        }
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
             && let Some(id) = crate::sink::kafka::output_id(&v)
         {
             seen.insert(id);
         }
     }
-    Ok(seen)
+    Ok((seen, ends))
 }
 
 const CHECKPOINT: &str = "checkpoint.json";
@@ -241,7 +234,7 @@ pub fn run(
         .as_ref()
         .map(|cp| cp.outputs.clone())
         .unwrap_or_default();
-    let already_sent = read_back(
+    let (already_sent, start_ends) = read_back(
         &k,
         &[
             k.topics.alerts.as_str(),
@@ -264,7 +257,8 @@ pub fn run(
     consumer
         .subscribe(&topics)
         .map_err(kafka_err("subscribing"))?;
-    let producer: ThreadedProducer<DefaultProducerContext> = client(&k)
+    let deliveries = Deliveries::default();
+    let producer: ThreadedProducer<Deliveries> = client(&k)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         // Retry for as long as the broker is away rather than drop an output.
@@ -274,7 +268,7 @@ pub fn run(
                 .get("message.timeout.ms")
                 .map_or("0", String::as_str),
         )
-        .create()
+        .create_with_context(deliveries.clone())
         .map_err(kafka_err("producer"))?;
 
     let metrics = Arc::new(Metrics::new());
@@ -319,11 +313,6 @@ pub fn run(
         parse_duration(&config.state.checkpoint_interval).map_err(Error::Other)? as u64,
     );
     let mut skip_below: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let output_topics = [
-        k.topics.alerts.as_str(),
-        k.topics.tasks.as_str(),
-        k.topics.dead_letters.as_str(),
-    ];
     sink.inner.sent = already_sent;
     if !sink.inner.sent.is_empty() {
         tracing::info!(
@@ -363,12 +352,15 @@ pub fn run(
         let cp = Checkpoint {
             engine: engine.state(),
             offsets,
-            outputs: output_ends(consumer, &output_topics),
+            // No broker round trip: the ends at start-up, raised by our deliveries.
+            outputs: deliveries.ends(&start_ends),
         };
+        tracing::debug!(elapsed = ?started.elapsed(), "checkpoint: state and output ends taken");
         if let Err(e) = write_checkpoint(&state_dir, &cp) {
             metrics.checkpoint_failures.inc();
             return Err(e);
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "checkpoint: written");
         // Offsets are committed only once the checkpoint is durable.
         if tpl.count() > 0
             && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
@@ -559,9 +551,12 @@ pub fn run(
     tracing::info!("stopping");
     // Outputs first, so the checkpoint never claims more than was sent.
     sink.inner.flush(Duration::from_secs(5))?;
+    tracing::debug!("outputs flushed");
     checkpoint(&engine, &mut logs, &consumer)?;
+    tracing::debug!("checkpoint written and committed");
     // The last handle: dropping it sends what is pending to Alertmanager.
     drop(sink.alertmanager.take());
+    tracing::debug!("alertmanager notifier closed");
     Ok(())
 }
 

@@ -141,17 +141,35 @@ fn main() -> ExitCode {
         Err(e) => {
             // Located diagnostics are printed as they are, one per line.
             match e.downcast_ref::<Error>() {
-                Some(Error::Invalid(d)) => eprintln!("{d}"),
-                _ => eprintln!("error: {e:#}"),
+                Some(Error::Invalid(d)) => say(&d.to_string()),
+                _ => say(&format!("error: {e:#}")),
             }
             ExitCode::FAILURE
         }
     }
 }
 
+/// Set once logging is JSON: then messages for people go through the log too.
+static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// A line for the person at the terminal; with `--log-format json`, a log event.
+fn say(line: &str) {
+    if JSON_LOGS.get().copied().unwrap_or(false) {
+        tracing::info!(target: "yujing", "{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 fn init_logging(format: LogFormat) {
+    let _ = JSON_LOGS.set(matches!(format, LogFormat::Json));
+    // Machines reading JSON filter for themselves: they get yujing's info events.
+    let default = match format {
+        LogFormat::Json => "warn,yujing=info",
+        LogFormat::Text => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("YUJING_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -275,7 +293,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 )?;
                 ready.store(true, Ordering::Relaxed);
                 observers.metrics.ready.set(1);
-                eprintln!("serving /metrics and /api on http://{addr}");
+                say(&format!("serving /metrics and /api on http://{addr}"));
             }
             let report = yujing::demo::run(
                 catalog,
@@ -292,10 +310,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             if hold {
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
-                eprintln!(
+                say(&format!(
                     "holding: still serving on http://{}; SIGTERM or Ctrl-C stops",
                     listen.as_deref().unwrap_or_default()
-                );
+                ));
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -348,7 +366,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 &out,
                 !quiet,
             )?;
-            eprintln!("{summary}");
+            say(&summary.to_string());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { sources } => {
@@ -403,13 +421,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             });
             synth::write(&generated, &out).with_context(|| format!("writing {}", out.display()))?;
             let total: usize = generated.manifest.events.values().sum();
-            eprintln!(
+            say(&format!(
                 "gen: {total} events, {} late, {} malformed, {} incidents → {}",
                 generated.manifest.late.len(),
                 generated.manifest.bad.len(),
                 generated.manifest.incidents.len(),
                 out.display()
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -186,19 +186,29 @@ enum Notice {
 pub struct Notifier {
     tx: Option<Sender<Notice>>,
     thread: Option<JoinHandle<()>>,
+    /// Closed by the thread when it ends. (In a mutex so the handle can be shared.)
+    done: std::sync::Mutex<Receiver<()>>,
 }
+
+/// How long shutdown waits for the last post.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 impl Notifier {
     pub fn start(url: &str, resend: Duration, timeout: Duration, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = channel();
+        let (done_tx, done) = channel::<()>();
         let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
         let thread = std::thread::Builder::new()
             .name("alertmanager".into())
-            .spawn(move || run(rx, &endpoint, resend, timeout, &metrics))
+            .spawn(move || {
+                run(rx, &endpoint, resend, timeout, &metrics);
+                drop(done_tx);
+            })
             .ok();
         Notifier {
             tx: Some(tx),
             thread,
+            done: std::sync::Mutex::new(done),
         }
     }
 
@@ -214,11 +224,24 @@ impl Notifier {
         }
     }
 
-    /// Sends what is pending (one attempt) and stops.
+    /// Sends what is pending (one attempt, for at most a few seconds) and stops.
     pub fn close(&mut self) {
         self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        // Shutdown must not hang on an Alertmanager that does not answer.
+        let waited = match self.done.lock() {
+            Ok(done) => done.recv_timeout(CLOSE_WAIT),
+            Err(_) => Err(RecvTimeoutError::Disconnected),
+        };
+        match waited {
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!("Alertmanager did not take the last alerts in time");
+            }
+            _ => {
+                let _ = t.join();
+            }
         }
     }
 }

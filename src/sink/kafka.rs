@@ -8,10 +8,14 @@
 //! end offsets: an outbox) and does not send those records again; ids are
 //! deterministic, so the same record has the same id.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::ClientContext;
+use rdkafka::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::Sink;
 use crate::alert::Alert;
@@ -28,8 +32,57 @@ pub struct OutputTopics {
     pub dead_letters: String,
 }
 
+/// Output topic → partition → the offset after the last record delivered there.
+pub type Ends = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// Records where the broker put each output record, so a checkpoint knows the
+/// output topics' ends without asking the broker.
+#[derive(Clone, Default)]
+pub struct Deliveries(pub Arc<Mutex<Ends>>);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                if let Ok(mut ends) = self.0.lock() {
+                    let end = ends
+                        .entry(m.topic().to_string())
+                        .or_default()
+                        .entry(m.partition())
+                        .or_insert(0);
+                    *end = (*end).max(m.offset() + 1);
+                }
+            }
+            // With retries unbounded this is a fatal producer error: say so loudly.
+            Err((e, m)) => {
+                tracing::error!(error = %e, topic = m.topic(), "an output record was not delivered")
+            }
+        }
+    }
+}
+
+impl Deliveries {
+    /// `base` (the ends found at start-up) raised by what was delivered since.
+    pub fn ends(&self, base: &Ends) -> Ends {
+        let mut out = base.clone();
+        if let Ok(d) = self.0.lock() {
+            for (topic, parts) in d.iter() {
+                for (p, o) in parts {
+                    let e = out.entry(topic.clone()).or_default().entry(*p).or_insert(0);
+                    *e = (*e).max(*o);
+                }
+            }
+        }
+        out
+    }
+}
+
 pub struct KafkaSink {
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<Deliveries>,
     topics: OutputTopics,
     /// Ids of records already on the output topics (see the module comment).
     pub sent: std::collections::HashSet<String>,
@@ -59,7 +112,7 @@ pub fn output_id(value: &serde_json::Value) -> Option<String> {
 }
 
 impl KafkaSink {
-    pub fn new(producer: ThreadedProducer<DefaultProducerContext>, topics: OutputTopics) -> Self {
+    pub fn new(producer: ThreadedProducer<Deliveries>, topics: OutputTopics) -> Self {
         KafkaSink {
             producer,
             topics,

@@ -125,12 +125,17 @@ impl<S: Sink> Sink for Observed<S> {
             // may both have changed.
             let m = &self.metrics;
             for (task, step) in before.iter().map(|b| (b, -1)).chain([(t, 1)]) {
+                // Both series exist (at 0) for every track and department seen.
                 let labels = [task.track.as_str(), task.department.as_str()];
+                let (open, late) = (
+                    m.tasks_open.with_label_values(&labels),
+                    m.tasks_overdue.with_label_values(&labels),
+                );
                 if not_done(task) {
-                    m.tasks_open.with_label_values(&labels).add(step);
+                    open.add(step);
                 }
                 if overdue(task) {
-                    m.tasks_overdue.with_label_values(&labels).add(step);
+                    late.add(step);
                 }
             }
         }
