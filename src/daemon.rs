@@ -55,6 +55,11 @@ struct Checkpoint {
     /// what a restart reads back to learn what was sent after it.
     #[serde(default)]
     outputs: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Open incidents (their latest alert) and tasks, as the API showed them.
+    #[serde(default)]
+    incidents: Vec<crate::alert::Alert>,
+    #[serde(default)]
+    tasks: Vec<crate::task::Task>,
 }
 
 /// Reads the output topics from `from` (or their start) to their current end and
@@ -322,6 +327,7 @@ pub fn run(
     }
     if let Some(cp) = checkpoint_found {
         engine.restore(cp.engine);
+        sink.restore(cp.incidents, cp.tasks);
         for (topic, parts) in cp.offsets {
             for (p, o) in parts {
                 skip_below.insert((topic.clone(), p), o);
@@ -330,6 +336,7 @@ pub fn run(
         tracing::info!(dir = %state_dir.display(), "restored the checkpoint");
     }
     let mut logs: BTreeMap<(String, i32), PartitionLog> = BTreeMap::new();
+    let view = sink.view.clone();
     let mut last_checkpoint = Instant::now();
     let mut last_lag = Instant::now();
     let checkpoint = |engine: &Engine,
@@ -349,11 +356,25 @@ pub fn run(
             offsets.entry(topic.clone()).or_default().insert(*p, at);
             let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(at));
         }
+        let (incidents, tasks) = match view.lock() {
+            Ok(v) => (
+                v.incidents.values().cloned().collect(),
+                // Done tasks are history: the tasks topic has them.
+                v.tasks
+                    .values()
+                    .filter(|t| t.status != crate::task::TaskStatus::Done)
+                    .cloned()
+                    .collect(),
+            ),
+            Err(_) => Default::default(),
+        };
         let cp = Checkpoint {
             engine: engine.state(),
             offsets,
             // No broker round trip: the ends at start-up, raised by our deliveries.
             outputs: deliveries.ends(&start_ends),
+            incidents,
+            tasks,
         };
         tracing::debug!(elapsed = ?started.elapsed(), "checkpoint: state and output ends taken");
         if let Err(e) = write_checkpoint(&state_dir, &cp) {

@@ -4,8 +4,9 @@
 //! `yujing replay` writes for the same records; bad records reach the dead-letter
 //! topic with their partition and offset; the HTTP API serves metrics, alerts and
 //! tasks and applies a task update with a bearer token; SIGTERM exits 0 quickly;
-//! a daemon stopped half way and started again resumes from its checkpoint and
-//! together they emit exactly what replay does: nothing lost, nothing twice; one
+//! a daemon stopped half way and started again resumes from its checkpoint (its
+//! API showing the open incident and tasks again) and together they emit exactly
+//! what replay does: nothing lost, nothing twice; one
 //! killed with SIGKILL before any checkpoint is not repeated by its successor.
 
 use std::path::Path;
@@ -195,9 +196,27 @@ fn a_restart_resumes_from_the_checkpoint_without_loss_or_duplicates() {
     assert_eq!(early.len(), 1, "the orange alert");
     stop(first);
     assert!(s.dir.path().join("state/checkpoint.json").exists());
-    // The rest arrives while it is down; a new process takes over from the checkpoint.
-    s.produce(&all[10..]);
+    // A new process takes over from the checkpoint: before any new record, its API
+    // and gauges show the open incident and its tasks again.
     let second = s.start();
+    let (_, body) = http(s.port, "GET", "/api/alerts", &[], "");
+    let open: Vec<Value> = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(open.len(), 1, "{body}");
+    assert_eq!(open[0]["alert_id"], early[0]["alert_id"]);
+    let (_, body) = http(s.port, "GET", "/api/tasks", &[], "");
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&body)
+            .expect("JSON")
+            .len(),
+        3
+    );
+    let (_, metrics) = http(s.port, "GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("yujing_incidents_firing{level=\"orange\",pipeline=\"grid_rules\"} 1"),
+        "{metrics}"
+    );
+    // Then the rest arrives.
+    s.produce(&all[10..]);
     let alerts = read_topic(
         &s.topic("alerts"),
         &format!("ra{}", s.id),

@@ -24,7 +24,7 @@ pub enum Status {
 }
 
 /// What was measured for a key in a window, and by which method.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measure {
     pub value: f64,
     pub expected: Option<f64>,
@@ -35,7 +35,7 @@ pub struct Measure {
 }
 
 /// One alert event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub alert_id: String,
     pub incident_id: String,
@@ -50,7 +50,7 @@ pub struct Alert {
     pub measure: Measure,
     pub summary: String,
     /// A few ids of the window's events (the pipeline's `sample_ids(event_id)`), never PII.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub event_ids: Vec<String>,
 }
 

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::alert::{Alert, Status};
 use crate::metrics::Metrics;
-use crate::task::TaskEvent;
+use crate::task::Task;
 use crate::time::{Millis, format_rfc3339, parse_rfc3339};
 
 /// One alert as Alertmanager's API takes it.
@@ -146,8 +146,7 @@ impl Book {
         }
     }
 
-    pub fn task(&mut self, event: &TaskEvent) {
-        let t = &event.task;
+    pub fn task(&mut self, t: &Task) {
         let ids = self.tasks.entry(t.incident_id.clone()).or_default();
         if !ids.insert(t.task_id.clone()) {
             return;
@@ -178,7 +177,7 @@ fn join(ids: &BTreeSet<String>) -> String {
 
 enum Notice {
     Alert(Box<Alert>),
-    Task(Box<TaskEvent>),
+    Task(Box<Task>),
 }
 
 /// The handle the sink holds; dropping it (or [`Notifier::close`]) sends what is
@@ -218,9 +217,9 @@ impl Notifier {
         }
     }
 
-    pub fn task(&self, event: &TaskEvent) {
+    pub fn task(&self, task: &Task) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Notice::Task(Box::new(event.clone())));
+            let _ = tx.send(Notice::Task(Box::new(task.clone())));
         }
     }
 
@@ -419,18 +418,11 @@ mod tests {
             "escalations": 0, "incident_firing": true, "version": 1
         }))
         .expect("task");
-        let mut event = TaskEvent {
-            event_id: "e1".into(),
-            change: crate::task::Change::Opened,
-            time: NOW,
-            actor: "yujing".into(),
-            note: None,
-            task,
-        };
-        b.task(&event);
-        event.task.task_id = "T-control".into();
-        b.task(&event);
-        b.task(&event);
+        let mut task = task;
+        b.task(&task);
+        task.task_id = "T-control".into();
+        b.task(&task);
+        b.task(&task);
         let sent = b.pending();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].annotations["task_ids"], "T-control,T-legal");

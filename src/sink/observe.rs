@@ -49,6 +49,44 @@ impl<S: Sink> Observed<S> {
     }
 }
 
+impl<S> Observed<S> {
+    /// After a restart: the open incidents and tasks the checkpoint remembers go
+    /// back into the API's view, the gauges and Alertmanager (which would
+    /// otherwise let them time out while they still fire). Counters stay as they are.
+    pub fn restore(&mut self, incidents: Vec<Alert>, tasks: Vec<Task>) {
+        let Ok(mut view) = self.view.lock() else {
+            return;
+        };
+        for a in incidents {
+            self.metrics
+                .incidents_firing
+                .with_label_values(&[a.pipeline.as_str(), a.level.as_str()])
+                .inc();
+            if let Some(am) = &self.alertmanager {
+                am.alert(&a);
+            }
+            view.incidents.insert(a.incident_id.clone(), a);
+        }
+        for t in tasks {
+            let labels = [t.track.as_str(), t.department.as_str()];
+            let (open, late) = (
+                self.metrics.tasks_open.with_label_values(&labels),
+                self.metrics.tasks_overdue.with_label_values(&labels),
+            );
+            if not_done(&t) {
+                open.inc();
+            }
+            if overdue(&t) {
+                late.inc();
+            }
+            if let Some(am) = &self.alertmanager {
+                am.task(&t);
+            }
+            view.tasks.insert(t.task_id.clone(), t);
+        }
+    }
+}
+
 fn not_done(t: &Task) -> bool {
     t.status != TaskStatus::Done
 }
@@ -140,7 +178,7 @@ impl<S: Sink> Sink for Observed<S> {
             }
         }
         if let Some(am) = &self.alertmanager {
-            am.task(event);
+            am.task(&event.task);
         }
         self.inner.task(event)
     }
