@@ -55,6 +55,10 @@ struct Checkpoint {
     /// what a restart reads back to learn what was sent after it.
     #[serde(default)]
     outputs: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Topic → partition → the next offset not yet consumed: records below it that
+    /// a restart reads again (to rebuild open windows) had their dead letters sent.
+    #[serde(default)]
+    consumed: BTreeMap<String, BTreeMap<i32, i64>>,
     /// Open incidents (their latest alert) and tasks, as the API showed them.
     #[serde(default)]
     incidents: Vec<crate::alert::Alert>,
@@ -328,6 +332,11 @@ pub fn run(
     if let Some(cp) = checkpoint_found {
         engine.restore(cp.engine);
         sink.restore(cp.incidents, cp.tasks);
+        sink.inner.dead_letters_sent_below = cp
+            .consumed
+            .into_iter()
+            .flat_map(|(t, parts)| parts.into_iter().map(move |(p, o)| ((t.clone(), p), o)))
+            .collect();
         for (topic, parts) in cp.offsets {
             for (p, o) in parts {
                 skip_below.insert((topic.clone(), p), o);
@@ -346,6 +355,7 @@ pub fn run(
         let started = Instant::now();
         let earliest = engine.earliest_open();
         let mut offsets: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+        let mut consumed: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
         let mut tpl = TopicPartitionList::new();
         for ((topic, p), log) in logs.iter_mut() {
             let at = if *topic == k.topics.task_updates {
@@ -354,6 +364,10 @@ pub fn run(
                 log.resume_at(earliest)
             };
             offsets.entry(topic.clone()).or_default().insert(*p, at);
+            consumed
+                .entry(topic.clone())
+                .or_default()
+                .insert(*p, log.next);
             let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(at));
         }
         let (incidents, tasks) = match view.lock() {
@@ -373,6 +387,7 @@ pub fn run(
             offsets,
             // No broker round trip: the ends at start-up, raised by our deliveries.
             outputs: deliveries.ends(&start_ends),
+            consumed,
             incidents,
             tasks,
         };

@@ -380,3 +380,88 @@ fn after_a_kill_the_successor_does_not_send_again_what_was_sent() {
     assert_eq!(sorted(tasks), sorted(want_tasks));
     assert_eq!(dead.len(), 1);
 }
+
+#[test]
+fn killed_at_several_points_while_records_arrive_the_topics_hold_each_output_once() {
+    let s = Setup::new();
+    // Checkpoints every second, so kills fall before, between and after them.
+    let path = s.dir.path().join("yujing.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace(
+            "dir = \"state\"",
+            "dir = \"state\"\ncheckpoint_interval = \"1s\"",
+        ),
+    )
+    .expect("write");
+    let all = records();
+    let (want_alerts, want_tasks) = s.replay(&all);
+    let mut daemon = s.start();
+    // Records arrive one by one while the daemon is killed and restarted.
+    let feed = {
+        let (all, s_id) = (all.clone(), s.topic("police"));
+        std::thread::spawn(move || {
+            let producer: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", brokers())
+                .set("enable.idempotence", "true")
+                .create()
+                .expect("producer");
+            for r in &all {
+                producer
+                    .send(BaseRecord::to(&s_id).key("西湖区").payload(r))
+                    .expect("send");
+                producer.flush(Duration::from_secs(10)).expect("flush");
+                std::thread::sleep(Duration::from_millis(700));
+            }
+        })
+    };
+    for after in [1500, 400, 2600, 900] {
+        std::thread::sleep(Duration::from_millis(after));
+        daemon.0.kill().expect("SIGKILL");
+        let _ = daemon.0.wait();
+        // As a supervisor would, restart once the group has noticed (the session
+        // timeout, 6 s): with tansu, joining while the killed member still
+        // counts sometimes never completed.
+        std::thread::sleep(Duration::from_secs(7));
+        daemon = s.start();
+    }
+    feed.join().expect("producer thread");
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("ma{}", s.id),
+        Duration::from_secs(60),
+        |v| v.len() >= want_alerts.len(),
+    );
+    let tasks = read_topic(
+        &s.topic("tasks"),
+        &format!("mt{}", s.id),
+        Duration::from_secs(60),
+        |v| v.len() >= want_tasks.len(),
+    );
+    // Anything extra would have arrived by now.
+    std::thread::sleep(Duration::from_secs(3));
+    let again = |name: &str, n: usize| {
+        read_topic(
+            &s.topic(name),
+            &format!("m{name}{}", s.id),
+            Duration::from_secs(10),
+            |v| v.len() > n,
+        )
+        .len()
+    };
+    assert_eq!(
+        again("alerts", want_alerts.len()),
+        want_alerts.len(),
+        "no alert twice"
+    );
+    assert_eq!(
+        again("tasks", want_tasks.len()),
+        want_tasks.len(),
+        "no task event twice"
+    );
+    assert_eq!(again("dead", 1), 1, "the dead letter once");
+    stop(daemon);
+    assert_eq!(sorted(alerts), sorted(want_alerts));
+    assert_eq!(sorted(tasks), sorted(want_tasks));
+}

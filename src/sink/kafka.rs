@@ -86,6 +86,10 @@ pub struct KafkaSink {
     topics: OutputTopics,
     /// Ids of records already on the output topics (see the module comment).
     pub sent: std::collections::HashSet<String>,
+    /// Per input partition, the offset below which the previous process had
+    /// consumed, and so sent every dead letter: records read again to rebuild open
+    /// windows do not send theirs twice.
+    pub dead_letters_sent_below: BTreeMap<(String, i32), i64>,
 }
 
 /// The id that identifies an output record on its topic.
@@ -117,6 +121,7 @@ impl KafkaSink {
             producer,
             topics,
             sent: Default::default(),
+            dead_letters_sent_below: BTreeMap::new(),
         }
     }
 
@@ -167,6 +172,18 @@ impl Sink for KafkaSink {
     }
 
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
+        if let crate::deadletter::Origin::Kafka {
+            topic,
+            partition,
+            offset,
+        } = &dead.source
+            && self
+                .dead_letters_sent_below
+                .get(&(topic.clone(), *partition))
+                .is_some_and(|below| offset < below)
+        {
+            return Ok(());
+        }
         let topic = self.topics.dead_letters.clone();
         self.send_once(&topic, &dead.feed, dead)
     }
