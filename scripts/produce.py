@@ -18,9 +18,15 @@ def main() -> None:
     ap.add_argument("--brokers", required=True)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--file", required=True)
+    ap.add_argument("--key-field", default="district")
     args = ap.parse_args()
     errors = []
-    p = Producer({"bootstrap.servers": args.brokers, "enable.idempotence": True})
+    p = Producer({
+        "bootstrap.servers": args.brokers,
+        "enable.idempotence": True,
+        "linger.ms": 20,
+        "queue.buffering.max.messages": 1000000,
+    })
 
     def delivered(err, _msg):
         if err is not None:
@@ -30,12 +36,17 @@ def main() -> None:
         for line in f:
             line = line.rstrip("\n")
             try:
-                key = json.loads(line).get("district", "")
+                key = str(json.loads(line).get(args.key_field, ""))
             except (ValueError, AttributeError):
                 key = ""  # a malformed record is sent as it is
-            p.produce(args.topic, value=line.encode("utf-8"), key=key.encode("utf-8"), on_delivery=delivered)
+            while True:
+                try:
+                    p.produce(args.topic, value=line.encode("utf-8"), key=key.encode("utf-8"), on_delivery=delivered)
+                    break
+                except BufferError:  # the local queue is full: let it drain
+                    p.poll(0.1)
             p.poll(0)
-    left = p.flush(30)
+    left = p.flush(120)
     if left or errors:
         raise SystemExit(f"{left} records not delivered; errors: {errors[:3]}")
 

@@ -12,12 +12,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 scripts/broker.sh start
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 # An independent Kafka client (confluent-kafka) for the daemon tests' producer.
-PYENV="$HOME/.cache/yujing/pyenv"
-if ! "$PYENV/bin/python" -c "import confluent_kafka" >/dev/null 2>&1; then
-  python3 -m venv "$PYENV"
-  "$PYENV/bin/pip" install -q confluent-kafka
-fi
-export YUJING_PYTHON="$PYENV/bin/python"
+YUJING_PYTHON="$(scripts/pyenv.sh)"
+export YUJING_PYTHON
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --all-targets --no-fail-fast "$@"
 else

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# End-to-end throughput through the broker: N events of the benchmark feed are
+# produced to a fresh topic (3 partitions) by an independent client (Python
+# confluent-kafka), then `yujing run` (release build) consumes them in a consumer
+# group, decodes, windows and aggregates them with benches/pipelines, checkpoints,
+# and writes its outputs to their topics. Reports the producer's rate and the
+# daemon's: events counted by its /metrics over the time from ready to the last.
+#   scripts/bench_broker.sh [events]        (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
+n="${1:-1000000}"
+cargo build --release --quiet --bin yujing --example bench_feed
+bin="$CARGO_TARGET_DIR/release"
+work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
+mkdir -p "$work"
+feed="$work/bench_$n.jsonl"
+[ -s "$feed" ] || "$bin/examples/bench_feed" "$n" > "$feed"
+
+scripts/broker.sh start >/dev/null
+brokers="${KAFKA_BROKERS:-127.0.0.1:9092}"
+py="$(scripts/pyenv.sh)"
+run="bench$(date +%s)"
+"$py" - "$brokers" "$run" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+brokers, run = sys.argv[1], sys.argv[2]
+admin = AdminClient({"bootstrap.servers": brokers})
+topics = [NewTopic(f"{run}-{t}", num_partitions=3, replication_factor=1)
+          for t in ("events", "alerts", "tasks", "updates", "dead")]
+for f in admin.create_topics(topics).values():
+    f.result()
+PY
+start=$(date +%s.%N)
+"$py" scripts/produce.py --brokers "$brokers" --topic "$run-events" --file "$feed" --key-field district
+produced=$(date +%s.%N)
+
+dir="$(mktemp -d)"
+port=$((20000 + RANDOM % 20000))
+cat > "$dir/yujing.toml" <<TOML
+schemas = "$PWD/benches/schemas"
+pipelines = "$PWD/benches/pipelines"
+[kafka]
+brokers = "$brokers"
+group_id = "$run"
+idle_timeout = "5s"
+[kafka.topics]
+alerts = "$run-alerts"
+tasks = "$run-tasks"
+task_updates = "$run-updates"
+dead_letters = "$run-dead"
+[kafka.topics.feeds]
+bench_event = "$run-events"
+[state]
+dir = "state"
+[http]
+listen = "127.0.0.1:$port"
+TOML
+"$bin/yujing" run --config "$dir/yujing.toml" 2>"$dir/daemon.log" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null || true; rm -rf "$dir"' EXIT
+until curl -sf "127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
+ready=$(date +%s.%N)
+events() { curl -sf "127.0.0.1:$port/metrics" | awk '/^yujing_events_total/ { s += $2 } END { print s + 0 }'; }
+while [ "$(events)" -lt "$n" ]; do sleep 0.1; done
+done_at=$(date +%s.%N)
+kill -TERM $daemon; wait $daemon || true
+awk -v n="$n" -v a="$start" -v b="$produced" -v r="$ready" -v d="$done_at" 'BEGIN {
+  printf "events      %d\n", n
+  printf "produce     %.2f s  %.0f events/s (Python confluent-kafka)\n", b - a, n / (b - a)
+  printf "yujing run  %.2f s  %.0f events/s (ready → all %d counted)\n", d - r, n / (d - r), n
+}'
