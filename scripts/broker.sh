@@ -5,10 +5,13 @@
 #   scripts/broker.sh stop
 #   scripts/broker.sh topics   # create yujing's topics (idempotent)
 #   scripts/broker.sh status
+#   scripts/broker.sh bin      # install tansu if needed and print its path
 #
 # Apache Kafka cannot be installed here; tansu (a Kafka-compatible broker in Rust)
-# can, from crates.io, with its in-memory storage (`--features dynostore`; without
-# it tansu stores nothing). It is installed once into $HOME/.cache/yujing and reused.
+# can, from crates.io. It is built with in-memory storage (`dynostore`; without a
+# storage feature tansu stores nothing), which `start` uses, and SQLite storage
+# (`libsql`), which the broker-restart test uses so the topics survive. It is
+# installed once into $HOME/.cache/yujing and reused.
 # TANSU_BIN points at another tansu binary. With KAFKA_BROKERS set to a broker that
 # already runs (e.g. Apache Kafka), `start` only checks that it answers.
 set -euo pipefail
@@ -25,10 +28,21 @@ answers() {
   (exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null
 }
 
+TANSU_VERSION="0.6.0"
+TANSU_FEATURES="dynostore,libsql"
+
 install_tansu() {
-  if [ -x "$TANSU_BIN" ]; then return; fi
-  echo "== installing tansu into $CACHE (about 10 minutes on 2 cores, once)"
-  cargo install tansu --locked --features dynostore --root "$CACHE"
+  local marker="$CACHE/bin/tansu.features"
+  if [ -x "$TANSU_BIN" ]; then
+    # Our own install is redone when it lacks a feature; another binary is taken as it is.
+    if [ "$TANSU_BIN" != "$CACHE/bin/tansu" ] || [ "$(cat "$marker" 2>/dev/null)" = "$TANSU_FEATURES" ]; then
+      return
+    fi
+  fi
+  echo "== installing tansu $TANSU_VERSION ($TANSU_FEATURES) into $CACHE (about 15 minutes on 2 cores, once)" >&2
+  CARGO_TARGET_DIR="$CACHE/tansu-target" cargo install tansu --version "$TANSU_VERSION" --locked \
+    --features "$TANSU_FEATURES" --root "$CACHE" --force >&2
+  echo "$TANSU_FEATURES" >"$marker"
 }
 
 create_topics() {
@@ -72,11 +86,15 @@ case "${1:-}" in
   topics)
     create_topics
     ;;
+  bin)
+    install_tansu
+    echo "$TANSU_BIN"
+    ;;
   status)
     if answers "$ADDR"; then echo "up on $ADDR"; else echo "down"; exit 1; fi
     ;;
   *)
-    echo "usage: $0 start|stop|topics|status" >&2
+    echo "usage: $0 start|stop|topics|status|bin" >&2
     exit 2
     ;;
 esac

@@ -10,6 +10,9 @@ scripts/deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 scripts/broker.sh start
+# A tansu with SQLite storage for the broker-restart test (its own broker, own port).
+YUJING_TANSU="$(scripts/broker.sh bin)"
+export YUJING_TANSU
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 # An independent Kafka client (confluent-kafka) for the daemon tests' producer.
 YUJING_PYTHON="$(scripts/pyenv.sh)"

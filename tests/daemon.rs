@@ -465,3 +465,96 @@ fn killed_at_several_points_while_records_arrive_the_topics_hold_each_output_onc
     assert_eq!(sorted(alerts), sorted(want_alerts));
     assert_eq!(sorted(tasks), sorted(want_tasks));
 }
+
+/// A tansu broker of the test's own, storing to SQLite in `dir`, so a restart keeps its topics.
+struct Broker {
+    child: std::process::Child,
+}
+
+impl Broker {
+    fn start(dir: &Path, addr: &str) -> Broker {
+        let tansu = std::env::var("YUJING_TANSU").expect(
+            "YUJING_TANSU must name a tansu built with SQLite storage: scripts/test.sh sets it",
+        );
+        let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
+        let child = Command::new(tansu)
+            .current_dir(dir)
+            .args(["broker", "--listener-url"])
+            .arg(format!("tcp://{addr}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://{addr}"))
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu");
+        let end = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < end, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Broker { child }
+    }
+
+    /// SIGTERM, as an operator stopping it would.
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().expect("wait").is_none() {
+            if Instant::now() > end {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn stopping_and_restarting_the_broker_mid_run_loses_nothing() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let addr = format!("127.0.0.1:{}", broker::free_port());
+    let kafka = Broker::start(store.path(), &addr);
+    let s = Setup::on(&addr, &[("grid_rules", common::GRID_RULES)], "");
+    let all = records();
+    let (want_alerts, want_tasks) = s.replay(&all);
+    s.produce(&all[..10]);
+    let daemon = s.start();
+    let read = |name: &str, group: &str, n: usize, more: bool| {
+        broker::read_topic_at(
+            &addr,
+            &s.topic(name),
+            &format!("{group}{}", s.id),
+            Duration::from_secs(if more { 10 } else { 90 }),
+            |v| if more { v.len() > n } else { v.len() >= n },
+        )
+    };
+    assert_eq!(read("alerts", "ba", 1, false).len(), 1, "the orange alert");
+    // The broker goes away mid-run; the daemon keeps running and serving.
+    kafka.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(http(s.port, "GET", "/healthz", &[], "").0, 200);
+    // Back with the same storage: the rest arrives and the run completes.
+    let _kafka = Broker::start(store.path(), &addr);
+    s.produce(&all[10..]);
+    let alerts = read("alerts", "bb", want_alerts.len(), false);
+    let tasks = read("tasks", "bt", want_tasks.len(), false);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        read("alerts", "bc", want_alerts.len(), true).len(),
+        want_alerts.len()
+    );
+    assert_eq!(read("dead", "bd", 1, true).len(), 1, "the dead letter once");
+    stop(daemon);
+    assert_eq!(sorted(alerts), sorted(want_alerts));
+    assert_eq!(sorted(tasks), sorted(want_tasks));
+}

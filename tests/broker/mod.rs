@@ -73,8 +73,19 @@ pub fn read_topic(
     timeout: Duration,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
+    read_topic_at(&brokers(), topic, group, timeout, done)
+}
+
+/// [`read_topic`] on the broker at `brokers`.
+pub fn read_topic_at(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
@@ -118,6 +129,8 @@ pub struct Setup {
     pub id: String,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The broker this setup's topics live on.
+    pub brokers: String,
 }
 
 impl Setup {
@@ -128,6 +141,11 @@ impl Setup {
 
     /// These pipelines (name, text), and `extra` appended to yujing.toml.
     pub fn with(pipelines: &[(&str, &str)], extra: &str) -> Setup {
+        Setup::on(&brokers(), pipelines, extra)
+    }
+
+    /// [`Setup::with`] on the broker at `brokers`.
+    pub fn on(brokers: &str, pipelines: &[(&str, &str)], extra: &str) -> Setup {
         let id = format!(
             "{}-{}",
             std::process::id(),
@@ -140,13 +158,14 @@ impl Setup {
             id,
             dir: tempfile::tempdir().expect("tempdir"),
             port: free_port(),
+            brokers: brokers.to_string(),
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("rt");
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
+            .set("bootstrap.servers", &s.brokers)
             .create()
             .expect("admin");
         let new: Vec<String> = ["police", "alerts", "tasks", "updates", "dead"]
@@ -166,7 +185,7 @@ impl Setup {
         }
         let config = format!(
             "pipelines = \"pipelines\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"g{}\"\nidle_timeout = \"1s\"\n[kafka.topics]\nalerts = \"{}\"\ntasks = \"{}\"\ntask_updates = \"{}\"\ndead_letters = \"{}\"\n[kafka.topics.feeds]\npolice_incident = \"{}\"\n[state]\ndir = \"state\"\n[http]\nlisten = \"127.0.0.1:{}\"\n",
-            brokers(),
+            s.brokers,
             s.id,
             s.topic("alerts"),
             s.topic("tasks"),
@@ -185,7 +204,7 @@ impl Setup {
 
     pub fn produce(&self, records: &[String]) {
         let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
+            .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
             .create()
             .expect("producer");
