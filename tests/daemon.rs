@@ -312,16 +312,7 @@ fn two_instances_in_one_group_never_emit_the_same_alert() {
 fn after_a_kill_the_successor_does_not_send_again_what_was_sent() {
     let s = Setup::new();
     // No checkpoint will be taken before the kill.
-    let path = s.dir.path().join("yujing.toml");
-    let text = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(
-        &path,
-        text.replace(
-            "dir = \"state\"",
-            "dir = \"state\"\ncheckpoint_interval = \"1h\"",
-        ),
-    )
-    .expect("write");
+    s.checkpoint_every("1h");
     let all = records();
     let (want_alerts, want_tasks) = s.replay(&all);
     s.produce(&all);
@@ -385,16 +376,7 @@ fn after_a_kill_the_successor_does_not_send_again_what_was_sent() {
 fn killed_at_several_points_while_records_arrive_the_topics_hold_each_output_once() {
     let s = Setup::new();
     // Checkpoints every second, so kills fall before, between and after them.
-    let path = s.dir.path().join("yujing.toml");
-    let text = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(
-        &path,
-        text.replace(
-            "dir = \"state\"",
-            "dir = \"state\"\ncheckpoint_interval = \"1s\"",
-        ),
-    )
-    .expect("write");
+    s.checkpoint_every("1s");
     let all = records();
     let (want_alerts, want_tasks) = s.replay(&all);
     let mut daemon = s.start();

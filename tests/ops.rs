@@ -590,16 +590,7 @@ fn prometheus_scrapes_the_daemon_and_alertmanager_receives_inhibits_and_resolves
             "[alertmanager]\nurl = \"http://127.0.0.1:{am_port}\"\nresend_interval = \"5s\"\n"
         ),
     );
-    let config = s.dir.path().join("yujing.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace(
-            "dir = \"state\"",
-            "dir = \"state\"\ncheckpoint_interval = \"1s\"",
-        ),
-    )
-    .expect("write");
+    s.checkpoint_every("1s");
     // Prometheus scraping the daemon every second, with the shipped health rules.
     let prom_port = free_port();
     let prom_config = dir.path().join("prometheus.yml");

@@ -198,6 +198,17 @@ impl Setup {
         s
     }
 
+    /// Sets the daemon's `checkpoint_interval`.
+    pub fn checkpoint_every(&self, interval: &str) {
+        let path = self.dir.path().join("yujing.toml");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let text = text.replace(
+            "dir = \"state\"",
+            &format!("dir = \"state\"\ncheckpoint_interval = \"{interval}\""),
+        );
+        std::fs::write(&path, text).expect("write");
+    }
+
     pub fn topic(&self, name: &str) -> String {
         format!("t{}-{name}", self.id)
     }
