@@ -661,7 +661,19 @@ fn prometheus_scrapes_the_daemon_and_alertmanager_receives_inhibits_and_resolves
             .map(|s| s.split(',').count());
         ((ids == Some(3)).then(|| a.clone()), format!("{a:?}"))
     });
-    assert!(find(&alerts, "grid_rules", "red").is_some());
+    // Firing alerts are sent again (every 5 s here), so Alertmanager moves their end on.
+    let ends = |a: &[Value]| {
+        find(a, "grid_rules", "red").and_then(|r| r["endsAt"].as_str().map(str::to_string))
+    };
+    let before = ends(&alerts);
+    assert!(before.is_some());
+    eventually(20, "the red alert sent again", || {
+        let now = ends(&am_alerts(am_port));
+        (
+            (now > before).then_some(()),
+            format!("{now:?} after {before:?}"),
+        )
+    });
 
     // Prometheus scraped the counts.
     let q = |query: &str, want: f64| {
