@@ -64,7 +64,12 @@ ready=$(date +%s.%N)
 events() { curl -sf "127.0.0.1:$port/metrics" | awk '/^yujing_events_total/ { s += $2 } END { print s + 0 }'; }
 while [ "$(events)" -lt "$n" ]; do sleep 0.1; done
 done_at=$(date +%s.%N)
+curl -sf "127.0.0.1:$port/metrics" > "$dir/metrics.txt"
 kill -TERM $daemon; wait $daemon || true
+# Mean window-close latency and checkpoint time, from the histograms' sums and counts.
+mean() { awk -v m="$1" '$1 ~ "^"m"_sum" { s += $2 } $1 ~ "^"m"_count" { c += $2 } END { if (c) printf "%.2f ms over %d", 1000 * s / c, c; else printf "none" }' "$dir/metrics.txt"; }
+echo "window-close latency (mean): $(mean yujing_window_close_latency_seconds) windows"
+echo "checkpoint time (mean):      $(mean yujing_checkpoint_duration_seconds) checkpoints"
 awk -v n="$n" -v a="$start" -v b="$produced" -v r="$ready" -v d="$done_at" 'BEGIN {
   printf "events      %d\n", n
   printf "produce     %.2f s  %.0f events/s (Python confluent-kafka)\n", b - a, n / (b - a)

@@ -446,7 +446,12 @@ pub fn run(
             };
             polled += 1;
             let at = (m.topic().to_string(), m.partition());
-            if skip_below.get(&at).is_some_and(|o| m.offset() < *o) {
+            // Below the checkpoint's offsets, or already consumed by this process:
+            // after the broker restarts or the group rebalances, the consumer may
+            // start again from an older committed offset.
+            if skip_below.get(&at).is_some_and(|o| m.offset() < *o)
+                || logs.get(&at).is_some_and(|l| m.offset() < l.next)
+            {
                 continue;
             }
             logs.entry(at).or_default().next = m.offset() + 1;

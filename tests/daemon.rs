@@ -535,7 +535,8 @@ fn stopping_and_restarting_the_broker_mid_run_loses_nothing() {
         read("alerts", "bc", want_alerts.len(), true).len(),
         want_alerts.len()
     );
-    assert_eq!(read("dead", "bd", 1, true).len(), 1, "the dead letter once");
+    let dead = read("dead", "bd", 1, true);
+    assert_eq!(dead.len(), 1, "the dead letter once: {dead:?}");
     stop(daemon);
     assert_eq!(sorted(alerts), sorted(want_alerts));
     assert_eq!(sorted(tasks), sorted(want_tasks));
