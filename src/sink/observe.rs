@@ -68,17 +68,7 @@ impl<S> Observed<S> {
             view.incidents.insert(a.incident_id.clone(), a);
         }
         for t in tasks {
-            let labels = [t.track.as_str(), t.department.as_str()];
-            let (open, late) = (
-                self.metrics.tasks_open.with_label_values(&labels),
-                self.metrics.tasks_overdue.with_label_values(&labels),
-            );
-            if not_done(&t) {
-                open.inc();
-            }
-            if overdue(&t) {
-                late.inc();
-            }
+            count_task(&self.metrics, &t, 1);
             if let Some(am) = &self.alertmanager {
                 am.task(&t);
             }
@@ -87,13 +77,21 @@ impl<S> Observed<S> {
     }
 }
 
-fn not_done(t: &Task) -> bool {
-    t.status != TaskStatus::Done
-}
-
-/// Past a deadline without acknowledgement: overdue, or moved on by escalation.
-fn overdue(t: &Task) -> bool {
-    matches!(t.status, TaskStatus::Overdue | TaskStatus::Escalated)
+/// Adds `step` (1 or -1) for `t` to the open and overdue gauges of its track and
+/// department. Both series exist (at 0) for every track and department seen.
+fn count_task(m: &Metrics, t: &Task, step: i64) {
+    let labels = [t.track.as_str(), t.department.as_str()];
+    let (open, late) = (
+        m.tasks_open.with_label_values(&labels),
+        m.tasks_overdue.with_label_values(&labels),
+    );
+    if t.status != TaskStatus::Done {
+        open.add(step);
+    }
+    // Past a deadline without acknowledgement: overdue, or moved on by escalation.
+    if matches!(t.status, TaskStatus::Overdue | TaskStatus::Escalated) {
+        late.add(step);
+    }
 }
 
 impl<S: Sink> Sink for Observed<S> {
@@ -161,21 +159,10 @@ impl<S: Sink> Sink for Observed<S> {
             let before = view.tasks.insert(t.task_id.clone(), t.clone());
             // Move the task between the gauges' series: its department and status
             // may both have changed.
-            let m = &self.metrics;
-            for (task, step) in before.iter().map(|b| (b, -1)).chain([(t, 1)]) {
-                // Both series exist (at 0) for every track and department seen.
-                let labels = [task.track.as_str(), task.department.as_str()];
-                let (open, late) = (
-                    m.tasks_open.with_label_values(&labels),
-                    m.tasks_overdue.with_label_values(&labels),
-                );
-                if not_done(task) {
-                    open.add(step);
-                }
-                if overdue(task) {
-                    late.add(step);
-                }
+            if let Some(b) = &before {
+                count_task(&self.metrics, b, -1);
             }
+            count_task(&self.metrics, t, 1);
         }
         if let Some(am) = &self.alertmanager {
             am.task(&event.task);
