@@ -20,6 +20,15 @@ pub struct Config {
     pub schemas: Option<PathBuf>,
     /// Largest record accepted, in bytes.
     pub max_record_bytes: Option<usize>,
+    /// Longest string value accepted (a list counts all its items), in bytes.
+    pub max_field_bytes: Option<usize>,
+    /// How far ahead of the processing clock an event may be dated (default 5m);
+    /// later ones are dead letters `future`.
+    pub max_future: Option<String>,
+    /// Largest alert, task event or dead letter written, in bytes (default
+    /// 256 KiB, below Kafka's 1,000,000-byte `message.max.bytes`); longer string
+    /// values are cut with a marker.
+    pub max_output_bytes: Option<usize>,
     #[serde(default)]
     pub replay: ReplayConfig,
     /// Routing table for response tasks; the shipped one when absent.
@@ -210,6 +219,9 @@ impl Config {
             duration("idle_timeout", &k.idle_timeout);
         }
         duration("checkpoint_interval", &config.state.checkpoint_interval);
+        if let Some(d) = &config.max_future {
+            duration("max_future", d);
+        }
         if let Some(am) = &config.alertmanager {
             duration("resend_interval", &am.resend_interval);
             duration("timeout", &am.timeout);

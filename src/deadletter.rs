@@ -26,10 +26,18 @@ pub enum Reason {
     /// A well-formed task update the task's state does not allow (unknown task,
     /// acknowledging a done task).
     Rejected,
+    /// Dated more than `max_future` ahead of the processing clock: it never moves
+    /// a watermark or the task clock.
+    Future,
+    /// It would open a key past the pipeline's `max_keys` in one window.
+    TooManyKeys,
+    /// The pipeline's SQL failed at run time on the window it fell in; the other
+    /// pipelines went on.
+    PipelineError,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 12] = [
         Reason::InvalidJson,
         Reason::NotObject,
         Reason::MissingField,
@@ -39,6 +47,9 @@ impl Reason {
         Reason::TooLarge,
         Reason::Late,
         Reason::Rejected,
+        Reason::Future,
+        Reason::TooManyKeys,
+        Reason::PipelineError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +63,9 @@ impl Reason {
             Reason::TooLarge => "too_large",
             Reason::Late => "late",
             Reason::Rejected => "rejected",
+            Reason::Future => "future",
+            Reason::TooManyKeys => "too_many_keys",
+            Reason::PipelineError => "pipeline_error",
         }
     }
 }
@@ -72,6 +86,11 @@ pub enum Origin {
     Generated {
         generator: String,
         seq: u64,
+    },
+    /// A window of a pipeline, for errors that concern no single record.
+    Window {
+        window_start: String,
+        window_end: String,
     },
 }
 

@@ -20,7 +20,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use crate::deadletter::{DeadLetter, Reason};
 use crate::schema::{FeedSchema, FieldType};
 use crate::source::Chunk;
-use crate::time::parse_rfc3339;
+use crate::time::{Clock, MINUTE, Millis, format_rfc3339, parse_rfc3339};
 
 /// Most fields a feed schema may have (the decoder keeps one slot per field on the stack).
 pub const MAX_FIELDS: usize = 32;
@@ -28,12 +28,29 @@ pub const MAX_FIELDS: usize = 32;
 /// Default limit on one record's size.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
+/// Default limit on one string value: a longer one would reach alert labels and
+/// outputs, and no field of the feeds needs more.
+pub const DEFAULT_MAX_FIELD_BYTES: usize = 64 << 10;
+
+/// Default for how far ahead of the processing clock an event may be dated: clocks
+/// of the sending systems drift by seconds, not by minutes.
+pub const DEFAULT_MAX_FUTURE: Millis = 5 * MINUTE;
+
+/// Most bytes of a dead letter's `raw`: enough to find the record, never enough to
+/// make an output too large.
+pub const MAX_RAW_BYTES: usize = 4096;
+
 /// Decoder settings shared by all feeds.
 #[derive(Clone)]
 pub struct DecodeOptions {
     pub max_record_bytes: usize,
+    /// Longest string value accepted, in bytes.
+    pub max_field_bytes: usize,
     /// Key of the keyed hash (BLAKE3) that replaces PII values.
     pub pii_key: [u8; 32],
+    /// Events dated more than `max_future` after `clock.now()` are dead letters.
+    pub clock: Clock,
+    pub max_future: Millis,
 }
 
 impl fmt::Debug for DecodeOptions {
@@ -41,6 +58,9 @@ impl fmt::Debug for DecodeOptions {
         // The key stays out of logs.
         f.debug_struct("DecodeOptions")
             .field("max_record_bytes", &self.max_record_bytes)
+            .field("max_field_bytes", &self.max_field_bytes)
+            .field("clock", &self.clock)
+            .field("max_future", &self.max_future)
             .finish_non_exhaustive()
     }
 }
@@ -50,9 +70,27 @@ impl DecodeOptions {
     pub fn with_secret(secret: &str) -> Self {
         DecodeOptions {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_field_bytes: DEFAULT_MAX_FIELD_BYTES,
             pii_key: blake3::derive_key("yujing 2026 pii pseudonym key", secret.as_bytes()),
+            clock: Clock::Wall,
+            max_future: DEFAULT_MAX_FUTURE,
         }
     }
+
+    /// The same limits for task commands, read against the clock now.
+    pub fn command_limits(&self) -> crate::task::command::Limits {
+        crate::task::command::Limits {
+            max_bytes: self.max_record_bytes,
+            max_text_bytes: self.max_field_bytes,
+            latest: self.clock.now().saturating_add(self.max_future),
+        }
+    }
+}
+
+/// `raw` cut to at most [`MAX_RAW_BYTES`] at a character boundary, for dead
+/// letters of inputs that have no schema (task commands).
+pub fn capped_raw(text: &str) -> String {
+    truncate(text, MAX_RAW_BYTES).to_string()
 }
 
 /// A decoded chunk: the rows that passed, and for each row the chunk line it came from.
@@ -140,6 +178,8 @@ pub struct Decoder {
     builders: Vec<Builder>,
     rows: Vec<u32>,
     hex: String,
+    /// Latest event time accepted in the chunk being decoded.
+    future_limit: Millis,
 }
 
 struct Rejection {
@@ -163,6 +203,7 @@ impl Decoder {
             builders,
             rows: Vec::new(),
             hex: String::with_capacity(64),
+            future_limit: Millis::MAX,
         }
     }
 
@@ -172,6 +213,12 @@ impl Decoder {
 
     /// Decodes every line of the chunk.
     pub fn decode(&mut self, chunk: &Chunk) -> Decoded {
+        // One reading of the clock per chunk: cheap, and a chunk is milliseconds of input.
+        self.future_limit = self
+            .options
+            .clock
+            .now()
+            .saturating_add(self.options.max_future);
         let mut dead = Vec::new();
         for i in 0..chunk.len() {
             let raw = chunk.raw(i);
@@ -294,6 +341,26 @@ impl Decoder {
                 }
                 _ => {}
             }
+            let bytes = match &*slot {
+                Slot::Str(v) => v.len(),
+                Slot::List(items) => items.iter().map(|v| v.len()).sum(),
+                _ => 0,
+            };
+            if bytes > self.options.max_field_bytes {
+                return Err((
+                    reject(
+                        Reason::TooLarge,
+                        Some(&f.name),
+                        format!(
+                            "`{}` is {} bytes; the limit is {}",
+                            f.name,
+                            bytes,
+                            self.options.max_field_bytes
+                        ),
+                    ),
+                    event_id,
+                ));
+            }
             let ok = match (f.ty, &*slot) {
                 (FieldType::String, Slot::Str(_)) => true,
                 (FieldType::Bool, Slot::Bool(_)) => true,
@@ -324,6 +391,22 @@ impl Decoder {
                     ));
                 }
                 (FieldType::Timestamp, Slot::Str(s)) => match parse_rfc3339(s) {
+                    Some(t) if i == self.schema.event_time_index && t > self.future_limit => {
+                        return Err((
+                            reject(
+                                Reason::Future,
+                                Some(&f.name),
+                                format!(
+                                    "`{}` {} is more than {} ahead of the processing clock (accepted up to {})",
+                                    f.name,
+                                    format_rfc3339(t),
+                                    crate::time::format_duration(self.options.max_future),
+                                    format_rfc3339(self.future_limit),
+                                ),
+                            ),
+                            event_id,
+                        ));
+                    }
                     Some(t) => {
                         *slot = Slot::Time(t);
                         true
@@ -417,10 +500,11 @@ impl Decoder {
                 }
             }
             if changed {
-                return serde_json::Value::Object(map).to_string();
+                let redacted = serde_json::Value::Object(map).to_string();
+                return truncate(&redacted, MAX_RAW_BYTES).to_string();
             }
         }
-        truncate(&text, 4096).to_string()
+        truncate(&text, MAX_RAW_BYTES).to_string()
     }
 }
 

@@ -33,6 +33,9 @@ pub struct EngineState {
     compounds: BTreeMap<String, CompoundState>,
     tasks: Option<crate::task::TaskState>,
     max_time: Option<Millis>,
+    /// Per pipeline, the fingerprint of the definition the state belongs to.
+    #[serde(default)]
+    definitions: BTreeMap<String, String>,
 }
 
 /// Totals over a run.
@@ -57,6 +60,48 @@ struct RunningPipeline {
 }
 
 impl RunningPipeline {
+    /// Windows whose SQL failed at run time become dead letters naming the
+    /// pipeline; the pipeline and the others go on.
+    fn report_failures(&mut self, stats: &mut EngineStats, sink: &mut dyn Sink) -> Result<()> {
+        for f in self.operator.take_failures() {
+            tracing::warn!(pipeline = %self.name, error = %f.error, "a window failed");
+            let feeds: Vec<&str> = self
+                .pipeline
+                .query
+                .feeds
+                .iter()
+                .map(String::as_str)
+                .collect();
+            let mut error = f.error;
+            if error.len() > 1024 {
+                let mut end = 1024;
+                while !error.is_char_boundary(end) {
+                    end -= 1;
+                }
+                error.truncate(end);
+            }
+            sink.dead_letter(&DeadLetter {
+                feed: feeds.join("+"),
+                reason: Reason::PipelineError,
+                field: None,
+                detail: format!(
+                    "the pipeline's SQL failed on the window {} – {}: {error}",
+                    format_rfc3339(f.start),
+                    format_rfc3339(f.end)
+                ),
+                raw: String::new(),
+                source: crate::deadletter::Origin::Window {
+                    window_start: format_rfc3339(f.start),
+                    window_end: format_rfc3339(f.end),
+                },
+                event_id: None,
+                pipeline: Some(self.name.to_string()),
+            })?;
+            stats.dead_letters += 1;
+        }
+        Ok(())
+    }
+
     /// Writes closed windows and runs the pipeline's detector over them, then
     /// reports the step's progress (`started`: when its input arrived).
     fn emit(
@@ -68,6 +113,7 @@ impl RunningPipeline {
         tasks: &mut Option<TaskManager>,
         started: Instant,
     ) -> Result<()> {
+        self.report_failures(stats, sink)?;
         let mut warming_up = None;
         for w in windows {
             let _span = tracing::debug_span!(
@@ -294,13 +340,31 @@ impl Engine {
                 .collect(),
             tasks: self.tasks.as_ref().map(|t| t.state.clone()),
             max_time: self.max_time,
+            definitions: self
+                .pipelines
+                .iter()
+                .map(|p| (p.name.to_string(), p.pipeline.def.fingerprint()))
+                .collect(),
         }
     }
 
     /// Restores a checkpoint taken by [`Engine::state`]; pipelines it does not
-    /// know start afresh.
-    pub fn restore(&mut self, mut s: EngineState) {
+    /// know start afresh, and so do pipelines whose definition changed since (a
+    /// new SQL or detector on old state would mix two series). Returns those.
+    pub fn restore(&mut self, mut s: EngineState) -> Vec<String> {
+        let mut discarded = Vec::new();
+        // Checkpoints of format 1 recorded no definitions: restored by name.
+        let by_name_only = s.definitions.is_empty();
         for p in &mut self.pipelines {
+            let saved = s.definitions.get(p.name.as_ref());
+            if !by_name_only
+                && s.pipelines.contains_key(p.name.as_ref())
+                && saved != Some(&p.pipeline.def.fingerprint())
+            {
+                s.pipelines.remove(p.name.as_ref());
+                discarded.push(p.name.to_string());
+                continue;
+            }
             if let Some((op, det)) = s.pipelines.remove(p.name.as_ref()) {
                 p.operator.restore(op);
                 if let (Some(d), Some(state)) = (p.detector.as_mut(), det) {
@@ -317,6 +381,7 @@ impl Engine {
             t.state = state;
         }
         self.max_time = s.max_time;
+        discarded
     }
 
     /// The earliest event time whose events a restart must re-read: the start of

@@ -86,11 +86,19 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// The processing clock (RFC 3339) against which future-dated events are
+        /// judged; default: the wall clock. Fix it to repeat a backtest exactly.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
     },
     /// The daemon: consume the feed topics of `[kafka]` in a consumer group, write alerts, tasks and dead letters to their topics, serve /metrics and the API.
     Run {
         #[command(flatten)]
         sources: Sources,
+        /// When no checkpoint in the state dir can be read, set the bad files aside
+        /// and start afresh (without it the daemon refuses to start).
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Validate configuration, schemas and pipelines without running them.
     Check {
@@ -233,12 +241,18 @@ fn load(sources: &Sources) -> anyhow::Result<Loaded> {
     })
 }
 
-fn decode_options(config: &Config) -> DecodeOptions {
+fn decode_options(config: &Config) -> anyhow::Result<DecodeOptions> {
     let mut o = DecodeOptions::with_secret(&pii_secret());
     if let Some(n) = config.max_record_bytes {
         o.max_record_bytes = n;
     }
-    o
+    if let Some(n) = config.max_field_bytes {
+        o.max_field_bytes = n;
+    }
+    if let Some(d) = &config.max_future {
+        o.max_future = yujing::time::parse_duration(d).map_err(anyhow::Error::msg)?;
+    }
+    Ok(o)
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -326,6 +340,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             out,
             task_updates,
             quiet,
+            now,
         } => {
             let loaded = load(&sources)?;
             let mut files: Vec<(String, PathBuf)> = loaded
@@ -352,7 +367,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let rt = runtime()?;
             let (config, catalog, compiled) = loaded.compile(&rt)?;
-            let options = decode_options(&config);
+            let mut options = decode_options(&config)?;
+            if let Some(now) = &now {
+                let t = yujing::time::parse_rfc3339(now)
+                    .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?;
+                options.clock = yujing::time::Clock::Fixed(t);
+            }
             let task_updates = task_updates.or(config.replay.task_updates.clone());
             let summary = yujing::replay::replay_to_dir(
                 catalog,
@@ -369,12 +389,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             say(&summary.to_string());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { sources } => {
+        Command::Run {
+            sources,
+            reset_state,
+        } => {
             let loaded = load(&sources)?;
             let rt = runtime()?;
             let (config, catalog, compiled) = loaded.compile(&rt)?;
-            let options = decode_options(&config);
-            yujing::daemon::run(config, catalog, compiled, options, rt)?;
+            let options = decode_options(&config)?;
+            yujing::daemon::run(config, catalog, compiled, options, rt, reset_state)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { sources } => {

@@ -34,6 +34,11 @@ pub struct Metrics {
     pub checkpoint_seconds: Histogram,
     pub checkpoint_failures: IntCounter,
     pub alertmanager_posts: IntCounterVec,
+    pub outputs_truncated: IntCounterVec,
+    pub outputs_failed: IntCounterVec,
+    pub pipeline_errors: IntCounterVec,
+    pub pipeline_state_discarded: IntCounterVec,
+    pub checkpoints_set_aside: IntCounter,
     /// Watermarks in event-time milliseconds, so the lag is computed when scraped.
     watermarks: Mutex<BTreeMap<String, Millis>>,
 }
@@ -167,6 +172,31 @@ impl Metrics {
                 "Posts of alerts to Alertmanager, per outcome (ok, error).",
                 &["outcome"],
             ),
+            outputs_truncated: counter(
+                "yujing_outputs_truncated_total",
+                "Alerts, task events and dead letters whose long values were cut to fit max_output_bytes, per output.",
+                &["output"],
+            ),
+            outputs_failed: counter(
+                "yujing_outputs_failed_total",
+                "Output records the broker refused or that could not be made to fit, per output and reason.",
+                &["output", "reason"],
+            ),
+            pipeline_errors: counter(
+                "yujing_pipeline_errors_total",
+                "Windows a pipeline's SQL failed on at run time (the other pipelines went on), per pipeline.",
+                &["pipeline"],
+            ),
+            pipeline_state_discarded: counter(
+                "yujing_pipeline_state_discarded_total",
+                "Pipelines whose checkpointed state was not restored because their definition changed.",
+                &["pipeline"],
+            ),
+            checkpoints_set_aside: IntCounter::new(
+                "yujing_checkpoints_set_aside_total",
+                "Corrupt or incompatible checkpoint files moved aside at start-up.",
+            )
+            .made("checkpoints_set_aside"),
             watermarks: Mutex::new(BTreeMap::new()),
         };
         let build = gauge(
@@ -193,6 +223,11 @@ impl Metrics {
             Box::new(m.checkpoint_seconds.clone()),
             Box::new(m.checkpoint_failures.clone()),
             Box::new(m.alertmanager_posts.clone()),
+            Box::new(m.outputs_truncated.clone()),
+            Box::new(m.outputs_failed.clone()),
+            Box::new(m.pipeline_errors.clone()),
+            Box::new(m.pipeline_state_discarded.clone()),
+            Box::new(m.checkpoints_set_aside.clone()),
             Box::new(build),
         ];
         let mut m = m;

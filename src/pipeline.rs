@@ -62,6 +62,17 @@ pub struct Pipeline {
 }
 
 impl PipelineDef {
+    /// What a pipeline's state depends on — its SQL (windows included), lateness,
+    /// alignment, `[detect]` and rules — hashed: a checkpoint restores a pipeline's
+    /// state only when this is unchanged.
+    pub fn fingerprint(&self) -> String {
+        let text = format!(
+            "{}\0{}\0{}\0{:?}",
+            self.sql, self.lateness, self.utc_offset, self.sections
+        );
+        blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
+    }
+
     fn diag_at(&self, offset: usize, message: String) -> Diagnostic {
         Diagnostic::at(&self.file, &self.text, offset, message)
     }

@@ -77,11 +77,12 @@ pub fn replay_into(
         }
     }
     let tasks = compiled.task_manager();
+    let limits = options.command_limits();
     let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
         .with_compounds(compiled.compounds)
         .with_tasks(tasks);
     if let Some(path) = task_updates {
-        read_task_updates(&mut engine, path, sink)?;
+        read_task_updates(&mut engine, path, limits, sink)?;
     }
     // Feeds no input provides do not hold any pipeline's watermark back.
     for feed in engine.feeds_read() {
@@ -157,7 +158,12 @@ pub fn replay_into(
 
 /// Reads task updates (JSON lines); a line that is not a valid command goes to the
 /// dead letters with its reason, the others wait in the engine for their time.
-fn read_task_updates(engine: &mut Engine, path: &Path, sink: &mut dyn Sink) -> Result<()> {
+fn read_task_updates(
+    engine: &mut Engine,
+    path: &Path,
+    limits: crate::task::command::Limits,
+    sink: &mut dyn Sink,
+) -> Result<()> {
     use crate::deadletter::{DeadLetter, Origin};
     use crate::task::Command;
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -169,7 +175,7 @@ fn read_task_updates(engine: &mut Engine, path: &Path, sink: &mut dyn Sink) -> R
             file: path.display().to_string(),
             line: i as u64 + 1,
         };
-        match Command::parse(line) {
+        match Command::parse_within(line, limits) {
             Ok(mut c) => {
                 c.origin = Some(origin);
                 engine.task_command(c);
@@ -181,7 +187,7 @@ fn read_task_updates(engine: &mut Engine, path: &Path, sink: &mut dyn Sink) -> R
                     reason,
                     field,
                     detail,
-                    raw: line.to_string(),
+                    raw: crate::decode::capped_raw(line),
                     source: origin,
                     event_id: None,
                     pipeline: None,

@@ -153,6 +153,26 @@ pub fn format_rfc3339(ms: Millis) -> String {
     out
 }
 
+/// The processing clock: what "now" is for judging records dated in the future.
+/// The daemon reads the wall clock; replay reads it too unless `--now` fixes it,
+/// so a backtest can be repeated byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Wall,
+    Fixed(Millis),
+}
+
+impl Clock {
+    pub fn now(self) -> Millis {
+        match self {
+            Clock::Wall => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as Millis),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
 /// Day of the week of a time, Monday = 0 … Sunday = 6 (1970-01-01 was a Thursday).
 pub fn weekday(ms: Millis) -> i64 {
     (ms.div_euclid(DAY) + 3).rem_euclid(7)

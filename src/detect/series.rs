@@ -65,7 +65,14 @@ impl SeriesStore {
         for (key, s) in &mut self.series {
             // Quiet windows since this key's last point.
             if let Some(&(last, _)) = s.points.back() {
-                let mut t = last + slide;
+                // Only the last `capacity` quiet windows can stay, however long the
+                // gap (a record dated years ahead must not cost a point per slide).
+                let gap = (start - last) / slide;
+                let skip = gap.saturating_sub(capacity as Millis).max(1);
+                if skip > 1 {
+                    s.points.clear();
+                }
+                let mut t = last.saturating_add(skip.saturating_mul(slide));
                 while t < start {
                     s.points.push_back((t, 0.0));
                     t += slide;
@@ -121,5 +128,28 @@ mod tests {
         assert_eq!(s.series["a"].points.len(), 4);
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SeriesStore>(&json).unwrap(), s);
+    }
+
+    #[test]
+    fn a_gap_of_any_length_costs_at_most_the_capacity() {
+        let hour = crate::time::HOUR;
+        let mut s = SeriesStore::new(hour, 5, Millis::MAX);
+        s.record(0, &[("a".into(), 1.0)]);
+        // Year 9999: some 70 million hourly windows later.
+        let far = crate::time::parse_rfc3339("9999-12-31T00:00:00Z").unwrap();
+        let p = s.record(far, &[("a".into(), 2.0)]);
+        let want: Vec<(Millis, f64)> = (1..=5).rev().map(|i| (far - i * hour, 0.0)).collect();
+        assert_eq!(p[0].history, want);
+        // A short gap fills every quiet window, as before.
+        let mut s = SeriesStore::new(10, 5, Millis::MAX);
+        s.record(0, &[("a".into(), 1.0)]);
+        let p = s.record(40, &[("a".into(), 2.0)]);
+        assert_eq!(p[0].history, vec![(0, 1.0), (10, 0.0), (20, 0.0), (30, 0.0)]);
+        // Exactly capacity quiet windows between: the old point drops out.
+        let p = s.record(100, &[("a".into(), 2.0)]);
+        assert_eq!(
+            p[0].history,
+            vec![(50, 0.0), (60, 0.0), (70, 0.0), (80, 0.0), (90, 0.0)]
+        );
     }
 }

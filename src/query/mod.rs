@@ -72,7 +72,7 @@ pub struct PartialStage {
 #[derive(Debug)]
 pub struct CompiledQuery {
     pub window: WindowSpec,
-    /// Feeds the query reads.
+    /// Feeds the query reads (streams only, not reference tables).
     pub feeds: BTreeSet<String>,
     pub stages: Vec<PartialStage>,
     pub final_plan: Arc<dyn ExecutionPlan>,
@@ -167,7 +167,12 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
     let ordered = query.order_by.is_some();
     let window = rewrite::rewrite_windows(query)?;
     let logical = state.statement_to_plan(statement).await.map_err(plan_err)?;
-    let feeds = scanned_tables(&logical);
+    // Reference tables (e.g. `district_population`) are scanned too, but they
+    // are not streams: no watermark waits on them and no topic is subscribed.
+    let feeds: BTreeSet<String> = scanned_tables(&logical)
+        .into_iter()
+        .filter(|t| catalog.feeds.contains_key(t))
+        .collect();
     let physical = state
         .create_physical_plan(&logical)
         .await

@@ -21,6 +21,7 @@ use super::Sink;
 use crate::alert::Alert;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::task::TaskEvent;
 use crate::window::WindowResult;
 
@@ -36,9 +37,12 @@ pub struct OutputTopics {
 pub type Ends = BTreeMap<String, BTreeMap<i32, i64>>;
 
 /// Records where the broker put each output record, so a checkpoint knows the
-/// output topics' ends without asking the broker.
+/// output topics' ends without asking the broker; counts what it refused.
 #[derive(Clone, Default)]
-pub struct Deliveries(pub Arc<Mutex<Ends>>);
+pub struct Deliveries {
+    ends: Arc<Mutex<Ends>>,
+    metrics: Option<Arc<Metrics>>,
+}
 
 impl ClientContext for Deliveries {}
 
@@ -48,7 +52,7 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
             Ok(m) => {
-                if let Ok(mut ends) = self.0.lock() {
+                if let Ok(mut ends) = self.ends.lock() {
                     let end = ends
                         .entry(m.topic().to_string())
                         .or_default()
@@ -57,19 +61,33 @@ impl ProducerContext for Deliveries {
                     *end = (*end).max(m.offset() + 1);
                 }
             }
-            // With retries unbounded this is a fatal producer error: say so loudly.
+            // Retries are unbounded, so this is a refusal (e.g. the broker's size
+            // limit): say so loudly and count it.
             Err((e, m)) => {
-                tracing::error!(error = %e, topic = m.topic(), "an output record was not delivered")
+                tracing::error!(error = %e, topic = m.topic(), "an output record was not delivered");
+                if let Some(metrics) = &self.metrics {
+                    metrics
+                        .outputs_failed
+                        .with_label_values(&[m.topic(), "undelivered"])
+                        .inc();
+                }
             }
         }
     }
 }
 
 impl Deliveries {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Deliveries {
+            ends: Arc::default(),
+            metrics: Some(metrics),
+        }
+    }
+
     /// `base` (the ends found at start-up) raised by what was delivered since.
     pub fn ends(&self, base: &Ends) -> Ends {
         let mut out = base.clone();
-        if let Ok(d) = self.0.lock() {
+        if let Ok(d) = self.ends.lock() {
             for (topic, parts) in d.iter() {
                 for (p, o) in parts {
                     let e = out.entry(topic.clone()).or_default().entry(*p).or_insert(0);
@@ -84,6 +102,9 @@ impl Deliveries {
 pub struct KafkaSink {
     producer: ThreadedProducer<Deliveries>,
     topics: OutputTopics,
+    /// Largest record sent; longer values are cut (see [`super::fit`]).
+    pub max_output_bytes: usize,
+    metrics: Option<Arc<Metrics>>,
     /// Ids of records already on the output topics (see the module comment).
     pub sent: std::collections::HashSet<String>,
     /// Per input partition, the offset below which the previous process had
@@ -116,26 +137,67 @@ pub fn output_id(value: &serde_json::Value) -> Option<String> {
 }
 
 impl KafkaSink {
-    pub fn new(producer: ThreadedProducer<Deliveries>, topics: OutputTopics) -> Self {
+    pub fn new(
+        producer: ThreadedProducer<Deliveries>,
+        topics: OutputTopics,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         KafkaSink {
             producer,
             topics,
+            max_output_bytes: super::DEFAULT_MAX_OUTPUT_BYTES,
+            metrics,
             sent: Default::default(),
             dead_letters_sent_below: BTreeMap::new(),
         }
     }
 
-    /// Sends a JSON record unless the previous process already did.
-    fn send_once<T: serde::Serialize>(&mut self, topic: &str, key: &str, record: &T) -> Result<()> {
-        let value = serde_json::to_value(record).map_err(|e| Error::Other(e.to_string()))?;
+    /// Sends a JSON record unless the previous process already did. A record too
+    /// large is cut to fit; one that still cannot be sent is counted and logged,
+    /// never an error that stops the daemon (it would meet the same record again
+    /// after a restart).
+    fn send_once<T: serde::Serialize>(
+        &mut self,
+        output: &'static str,
+        topic: &str,
+        key: &str,
+        record: &T,
+    ) -> Result<()> {
+        let mut value = serde_json::to_value(record).map_err(|e| Error::Other(e.to_string()))?;
         if !self.sent.is_empty()
             && let Some(id) = output_id(&value)
             && self.sent.remove(&id)
         {
             return Ok(());
         }
+        match super::fit(&mut value, self.max_output_bytes) {
+            Some(false) => {}
+            Some(true) => {
+                tracing::warn!(output, "an output record was too large: long values cut");
+                self.count(|m| m.outputs_truncated.with_label_values(&[output]).inc());
+            }
+            None => {
+                tracing::error!(output, "an output record cannot be made to fit; not sent");
+                self.count(|m| {
+                    m.outputs_failed
+                        .with_label_values(&[output, "too_large"])
+                        .inc()
+                });
+                return Ok(());
+            }
+        }
         let topic = topic.to_string();
-        self.send(&topic, key, &Self::json(&value)?)
+        if let Err(e) = self.send(&topic, key, &Self::json(&value)?) {
+            tracing::error!(output, error = %e, "the producer refused an output record");
+            self.count(|m| m.outputs_failed.with_label_values(&[output, "refused"]).inc());
+        }
+        Ok(())
+    }
+
+    fn count(&self, f: impl FnOnce(&Metrics)) {
+        if let Some(m) = &self.metrics {
+            f(m);
+        }
     }
 
     /// Sends one record, waiting while the producer's queue is full.
@@ -185,16 +247,16 @@ impl Sink for KafkaSink {
             return Ok(());
         }
         let topic = self.topics.dead_letters.clone();
-        self.send_once(&topic, &dead.feed, dead)
+        self.send_once("dead_letters", &topic, &dead.feed, dead)
     }
 
     fn alert(&mut self, alert: &Alert) -> Result<()> {
         let topic = self.topics.alerts.clone();
-        self.send_once(&topic, &alert.incident_id, alert)
+        self.send_once("alerts", &topic, &alert.incident_id, alert)
     }
 
     fn task(&mut self, event: &TaskEvent) -> Result<()> {
         let topic = self.topics.tasks.clone();
-        self.send_once(&topic, &event.task.dispatch_id, event)
+        self.send_once("tasks", &topic, &event.task.dispatch_id, event)
     }
 }

@@ -44,6 +44,45 @@ pub trait Sink {
     }
 }
 
+/// Default bound on one output record (alert, task event, dead letter), in bytes:
+/// well below Kafka's default `message.max.bytes` of 1,000,000.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 256 << 10;
+
+/// Makes a JSON record fit in `max` bytes by cutting its longest string values,
+/// each marked with how much was cut; ids and numbers stay as they are. Returns
+/// whether anything was cut, or `None` when even that cannot make it fit.
+pub fn fit(value: &mut Value, max: usize) -> Option<bool> {
+    let size = |v: &Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    if size(value) <= max {
+        return Some(false);
+    }
+    // Cut ever harder: long free text first, then anything longer than a label.
+    for keep in [4096, 1024, 256, 64] {
+        cut_strings(value, keep);
+        if size(value) <= max {
+            return Some(true);
+        }
+    }
+    None
+}
+
+fn cut_strings(value: &mut Value, keep: usize) {
+    match value {
+        Value::String(s) if s.len() > keep => {
+            let mut end = keep;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = s.len() - end;
+            s.truncate(end);
+            s.push_str(&format!("…[{cut} bytes cut]"));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| cut_strings(v, keep)),
+        Value::Object(map) => map.values_mut().for_each(|v| cut_strings(v, keep)),
+        _ => {}
+    }
+}
+
 /// One pipeline's step over a chunk of input (or an input going idle).
 #[derive(Debug, Clone)]
 pub struct Progress<'a> {
@@ -327,4 +366,31 @@ pub fn batch_rows(batch: &RecordBatch) -> Vec<Map<String, Value>> {
                 .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_too_large_is_cut_to_fit_and_says_so() {
+        let big = "街".repeat(200_000);
+        let mut v = serde_json::json!({"alert_id": "a1", "labels": {"street": big}, "value": 3});
+        assert_eq!(fit(&mut v, 10_000), Some(true));
+        let text = v.to_string();
+        assert!(text.len() <= 10_000, "{}", text.len());
+        assert_eq!(v["alert_id"], "a1");
+        assert_eq!(v["value"], 3);
+        assert!(
+            v["labels"]["street"]
+                .as_str()
+                .unwrap()
+                .ends_with("bytes cut]")
+        );
+        let mut small = serde_json::json!({"a": "b"});
+        assert_eq!(fit(&mut small, 100), Some(false));
+        // Thousands of short values cannot be cut enough.
+        let mut many = Value::Array((0..10_000).map(|i| Value::from(i.to_string())).collect());
+        assert_eq!(fit(&mut many, 1000), None);
+    }
 }

@@ -108,6 +108,11 @@ impl<S: Sink> Sink for Observed<S> {
             .dead_letters
             .with_label_values(&[dead.feed.as_str(), dead.reason.as_str()])
             .inc();
+        if dead.reason == crate::deadletter::Reason::PipelineError
+            && let Some(p) = &dead.pipeline
+        {
+            self.metrics.pipeline_errors.with_label_values(&[p]).inc();
+        }
         self.inner.dead_letter(dead)
     }
 

@@ -46,7 +46,74 @@ pub struct Command {
 /// Why a line is not a command: a dead-letter reason, the field, and words.
 pub type Invalid = (Reason, Option<String>, String);
 
+/// What a command may be: as large as a record, its texts as long as a field, and
+/// dated no later than the processing clock allows events to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_text_bytes: usize,
+    pub latest: Millis,
+}
+
+impl Limits {
+    pub const NONE: Limits = Limits {
+        max_bytes: usize::MAX,
+        max_text_bytes: usize::MAX,
+        latest: Millis::MAX,
+    };
+}
+
 impl Command {
+    /// [`Command::parse`] within `limits`: a far-future command would wait in the
+    /// queue forever, a huge note would make every task event of its task huge.
+    pub fn parse_within(line: &str, limits: Limits) -> Result<Command, Invalid> {
+        if line.len() > limits.max_bytes {
+            return Err((
+                Reason::TooLarge,
+                None,
+                format!(
+                    "command is {} bytes; the limit is {}",
+                    line.len(),
+                    limits.max_bytes
+                ),
+            ));
+        }
+        let c = Command::parse(line)?;
+        let texts = [
+            ("task_id", Some(&c.task_id)),
+            ("actor", Some(&c.actor)),
+            ("department", c.department.as_ref()),
+            ("note", c.note.as_ref()),
+        ];
+        for (name, value) in texts {
+            if let Some(v) = value
+                && v.len() > limits.max_text_bytes
+            {
+                return Err((
+                    Reason::TooLarge,
+                    Some(name.to_string()),
+                    format!(
+                        "`{name}` is {} bytes; the limit is {}",
+                        v.len(),
+                        limits.max_text_bytes
+                    ),
+                ));
+            }
+        }
+        if c.time > limits.latest {
+            return Err((
+                Reason::Future,
+                Some("time".to_string()),
+                format!(
+                    "`time` {} is ahead of the processing clock (accepted up to {})",
+                    crate::time::format_rfc3339(c.time),
+                    crate::time::format_rfc3339(limits.latest)
+                ),
+            ));
+        }
+        Ok(c)
+    }
+
     /// Parses one line, saying precisely what is wrong with a bad one.
     pub fn parse(line: &str) -> Result<Command, Invalid> {
         let v: serde_json::Value =
@@ -148,5 +215,24 @@ mod tests {
             ),
             Reason::MissingField
         );
+    }
+
+    #[test]
+    fn commands_beyond_the_limits_are_refused() {
+        let limits = Limits {
+            max_bytes: 300,
+            max_text_bytes: 20,
+            latest: parse_rfc3339("2026-03-15T00:00:00Z").unwrap(),
+        };
+        let reason = |line: &str| Command::parse_within(line, limits).unwrap_err();
+        let ok = r#"{"time":"2026-03-14T10:00:00Z","task_id":"t","action":"done","actor":"a"}"#;
+        assert!(Command::parse_within(ok, limits).is_ok());
+        let future = ok.replace("2026-03-14", "2099-03-14");
+        assert_eq!(reason(&future).0, Reason::Future);
+        let note = r#"{"time":"2026-03-14T10:00:00Z","task_id":"t","action":"note","actor":"a","note":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+        assert_eq!(reason(note).0, Reason::TooLarge);
+        assert_eq!(reason(note).1.as_deref(), Some("note"));
+        let long = format!("{} {}", ok, " ".repeat(300));
+        assert_eq!(reason(&long).0, Reason::TooLarge);
     }
 }

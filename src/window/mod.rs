@@ -50,6 +50,15 @@ impl WindowResult {
 
 /// What processing one batch produced.
 #[derive(Debug, Default)]
+/// A window the pipeline's SQL failed on at run time (e.g. a division by zero):
+/// it yields no rows and the pipeline goes on with the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFailure {
+    pub start: Millis,
+    pub end: Millis,
+    pub error: String,
+}
+
 pub struct Emitted {
     /// Rows of the input batch that were late for every window they belong to.
     pub late: Vec<usize>,
@@ -76,12 +85,16 @@ struct InputClock {
 #[derive(Default)]
 struct StageBin {
     running: Option<RunningStage>,
+    /// The SQL failed on this bin's rows at run time: the windows holding it fail.
+    failed: Option<String>,
     /// Partial states of segments already finished (a bin is finished when one of
     /// its windows closes; rows arriving after that start a new segment).
     states: Vec<RecordBatch>,
 }
 
 pub struct WindowOperator {
+    /// Windows that failed since the engine last took them.
+    failures: Vec<WindowFailure>,
     pipeline: Arc<str>,
     query: Arc<CompiledQuery>,
     runtime: Arc<tokio::runtime::Runtime>,
@@ -144,6 +157,7 @@ impl WindowOperator {
             })
             .collect();
         WindowOperator {
+            failures: Vec::new(),
             pipeline,
             query,
             runtime,
@@ -282,6 +296,11 @@ impl WindowOperator {
         Ok(out)
     }
 
+    /// Windows that failed at run time since the last call.
+    pub fn take_failures(&mut self) -> Vec<WindowFailure> {
+        std::mem::take(&mut self.failures)
+    }
+
     /// The input clocks and how far windows have closed, for checkpoints. Open
     /// bins are not in it: a restart re-reads their events from the source.
     pub fn state(&self) -> OperatorState {
@@ -397,8 +416,17 @@ impl WindowOperator {
                     continue;
                 }
                 let sb = &mut stages[i];
+                if sb.failed.is_some() {
+                    continue;
+                }
                 if sb.running.is_none() {
-                    sb.running = Some(self.query.start_stage(i)?);
+                    match self.query.start_stage(i) {
+                        Ok(running) => sb.running = Some(running),
+                        Err(e) => {
+                            sb.failed = Some(e.to_string());
+                            continue;
+                        }
+                    }
                 }
                 let Some(running) = sb.running.as_mut() else {
                     continue;
@@ -409,7 +437,11 @@ impl WindowOperator {
                         let _ = tx.unbounded_send(routed.clone());
                     }
                 }
-                poll_ready(running, &mut sb.states)?;
+                // A runtime error in the SQL fails this bin's windows, not the pipeline.
+                if let Err(e) = poll_ready(running, &mut sb.states) {
+                    sb.running = None;
+                    sb.failed = Some(e.to_string());
+                }
             }
         }
         Ok(())
@@ -430,11 +462,18 @@ impl WindowOperator {
             let start = end - self.width;
             let mut states: HashMap<usize, Vec<RecordBatch>> = HashMap::new();
             let mut any = false;
+            let mut failed: Option<String> = None;
             for (_, stages) in self.bins.range_mut(start..end) {
                 any = true;
                 for (i, sb) in stages.iter_mut().enumerate() {
-                    if let Some(running) = sb.running.take() {
-                        finish_stage(running, &mut sb.states)?;
+                    if let Some(running) = sb.running.take()
+                        && let Err(e) = finish_stage(running, &mut sb.states)
+                    {
+                        sb.failed = Some(e.to_string());
+                    }
+                    if let Some(e) = &sb.failed {
+                        failed.get_or_insert_with(|| e.clone());
+                        continue;
                     }
                     let [ws, we] = self.query.stages[i].window_columns;
                     let list = states.entry(i).or_default();
@@ -447,7 +486,16 @@ impl WindowOperator {
                 }
             }
             if any {
-                out.push(self.finalize(states, start, end, false)?);
+                let result = match failed {
+                    Some(e) => Err(e),
+                    None => self
+                        .finalize(states, start, end, false)
+                        .map_err(|e| e.to_string()),
+                };
+                match result {
+                    Ok(window) => out.push(window),
+                    Err(error) => self.failures.push(WindowFailure { start, end, error }),
+                }
             }
             self.closed_upto = end;
             // A bin is done once the last window holding it has closed.
@@ -501,12 +549,25 @@ impl WindowOperator {
             let later = self.bins.split_off(&check);
             let done = std::mem::replace(&mut self.bins, later);
             let mut rows = std::mem::take(&mut self.open_sessions);
+            let mut failed = None;
             for (_, mut stages) in done {
                 let sb = &mut stages[0];
-                if let Some(running) = sb.running.take() {
-                    finish_stage(running, &mut sb.states)?;
+                if let Some(running) = sb.running.take()
+                    && let Err(e) = finish_stage(running, &mut sb.states)
+                {
+                    sb.failed = Some(e.to_string());
+                }
+                if let Some(e) = sb.failed.take() {
+                    failed.get_or_insert(e);
                 }
                 rows.append(&mut sb.states);
+            }
+            if let Some(error) = failed {
+                self.failures.push(WindowFailure {
+                    start: check - gap,
+                    end: check,
+                    error,
+                });
             }
             let stage = &self.query.stages[0];
             let keys: Vec<usize> = (0..stage.group_columns)
@@ -516,7 +577,14 @@ impl WindowOperator {
             self.open_sessions.extend(split.open);
             if let Some(closed) = split.closed {
                 let states = HashMap::from([(0, vec![closed])]);
-                out.push(self.finalize(states, check - gap, check, true)?);
+                match self.finalize(states, check - gap, check, true) {
+                    Ok(window) => out.push(window),
+                    Err(e) => self.failures.push(WindowFailure {
+                        start: check - gap,
+                        end: check,
+                        error: e.to_string(),
+                    }),
+                }
             }
             self.closed_upto = check;
             let has_data = !self.open_sessions.is_empty() || !self.bins.is_empty();

@@ -15,7 +15,6 @@
 //! since the last checkpoint is emitted again with the same ids.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -25,12 +24,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::ThreadedProducer;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
+use checkpoint::{Checkpoint, StateDir};
+
+pub mod checkpoint;
 
 use crate::config::{Config, KafkaConfig};
 use crate::deadletter::{DeadLetter, Origin};
 use crate::decode::DecodeOptions;
-use crate::engine::{Engine, EngineState};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::http::{ApiUpdate, AppState};
 use crate::metrics::Metrics;
@@ -44,27 +45,6 @@ use crate::source::{Chunk, SourceName};
 use crate::task::Command;
 use crate::task::command::INPUT;
 use crate::time::{Millis, parse_duration};
-
-/// What `state.dir/checkpoint.json` holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct Checkpoint {
-    engine: EngineState,
-    /// Topic → partition → the offset to resume from.
-    offsets: BTreeMap<String, BTreeMap<i32, i64>>,
-    /// Output topic → partition → its end offset when the checkpoint was taken:
-    /// what a restart reads back to learn what was sent after it.
-    #[serde(default)]
-    outputs: BTreeMap<String, BTreeMap<i32, i64>>,
-    /// Topic → partition → the next offset not yet consumed: records below it that
-    /// a restart reads again (to rebuild open windows) had their dead letters sent.
-    #[serde(default)]
-    consumed: BTreeMap<String, BTreeMap<i32, i64>>,
-    /// Open incidents (their latest alert) and tasks, as the API showed them.
-    #[serde(default)]
-    incidents: Vec<crate::alert::Alert>,
-    #[serde(default)]
-    tasks: Vec<crate::task::Task>,
-}
 
 /// Reads the output topics from `from` (or their start) to their current end and
 /// returns the ids of what is there (what must not be sent again) and where each
@@ -141,8 +121,6 @@ fn read_back(
     Ok((seen, ends))
 }
 
-const CHECKPOINT: &str = "checkpoint.json";
-
 /// Per partition, what a restart must re-read: the first offset and latest event
 /// time of each chunk not yet known to be in closed windows, and the next offset.
 #[derive(Debug, Default)]
@@ -160,37 +138,6 @@ impl PartitionLog {
             self.chunks.pop_front();
         }
         self.chunks.front().map_or(self.next, |c| c.0)
-    }
-}
-
-/// Writes the checkpoint atomically: a temporary file, synced, renamed over the
-/// old one, and the directory synced.
-fn write_checkpoint(dir: &Path, cp: &Checkpoint) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = dir.join(format!("{CHECKPOINT}.tmp"));
-    let bytes = serde_json::to_vec(cp).map_err(|e| Error::Other(e.to_string()))?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    }
-    let path = dir.join(CHECKPOINT);
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn read_checkpoint(dir: &Path) -> Result<Option<Checkpoint>> {
-    let path = dir.join(CHECKPOINT);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&path, e)),
     }
 }
 
@@ -214,6 +161,7 @@ pub fn run(
     compiled: Compiled,
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
+    reset_state: bool,
 ) -> Result<()> {
     let k = config
         .kafka
@@ -221,6 +169,7 @@ pub fn run(
         .ok_or_else(|| Error::Other("`yujing run` needs a [kafka] section in the config".into()))?;
     let idle = Duration::from_millis(parse_duration(&k.idle_timeout).map_err(Error::Other)? as u64);
     let tasks = compiled.task_manager();
+    let command_options = options.clone();
     let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
         .with_compounds(compiled.compounds)
         .with_tasks(tasks);
@@ -235,77 +184,19 @@ pub fn run(
         })
         .collect();
 
-    // What a previous process sent after its last checkpoint (all of it, if it
-    // never took one) is not sent again. Read before joining the group, so the
-    // group's rebalance does not wait on it.
-    let checkpoint_found = read_checkpoint(&config.state.dir)?;
-    let from = checkpoint_found
-        .as_ref()
-        .map(|cp| cp.outputs.clone())
-        .unwrap_or_default();
-    let (already_sent, start_ends) = read_back(
-        &k,
-        &[
-            k.topics.alerts.as_str(),
-            k.topics.tasks.as_str(),
-            k.topics.dead_letters.as_str(),
-        ],
-        &from,
-    )?;
-    let mut consumer_config = client(&k);
-    consumer_config
-        .set("group.id", &k.group_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest");
-    if !k.settings.contains_key("session.timeout.ms") {
-        consumer_config.set("session.timeout.ms", "6000");
-    }
-    let consumer: BaseConsumer = consumer_config.create().map_err(kafka_err("consumer"))?;
-    let mut topics: Vec<&str> = topic_feed.keys().map(String::as_str).collect();
-    topics.push(&k.topics.task_updates);
-    consumer
-        .subscribe(&topics)
-        .map_err(kafka_err("subscribing"))?;
-    let deliveries = Deliveries::default();
-    let producer: ThreadedProducer<Deliveries> = client(&k)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        // Retry for as long as the broker is away rather than drop an output.
-        .set(
-            "message.timeout.ms",
-            k.settings
-                .get("message.timeout.ms")
-                .map_or("0", String::as_str),
-        )
-        .create_with_context(deliveries.clone())
-        .map_err(kafka_err("producer"))?;
-
     let metrics = Arc::new(Metrics::new());
-    let view = Arc::new(Mutex::new(ApiView::default()));
-    let ready = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (updates_tx, updates_rx) = mpsc::channel::<ApiUpdate>();
-    crate::http::spawn(
-        &config.http.listen,
-        AppState {
-            metrics: metrics.clone(),
-            view: view.clone(),
-            ready: ready.clone(),
-            token: std::env::var(&config.http.token_env)
-                .ok()
-                .filter(|t| !t.is_empty()),
-            updates: updates_tx,
-        },
-        stop.clone(),
-    )?;
-    let kafka_sink = KafkaSink::new(
+    let mut kafka_sink = KafkaSink::new(
         producer,
         OutputTopics {
             alerts: k.topics.alerts.clone(),
             tasks: k.topics.tasks.clone(),
             dead_letters: k.topics.dead_letters.clone(),
         },
+        Some(metrics.clone()),
     );
+    if let Some(n) = config.max_output_bytes {
+        kafka_sink.max_output_bytes = n;
+    }
     let observers = Observers {
         metrics: metrics.clone(),
         view,
@@ -317,7 +208,6 @@ pub fn run(
     for f in &feeds {
         engine.finish_feed(f, &mut sink)?;
     }
-    let state_dir = config.state.dir.clone();
     let interval = Duration::from_millis(
         parse_duration(&config.state.checkpoint_interval).map_err(Error::Other)? as u64,
     );
@@ -330,7 +220,13 @@ pub fn run(
         );
     }
     if let Some(cp) = checkpoint_found {
-        engine.restore(cp.engine);
+        for name in engine.restore(cp.engine) {
+            tracing::warn!(pipeline = %name, "the pipeline changed since the checkpoint: it starts afresh");
+            metrics
+                .pipeline_state_discarded
+                .with_label_values(&[&name])
+                .inc();
+        }
         sink.restore(cp.incidents, cp.tasks);
         sink.inner.dead_letters_sent_below = cp
             .consumed
@@ -342,7 +238,7 @@ pub fn run(
                 skip_below.insert((topic.clone(), p), o);
             }
         }
-        tracing::info!(dir = %state_dir.display(), "restored the checkpoint");
+        tracing::info!(dir = %state.path().display(), format = cp.format, "restored the checkpoint");
     }
     let mut logs: BTreeMap<(String, i32), PartitionLog> = BTreeMap::new();
     let view = sink.view.clone();
@@ -383,6 +279,7 @@ pub fn run(
             Err(_) => Default::default(),
         };
         let cp = Checkpoint {
+            format: checkpoint::FORMAT,
             engine: engine.state(),
             offsets,
             // No broker round trip: the ends at start-up, raised by our deliveries.
@@ -392,7 +289,7 @@ pub fn run(
             tasks,
         };
         tracing::debug!(elapsed = ?started.elapsed(), "checkpoint: state and output ends taken");
-        if let Err(e) = write_checkpoint(&state_dir, &cp) {
+        if let Err(e) = state.write(&cp) {
             metrics.checkpoint_failures.inc();
             return Err(e);
         }
@@ -410,6 +307,13 @@ pub fn run(
     };
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
 
+    let (mut assigned, mut outputs_delivered) = (false, true);
+    let set_ready = |now: bool| {
+        if ready.swap(now, Ordering::Relaxed) != now {
+            metrics.ready.set(i64::from(now));
+            tracing::info!(ready = now, "readiness");
+        }
+    };
     let mut last_seen: HashMap<String, Instant> = HashMap::new();
     let mut idle_inputs: std::collections::HashSet<String> = Default::default();
     let mut had_data: std::collections::HashSet<String> = Default::default();
@@ -463,7 +367,7 @@ pub fn run(
                     offset: m.offset(),
                 };
                 let text = String::from_utf8_lossy(payload);
-                match Command::parse(&text) {
+                match Command::parse_within(&text, command_options.command_limits()) {
                     Ok(mut c) => {
                         c.origin = Some(origin);
                         engine.task_command(c);
@@ -473,7 +377,7 @@ pub fn run(
                         reason,
                         field,
                         detail,
-                        raw: text.into_owned(),
+                        raw: crate::decode::capped_raw(&text),
                         source: origin,
                         event_id: None,
                         pipeline: None,
@@ -523,11 +427,11 @@ pub fn run(
                 idle_inputs.remove(&input);
                 engine.finish_feed(&input, &mut sink)?;
             }
-            if !ready.load(Ordering::Relaxed) {
-                ready.store(true, Ordering::Relaxed);
-                metrics.ready.set(1);
-                tracing::info!(partitions = assignment.count(), "ready");
+            if !assigned {
+                assigned = true;
+                tracing::info!(partitions = assignment.count(), "assigned");
             }
+            set_ready(assigned && outputs_delivered);
         }
         // Idle partitions with data in this batch hold the watermark back again
         // before any of the batch is processed, so one partition's chunk does not
@@ -581,24 +485,68 @@ pub fn run(
             last_lag = Instant::now();
         }
         if last_checkpoint.elapsed() >= interval {
-            // Outputs first, so the checkpoint never claims more than was sent.
-            sink.inner.flush(Duration::from_secs(5))?;
-            if let Err(e) = checkpoint(&engine, &mut logs, &consumer) {
-                tracing::error!(error = %e, "checkpoint");
+            // Outputs first, so the checkpoint (and the offsets committed after it)
+            // never claims more than the broker acknowledged. While outputs cannot
+            // be delivered the daemon is not ready and keeps its last checkpoint.
+            match sink.inner.flush(Duration::from_secs(5)) {
+                Ok(()) => {
+                    outputs_delivered = true;
+                    if let Err(e) = checkpoint(&engine, &mut logs, &consumer) {
+                        tracing::error!(error = %e, "checkpoint");
+                    }
+                }
+                Err(e) => {
+                    outputs_delivered = false;
+                    tracing::warn!(error = %e, "outputs not yet acknowledged; no checkpoint this time");
+                }
             }
+            set_ready(assigned && outputs_delivered);
             last_checkpoint = Instant::now();
         }
     }
     tracing::info!("stopping");
-    // Outputs first, so the checkpoint never claims more than was sent.
-    sink.inner.flush(Duration::from_secs(5))?;
-    tracing::debug!("outputs flushed");
-    checkpoint(&engine, &mut logs, &consumer)?;
-    tracing::debug!("checkpoint written and committed");
+    // Outputs first, so the checkpoint never claims more than was sent; if the
+    // broker is away they are not, and the last checkpoint stands (a restart
+    // emits the rest again, with the same ids, and the read-back skips them).
+    match sink.inner.flush(Duration::from_secs(5)) {
+        Ok(()) => {
+            tracing::debug!("outputs flushed");
+            checkpoint(&engine, &mut logs, &consumer)?;
+            tracing::debug!("checkpoint written and committed");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "outputs not acknowledged at shutdown; keeping the last checkpoint")
+        }
+    }
     // The last handle: dropping it sends what is pending to Alertmanager.
     drop(sink.alertmanager.take());
     tracing::debug!("alertmanager notifier closed");
     Ok(())
+}
+
+/// Runs `attempt` until it succeeds, waiting longer after each failure (up to
+/// 30 s); `None` when the daemon is told to stop first. For what the broker must
+/// answer before the daemon can go on: an outage is waited out, not exited.
+fn until_it_works<T>(
+    what: &str,
+    stop: &AtomicBool,
+    mut attempt: impl FnMut() -> Result<T>,
+) -> Option<T> {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match attempt() {
+            Ok(v) => return Some(v),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?wait, "{what}"),
+        }
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// How often the consumer lag is measured (a metadata request per partition).
