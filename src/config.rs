@@ -43,6 +43,9 @@ pub struct Config {
     pub alertmanager: Option<AlertmanagerConfig>,
     /// Residents per district (the `district_population` table); default: the generator's districts.
     pub population: Option<BTreeMap<String, i64>>,
+    /// The file this was read from, and its text, for located diagnostics.
+    #[serde(skip)]
+    pub source: Option<(PathBuf, String)>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,6 +70,11 @@ pub struct KafkaConfig {
     pub idle_timeout: String,
     #[serde(default)]
     pub topics: TopicsConfig,
+    /// This instance's static group membership (`group.instance.id`): a restart
+    /// takes its partitions back at once instead of waiting out the session of
+    /// the process it replaces. Default: derived from the host and `state.dir`,
+    /// which no two running instances share.
+    pub instance_id: Option<String>,
     /// Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, …).
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
@@ -241,7 +249,37 @@ impl Config {
         if !diags.is_empty() {
             return Err(Error::Invalid(Diagnostics(diags)));
         }
+        config.source = Some((path.to_path_buf(), text));
         Ok(config)
+    }
+
+    /// Mistakes only the catalog can tell: a `[kafka.topics.feeds]` entry for a
+    /// name that is not a feed (a reference table such as `district_population`
+    /// has no topic, and a misspelt feed would silently read its default topic).
+    pub fn check_feeds(&self, feeds: &std::collections::BTreeSet<String>) -> Vec<Diagnostic> {
+        let (Some(k), Some((path, text))) = (&self.kafka, &self.source) else {
+            return Vec::new();
+        };
+        k.topics
+            .feeds
+            .keys()
+            .filter(|name| !feeds.contains(*name))
+            .map(|name| {
+                let offset = text
+                    .find(&format!("\n{name} "))
+                    .or_else(|| text.find(&format!("\n{name}=")))
+                    .map_or(0, |o| o + 1);
+                Diagnostic::at(
+                    path,
+                    text,
+                    offset,
+                    format!(
+                        "`{name}` in [kafka.topics.feeds] is not a feed (feeds: {})",
+                        feeds.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
+            .collect()
     }
 }
 

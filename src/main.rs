@@ -214,6 +214,11 @@ impl Loaded {
         }
         .map_err(Error::Invalid)?;
         let mut compiled = compiled;
+        let feeds = self.catalog.feeds.keys().cloned().collect();
+        let mistakes = self.config.check_feeds(&feeds);
+        if !mistakes.is_empty() {
+            return Err(Error::Invalid(yujing::error::Diagnostics(mistakes)).into());
+        }
         if let Some(path) = &self.config.routing {
             let feeds = self.catalog.feeds.keys().cloned().collect();
             compiled.routing = yujing::task::routing::RoutingTable::load(path, &feeds)

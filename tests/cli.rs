@@ -374,3 +374,40 @@ fn check_reports_routing_mistakes_with_file_and_line() {
         "{text}"
     );
 }
+
+#[test]
+fn check_refuses_a_topic_for_a_name_that_is_not_a_feed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("yujing.toml");
+    std::fs::write(
+        &config,
+        "[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"g\"\n[kafka.topics.feeds]\npolice_incident = \"feeds.police\"\ndistrict_population = \"population\"\n",
+    )
+    .expect("write");
+    let text = check_config_fails(&config);
+    let file = config.display().to_string();
+    assert!(
+        text.contains(&format!(
+            "{file}:6:1: `district_population` in [kafka.topics.feeds] is not a feed"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn replay_refuses_a_bad_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("p.jsonl"), "").expect("write");
+    let out = yujing()
+        .args(["replay", "--quiet", "--now", "tomorrow", "--input"])
+        .arg(format!(
+            "police_incident={}",
+            dir.path().join("p.jsonl").display()
+        ))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--now tomorrow"));
+}

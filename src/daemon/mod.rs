@@ -141,6 +141,14 @@ impl PartitionLog {
     }
 }
 
+/// A stable id for this instance: the host and the (locked, so unshared) state dir.
+fn instance_id(state_dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let text = format!("{}\0{}", host.trim(), dir.display());
+    format!("yujing-{}", &blake3::hash(text.as_bytes()).to_hex()[..16])
+}
+
 fn client(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers);
@@ -185,6 +193,86 @@ pub fn run(
         .collect();
 
     let metrics = Arc::new(Metrics::new());
+    let view = Arc::new(Mutex::new(ApiView::default()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (updates_tx, updates_rx) = mpsc::channel::<ApiUpdate>();
+    // Served first: while the broker is away the daemon is alive (/healthz) and
+    // says it is not ready (/readyz).
+    crate::http::spawn(
+        &config.http.listen,
+        AppState {
+            metrics: metrics.clone(),
+            view: view.clone(),
+            ready: ready.clone(),
+            token: std::env::var(&config.http.token_env)
+                .ok()
+                .filter(|t| !t.is_empty()),
+            updates: updates_tx,
+        },
+        stop.clone(),
+    )?;
+    let state = StateDir::open(&config.state.dir)?;
+    let loaded = state.load(reset_state)?;
+    metrics
+        .checkpoints_set_aside
+        .inc_by(loaded.set_aside.len() as u64);
+    let checkpoint_found = loaded.checkpoint;
+
+    // What a previous process sent after its last checkpoint (all of it, if it
+    // never took one) is not sent again. Read before joining the group, so the
+    // group's rebalance does not wait on it.
+    let from = checkpoint_found
+        .as_ref()
+        .map(|cp| cp.outputs.clone())
+        .unwrap_or_default();
+    let output_topics = [
+        k.topics.alerts.as_str(),
+        k.topics.tasks.as_str(),
+        k.topics.dead_letters.as_str(),
+    ];
+    let Some((already_sent, start_ends)) =
+        until_it_works("reading back the output topics", &stop, || {
+            read_back(&k, &output_topics, &from)
+        })
+    else {
+        return Ok(());
+    };
+    let mut consumer_config = client(&k);
+    consumer_config
+        .set("group.id", &k.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    if !k.settings.contains_key("session.timeout.ms") {
+        consumer_config.set("session.timeout.ms", "6000");
+    }
+    if !k.settings.contains_key("group.instance.id") {
+        let id = k
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| instance_id(state.path()));
+        tracing::info!(instance = %id, "static group membership");
+        consumer_config.set("group.instance.id", id);
+    }
+    let consumer: BaseConsumer = consumer_config.create().map_err(kafka_err("consumer"))?;
+    let mut topics: Vec<&str> = topic_feed.keys().map(String::as_str).collect();
+    topics.push(&k.topics.task_updates);
+    consumer
+        .subscribe(&topics)
+        .map_err(kafka_err("subscribing"))?;
+    let deliveries = Deliveries::new(metrics.clone());
+    let producer: ThreadedProducer<Deliveries> = client(&k)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        // Retry for as long as the broker is away rather than drop an output.
+        .set(
+            "message.timeout.ms",
+            k.settings
+                .get("message.timeout.ms")
+                .map_or("0", String::as_str),
+        )
+        .create_with_context(deliveries.clone())
+        .map_err(kafka_err("producer"))?;
     let mut kafka_sink = KafkaSink::new(
         producer,
         OutputTopics {

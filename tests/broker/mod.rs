@@ -249,8 +249,9 @@ impl Setup {
         ("yujing2.toml".into(), port)
     }
 
-    pub fn start_with(&self, config: &str, port: u16) -> Daemon {
-        let mut d = Daemon(
+    /// Starts the daemon without waiting for it to be ready.
+    pub fn spawn(&self, config: &str) -> Daemon {
+        Daemon(
             Command::new(env!("CARGO_BIN_EXE_yujing"))
                 .args(["run", "--config"])
                 .arg(self.dir.path().join(config))
@@ -258,20 +259,32 @@ impl Setup {
                 .env("YUJING_API_TOKEN", "s3cret")
                 .spawn()
                 .expect("spawn"),
-        );
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/readyz", &[], "").0 == 200
-            {
-                return d;
-            }
-            assert!(Instant::now() < end, "not ready within 60 s");
-            assert!(d.0.try_wait().expect("wait").is_none(), "the daemon exited");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        )
     }
 
+    pub fn start_with(&self, config: &str, port: u16) -> Daemon {
+        let mut d = self.spawn(config);
+        wait_ready(&mut d, port);
+        d
+    }
+}
+
+/// Waits until the daemon answers /readyz with 200 (60 s at most).
+pub fn wait_ready(d: &mut Daemon, port: u16) {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/readyz", &[], "").0 == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < end, "not ready within 60 s");
+        assert!(d.0.try_wait().expect("wait").is_none(), "the daemon exited");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Setup {
     /// Replays the same records: the reference alerts and task events.
     pub fn replay(&self, records: &[String]) -> (Vec<Value>, Vec<Value>) {
         let dir = self.dir.path();
@@ -317,3 +330,57 @@ pub fn stop(mut daemon: Daemon) {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// A tansu broker of the test's own, storing to SQLite in `dir`, so a restart keeps its topics.
+pub struct TestBroker {
+    child: std::process::Child,
+}
+
+impl TestBroker {
+    pub fn start(dir: &Path, addr: &str) -> TestBroker {
+        let tansu = std::env::var("YUJING_TANSU").expect(
+            "YUJING_TANSU must name a tansu built with SQLite storage: scripts/test.sh sets it",
+        );
+        let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
+        let child = Command::new(tansu)
+            .current_dir(dir)
+            .args(["broker", "--listener-url"])
+            .arg(format!("tcp://{addr}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://{addr}"))
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu");
+        let end = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < end, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        TestBroker { child }
+    }
+
+    /// SIGTERM, as an operator stopping it would.
+    pub fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().expect("wait").is_none() {
+            if Instant::now() > end {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+

@@ -1,6 +1,9 @@
 //! What the task and daemon tests share: a rules pipeline over police incidents
 //! per street and hour, and the incidents of one street that it turns orange,
-//! then red, then resolved.
+//! then red, then resolved; and hostile records to put between them.
+
+// Each test crate that includes this module uses a part of it.
+#![allow(dead_code)]
 
 /// Orange at 3 incidents an hour, red at 6; lateness 0.
 pub const GRID_RULES: &str = r#"name = "grid_rules"
@@ -43,4 +46,34 @@ pub fn escalating_incidents() -> Vec<String> {
     out.push(incident(90, "2026-03-14T10:30:00Z"));
     out.push(incident(91, "2026-03-14T12:10:00Z"));
     out
+}
+
+/// The escalating incidents with hostile records between them, and the
+/// dead-letter reason each hostile record must get: event times in 2031, 2099
+/// and 9999, a 900 KB street, a line that is not UTF-8, 100 000 nested arrays.
+pub fn with_hostile_records() -> (Vec<Vec<u8>>, Vec<&'static str>) {
+    let mut records: Vec<Vec<u8>> = escalating_incidents()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+    let big_street =
+        incident(200, "2026-03-14T01:30:00Z").replace("北山街道", &"街".repeat(300_000));
+    let deep = "[".repeat(100_000);
+    let mut bad_utf8 = incident(201, "2026-03-14T01:31:00Z").into_bytes();
+    // The quote closing the event id.
+    bad_utf8[20] = 0xff;
+    let hostile: Vec<(Vec<u8>, &str)> = vec![
+        (incident(300, "2031-01-01T00:00:00Z").into_bytes(), "future"),
+        (incident(301, "2099-06-01T00:00:00Z").into_bytes(), "future"),
+        (incident(302, "9999-12-31T23:59:59Z").into_bytes(), "future"),
+        (big_street.into_bytes(), "too_large"),
+        (bad_utf8, "invalid_json"),
+        (deep.into_bytes(), "invalid_json"),
+    ];
+    let mut reasons = Vec::new();
+    for (i, (h, reason)) in hostile.into_iter().enumerate() {
+        records.insert(2 + i * 3, h);
+        reasons.push(reason);
+    }
+    (records, reasons)
 }

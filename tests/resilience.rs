@@ -1,0 +1,184 @@
+//! The daemon on the broker against what production sends it: hostile records
+//! and task updates interleaved with good ones (from an independent client), a
+//! broker that is down when the daemon starts. The daemon never exits, answers
+//! /healthz throughout, and its alerts and task events equal `yujing replay` of
+//! the good records alone; every hostile record is one dead letter with a reason.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod broker;
+mod common;
+use broker::{Setup, brokers, http, read_topic, read_topic_at, sorted, stop, wait_ready};
+use common::{escalating_incidents, with_hostile_records};
+
+/// Produces `records` (raw lines) to `topic` with Python's confluent-kafka.
+fn produce(brokers: &str, topic: &str, file: &Path, records: &[Vec<u8>]) {
+    let mut bytes = Vec::new();
+    for r in records {
+        bytes.extend_from_slice(r);
+        bytes.push(b'\n');
+    }
+    std::fs::write(file, bytes).expect("write");
+    let python = std::env::var("YUJING_PYTHON").expect(
+        "YUJING_PYTHON must name a python with confluent-kafka: scripts/test.sh sets it up",
+    );
+    let status = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/produce.py"))
+        .args(["--brokers", brokers, "--topic", topic, "--file"])
+        .arg(file)
+        .status()
+        .expect("produce.py");
+    assert!(status.success());
+}
+
+/// Peak resident memory of a process, in MiB (VmHWM).
+fn peak_rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// The bound on the daemon's peak memory in this test (a debug build with one
+/// pipeline; the hostile records alone would take gigabytes if kept whole or
+/// if a far-future window filled its gap point by point).
+const RSS_BOUND_MIB: u64 = 512;
+
+#[test]
+fn hostile_records_and_updates_never_stop_the_daemon_nor_change_the_good_results() {
+    let s = Setup::new();
+    let good = escalating_incidents();
+    let (want_alerts, want_tasks) = s.replay(&good);
+    assert!(!want_alerts.is_empty());
+    let mut daemon = s.start();
+    let (records, reasons) = with_hostile_records();
+    produce(
+        &brokers(),
+        &s.topic("police"),
+        &s.dir.path().join("hostile.jsonl"),
+        &records,
+    );
+    // Two hostile task updates: a 2 MB note, and a command dated 2099.
+    let note = format!(
+        r#"{{"time":"2026-03-14T02:00:00Z","task_id":"x","action":"note","actor":"a","note":"{}"}}"#,
+        "注".repeat(700_000)
+    );
+    let future = r#"{"time":"2099-01-01T00:00:00Z","task_id":"x","action":"done","actor":"a"}"#;
+    produce(
+        &brokers(),
+        &s.topic("updates"),
+        &s.dir.path().join("updates.jsonl"),
+        &[note.into_bytes(), future.as_bytes().to_vec()],
+    );
+    let n_dead = reasons.len() + 2;
+    let dead = read_topic(
+        &s.topic("dead"),
+        &format!("hd{}", s.id),
+        Duration::from_secs(90),
+        |v| v.len() >= n_dead,
+    );
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("ha{}", s.id),
+        Duration::from_secs(60),
+        |v| v.len() >= want_alerts.len(),
+    );
+    let tasks = read_topic(
+        &s.topic("tasks"),
+        &format!("ht{}", s.id),
+        Duration::from_secs(60),
+        |v| v.len() >= want_tasks.len(),
+    );
+    // Anything more would have arrived by now.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        daemon.0.try_wait().expect("wait").is_none(),
+        "the daemon exited"
+    );
+    assert_eq!(http(s.port, "GET", "/healthz", &[], "").0, 200);
+    let rss = peak_rss_mib(daemon.0.id());
+    let again = read_topic(
+        &s.topic("dead"),
+        &format!("hx{}", s.id),
+        Duration::from_secs(10),
+        |v| v.len() > n_dead,
+    );
+    stop(daemon);
+    assert_eq!(sorted(alerts), sorted(want_alerts));
+    assert_eq!(sorted(tasks), sorted(want_tasks));
+    let mut got: Vec<String> = dead
+        .iter()
+        .map(|d| format!("{}:{}", d["feed"], d["reason"].as_str().unwrap_or("")))
+        .collect();
+    let mut want: Vec<String> = reasons
+        .iter()
+        .map(|r| format!("\"police_incident\":{r}"))
+        .chain([
+            "\"task_updates\":too_large".to_string(),
+            "\"task_updates\":future".to_string(),
+        ])
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "one dead letter per hostile record");
+    assert_eq!(again.len(), n_dead, "each once");
+    for d in &dead {
+        let size = d.to_string().len();
+        assert!(size < 16 * 1024, "a dead letter of {size} bytes: {d:.200}");
+    }
+    assert!(
+        rss < RSS_BOUND_MIB,
+        "peak RSS {rss} MiB, bound {RSS_BOUND_MIB}"
+    );
+    eprintln!("peak RSS of the daemon: {rss} MiB");
+}
+
+#[test]
+fn a_daemon_started_while_the_broker_is_down_waits_and_then_matches_replay() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let addr = format!("127.0.0.1:{}", broker::free_port());
+    // Topics exist (the broker keeps them in SQLite); then it goes away.
+    let kafka = broker::TestBroker::start(store.path(), &addr);
+    let s = Setup::on(&addr, &[("grid_rules", common::GRID_RULES)], "");
+    kafka.stop();
+    let all = escalating_incidents();
+    let (want_alerts, want_tasks) = s.replay(&all);
+    let mut daemon = s.spawn("yujing.toml");
+    // Alive, not ready, for as long as the broker is away.
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut answered = 0;
+    while Instant::now() < until {
+        assert!(
+            daemon.0.try_wait().expect("wait").is_none(),
+            "the daemon exited"
+        );
+        if std::net::TcpStream::connect(("127.0.0.1", s.port)).is_ok() {
+            assert_eq!(http(s.port, "GET", "/healthz", &[], "").0, 200);
+            assert_eq!(http(s.port, "GET", "/readyz", &[], "").0, 503);
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(answered >= 25, "/healthz answered {answered} times in 30 s");
+    let _kafka = broker::TestBroker::start(store.path(), &addr);
+    wait_ready(&mut daemon, s.port);
+    s.produce(&all);
+    let read = |name: &str, group: &str, n: usize| {
+        read_topic_at(
+            &addr,
+            &s.topic(name),
+            &format!("{group}{}", s.id),
+            Duration::from_secs(90),
+            |v| v.len() >= n,
+        )
+    };
+    let alerts = read("alerts", "da", want_alerts.len());
+    let tasks = read("tasks", "dt", want_tasks.len());
+    stop(daemon);
+    assert_eq!(sorted(alerts), sorted(want_alerts));
+    assert_eq!(sorted(tasks), sorted(want_tasks));
+}
