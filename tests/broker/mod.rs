@@ -160,24 +160,7 @@ impl Setup {
             port: free_port(),
             brokers: brokers.to_string(),
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &s.brokers)
-            .create()
-            .expect("admin");
-        let new: Vec<String> = ["police", "alerts", "tasks", "updates", "dead"]
-            .iter()
-            .map(|n| s.topic(n))
-            .collect();
-        let new: Vec<NewTopic> = new
-            .iter()
-            .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
-            .collect();
-        rt.block_on(admin.create_topics(&new, &AdminOptions::new()))
-            .expect("create topics");
+        s.add_topics(&["police", "alerts", "tasks", "updates", "dead"]);
         std::fs::create_dir(s.dir.path().join("pipelines")).expect("mkdir");
         for (name, text) in pipelines {
             std::fs::write(s.dir.path().join(format!("pipelines/{name}.toml")), text)
@@ -196,6 +179,25 @@ impl Setup {
         );
         std::fs::write(s.dir.path().join("yujing.toml"), config + extra).expect("write");
         s
+    }
+
+    /// Creates these topics of this setup (three partitions each).
+    pub fn add_topics(&self, names: &[&str]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .expect("admin");
+        let new: Vec<String> = names.iter().map(|n| self.topic(n)).collect();
+        let new: Vec<NewTopic> = new
+            .iter()
+            .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
+            .collect();
+        rt.block_on(admin.create_topics(&new, &AdminOptions::new()))
+            .expect("create topics");
     }
 
     /// Sets the daemon's `checkpoint_interval`.
