@@ -84,12 +84,12 @@ fn default_idle() -> String {
     "30s".into()
 }
 
-/// `[kafka.topics]`: one topic per feed (default: the feed's name) and the outputs.
+/// `[kafka.topics]`: one topic per feed (default: the feed's name) and the outputs
+/// (default: `alerts`, `tasks`, `task_updates`, `dead_letters`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TopicsConfig {
     /// Feed → topic.
-    #[serde(default)]
     pub feeds: BTreeMap<String, String>,
     pub alerts: String,
     pub tasks: String,

@@ -29,7 +29,7 @@ pub enum Reason {
     /// Dated more than `max_future` ahead of the processing clock: it never moves
     /// a watermark or the task clock.
     Future,
-    /// It would open a key past the pipeline's `max_keys` in one window.
+    /// It would open a key past the pipeline's `max_keys` in its window.
     TooManyKeys,
     /// The pipeline's SQL failed at run time on the window it fell in; the other
     /// pipelines went on.

@@ -353,9 +353,7 @@ impl Decoder {
                         Some(&f.name),
                         format!(
                             "`{}` is {} bytes; the limit is {}",
-                            f.name,
-                            bytes,
-                            self.options.max_field_bytes
+                            f.name, bytes, self.options.max_field_bytes
                         ),
                     ),
                     event_id,

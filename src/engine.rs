@@ -214,7 +214,8 @@ impl Engine {
                     p.def.lateness,
                     -p.def.utc_offset,
                     table_schemas.clone(),
-                );
+                )
+                .with_max_keys(p.def.max_keys);
                 let slide = match p.query.window {
                     WindowSpec::Tumble { width } => width,
                     WindowSpec::Hop { slide, .. } => slide,
@@ -485,9 +486,15 @@ impl Engine {
                     pipeline: p.name.to_string(),
                     source,
                 })?;
-            for &row in &emitted.late {
+            // Rows this pipeline refused: late for every window, or a key too many.
+            let refused = emitted.late.iter().map(|r| (*r, Reason::Late)).chain(
+                emitted
+                    .too_many_keys
+                    .iter()
+                    .map(|r| (*r, Reason::TooManyKeys)),
+            );
+            for (row, reason) in refused {
                 let line = decoded.rows[row] as usize;
-                let raw = self.decoders[feed].redacted_raw(chunk.raw(line));
                 let event_id = decoded
                     .batch
                     .column(self.catalog.feeds[feed].event_id_index)
@@ -501,17 +508,30 @@ impl Engine {
                     .downcast_ref::<arrow::array::TimestampMillisecondArray>()
                     .map(|a| a.value(row))
                     .unwrap_or_default();
+                let (field, detail) = match reason {
+                    Reason::Late => (
+                        Some(crate::schema::EVENT_TIME.into()),
+                        format!(
+                            "event at {} is later than the allowed lateness of {}: every window it belongs to had closed (watermark {})",
+                            format_rfc3339(t),
+                            crate::time::format_duration(p.pipeline.def.lateness),
+                            format_rfc3339(wm_before.max(t)),
+                        ),
+                    ),
+                    _ => (
+                        None,
+                        format!(
+                            "its window already holds max_keys = {} keys; this event would open another",
+                            p.pipeline.def.max_keys
+                        ),
+                    ),
+                };
                 let dead = DeadLetter {
                     feed: feed.to_string(),
-                    reason: Reason::Late,
-                    field: Some(crate::schema::EVENT_TIME.into()),
-                    detail: format!(
-                        "event at {} is later than the allowed lateness of {}: every window it belongs to had closed (watermark {})",
-                        format_rfc3339(t),
-                        crate::time::format_duration(p.pipeline.def.lateness),
-                        format_rfc3339(wm_before.max(t)),
-                    ),
-                    raw,
+                    reason,
+                    field,
+                    detail,
+                    raw: self.decoders[feed].redacted_raw(chunk.raw(line)),
                     source: chunk.origin(line),
                     event_id,
                     pipeline: Some(p.name.to_string()),

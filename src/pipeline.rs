@@ -21,7 +21,7 @@ use crate::task::routing::RoutingTable;
 use crate::time::{Millis, parse_duration};
 
 /// Keys a pipeline file may have.
-const KNOWN_KEYS: [&str; 9] = [
+const KNOWN_KEYS: [&str; 10] = [
     "name",
     "description",
     "sql",
@@ -31,7 +31,12 @@ const KNOWN_KEYS: [&str; 9] = [
     "detect",
     "rule",
     "task_level",
+    "max_keys",
 ];
+
+/// Default bound on the keys one window bin of a pipeline may hold: far above a
+/// district's grids × topics, far below what exhausts memory.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// A pipeline as written.
 #[derive(Debug, Clone)]
@@ -48,6 +53,9 @@ pub struct PipelineDef {
     pub sections: Sections,
     /// The lowest alert level that opens response tasks, if not the routing table's.
     pub task_level: Option<crate::detect::config::Level>,
+    /// Most distinct keys (GROUP BY values) in one window bin; a record that would
+    /// open one more is a dead letter `too_many_keys`.
+    pub max_keys: usize,
     /// Byte offset of the SQL text in the file and whether it can be mapped char for char.
     sql_offset: usize,
     text: Arc<str>,
@@ -242,6 +250,7 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
         enabled: true,
         sections: Sections::default(),
         task_level: None,
+        max_keys: DEFAULT_MAX_KEYS,
         sql_offset: 0,
         text: shared,
     };
@@ -315,6 +324,19 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
                     }
                 }
             }
+            "max_keys" => match value.get_ref() {
+                DeValue::Integer(i) => match i.as_str().parse::<usize>() {
+                    Ok(n) if n > 0 => def.max_keys = n,
+                    _ => diags.push(at(
+                        vspan.start,
+                        "`max_keys` must be a positive integer".into(),
+                    )),
+                },
+                _ => diags.push(at(
+                    vspan.start,
+                    "`max_keys` must be a positive integer".into(),
+                )),
+            },
             "enabled" => match value.get_ref() {
                 DeValue::Boolean(b) => def.enabled = *b,
                 _ => diags.push(at(vspan.start, "`enabled` must be true or false".into())),

@@ -143,6 +143,10 @@ fn regression_cases() {
         b"[".repeat(100_000),
         b"{\"event_id\":".to_vec(),
         vec![0xff, 0xfe, b'{'],
-        format!("{{\"event_id\":\"e\",\"district\":\"{}\"}}", "x".repeat(1000)).into_bytes(),
+        format!(
+            "{{\"event_id\":\"e\",\"district\":\"{}\"}}",
+            "x".repeat(1000)
+        )
+        .into_bytes(),
     ]);
 }

@@ -23,7 +23,13 @@ fn lines(path: &Path) -> Vec<Value> {
 
 /// Replays `records` (raw lines) of police_incident through the pipelines in
 /// `pipelines`; returns the output directory.
-fn replay(dir: &Path, name: &str, pipelines: &[(&str, &str)], records: &[Vec<u8>], now: &str) -> std::path::PathBuf {
+fn replay(
+    dir: &Path,
+    name: &str,
+    pipelines: &[(&str, &str)],
+    records: &[Vec<u8>],
+    now: &str,
+) -> std::path::PathBuf {
     let pdir = dir.join(format!("{name}-pipelines"));
     std::fs::create_dir_all(&pdir).expect("mkdir");
     for (n, text) in pipelines {
@@ -56,7 +62,10 @@ fn replay(dir: &Path, name: &str, pipelines: &[(&str, &str)], records: &[Vec<u8>
 }
 
 fn good() -> Vec<Vec<u8>> {
-    escalating_incidents().into_iter().map(String::into_bytes).collect()
+    escalating_incidents()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect()
 }
 
 #[test]
@@ -76,7 +85,10 @@ fn hostile_records_are_dead_letters_and_the_good_ones_count_as_if_alone() {
     }
     assert!(!lines(&alone.join("alerts.jsonl")).is_empty());
     let dead = lines(&mixed.join("dead_letters.jsonl"));
-    let mut got: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap_or("")).collect();
+    let mut got: Vec<&str> = dead
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap_or(""))
+        .collect();
     let mut want = reasons.clone();
     got.sort();
     want.sort();
@@ -85,7 +97,10 @@ fn hostile_records_are_dead_letters_and_the_good_ones_count_as_if_alone() {
         let size = d.to_string().len();
         assert!(size < 16 * 1024, "a dead letter of {size} bytes");
     }
-    let future = dead.iter().find(|d| d["reason"] == "future").expect("future");
+    let future = dead
+        .iter()
+        .find(|d| d["reason"] == "future")
+        .expect("future");
     assert_eq!(future["field"], "event_time");
     assert!(
         future["detail"]
@@ -100,11 +115,21 @@ fn a_near_future_record_counts_and_the_processing_clock_decides_what_is_future()
     let dir = tempfile::tempdir().expect("tempdir");
     let pipelines = [("grid_rules", GRID_RULES)];
     // The red hour's events judged at 02:30: those after 02:35 are future.
-    let out = replay(dir.path(), "at-0230", &pipelines, &good(), "2026-03-14T02:30:00Z");
+    let out = replay(
+        dir.path(),
+        "at-0230",
+        &pipelines,
+        &good(),
+        "2026-03-14T02:30:00Z",
+    );
     let dead = lines(&out.join("dead_letters.jsonl"));
     let ids: Vec<&str> = dead.iter().filter_map(|d| d["event_id"].as_str()).collect();
     // 02:41, 02:49, 10:30, 12:10 are more than 5 minutes ahead; 02:33 is not.
-    assert_eq!(ids, ["PI-0009", "PI-0010", "PI-0090", "PI-0091"], "{dead:?}");
+    assert_eq!(
+        ids,
+        ["PI-0009", "PI-0010", "PI-0090", "PI-0091"],
+        "{dead:?}"
+    );
     assert!(dead.iter().all(|d| d["reason"] == "future"));
 }
 
@@ -122,11 +147,20 @@ GROUP BY district, street, tumble(INTERVAL '1 hour')
 fn a_pipeline_failing_at_run_time_does_not_stop_the_others() {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = "2026-03-15T00:00:00Z";
-    let alone = replay(dir.path(), "alone", &[("grid_rules", GRID_RULES)], &good(), now);
+    let alone = replay(
+        dir.path(),
+        "alone",
+        &[("grid_rules", GRID_RULES)],
+        &good(),
+        now,
+    );
     let both = replay(
         dir.path(),
         "both",
-        &[("grid_rules", GRID_RULES), ("fails_sometimes", FAILS_SOMETIMES)],
+        &[
+            ("grid_rules", GRID_RULES),
+            ("fails_sometimes", FAILS_SOMETIMES),
+        ],
         &good(),
         now,
     );
@@ -156,4 +190,58 @@ fn a_pipeline_failing_at_run_time_does_not_stop_the_others() {
         "{}",
         dead[0]
     );
+}
+
+/// At most two streets per hour.
+const TWO_STREETS: &str = r#"name = "two_streets"
+lateness = "0s"
+max_keys = 2
+sql = """
+SELECT district, street, count(*) AS n
+FROM police_incident
+GROUP BY district, street, tumble(INTERVAL '1 hour')
+"""
+"#;
+
+#[test]
+fn a_record_that_would_open_a_key_past_max_keys_is_a_dead_letter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let street = |i: usize, name: &str, time: &str| {
+        common::incident(i, time)
+            .replace("北山街道", name)
+            .into_bytes()
+    };
+    let records = vec![
+        street(1, "甲街道", "2026-03-14T01:05:00Z"),
+        street(2, "乙街道", "2026-03-14T01:10:00Z"),
+        street(3, "丙街道", "2026-03-14T01:15:00Z"),
+        street(4, "甲街道", "2026-03-14T01:20:00Z"),
+        // A new hour: room again.
+        street(5, "丙街道", "2026-03-14T02:05:00Z"),
+    ];
+    let out = replay(
+        dir.path(),
+        "keys",
+        &[("two_streets", TWO_STREETS)],
+        &records,
+        "2026-03-15T00:00:00Z",
+    );
+    let dead = lines(&out.join("dead_letters.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["reason"], "too_many_keys");
+    assert_eq!(dead[0]["event_id"], "PI-0003");
+    assert_eq!(dead[0]["pipeline"], "two_streets");
+    let windows = lines(&out.join("windows.jsonl"));
+    let first: Vec<(&str, i64)> = windows
+        .iter()
+        .filter(|w| w["window_start"] == "2026-03-14T01:00:00Z")
+        .map(|w| {
+            (
+                w["street"].as_str().unwrap_or(""),
+                w["n"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(first, [("乙街道", 1), ("甲街道", 2)]);
+    assert_eq!(windows.len(), 3);
 }

@@ -187,10 +187,9 @@ fn a_daemon_started_while_the_broker_is_down_waits_and_then_matches_replay() {
 /// pointed at this test (no SASL, no Alertmanager); the shipped pipelines and
 /// routing table, as a user runs them.
 fn shipped_config(s: &Setup, feeds: &[(&str, &str)]) -> String {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/yujing.toml"),
-    )
-    .expect("deploy/yujing.toml");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/yujing.toml"))
+            .expect("deploy/yujing.toml");
     let mut config: toml::Table = text.parse().expect("toml");
     let kafka = config["kafka"].as_table_mut().expect("[kafka]");
     kafka.insert("brokers".into(), s.brokers.clone().into());
@@ -231,15 +230,18 @@ fn the_shipped_config_and_pipelines_emit_replays_alerts_for_generated_feeds() {
         ("police_incident", "police"),
     ];
     s.add_topics(&["opinion", "petition", "labor"]);
-    std::fs::write(s.dir.path().join("shipped.toml"), shipped_config(&s, &feeds))
-        .expect("write");
+    std::fs::write(
+        s.dir.path().join("shipped.toml"),
+        shipped_config(&s, &feeds),
+    )
+    .expect("write");
     let data = s.dir.path().join("data");
-    let gen = Command::new(env!("CARGO_BIN_EXE_yujing"))
+    let generated = Command::new(env!("CARGO_BIN_EXE_yujing"))
         .args(["gen", "--days", "10", "--seed", "99", "--out"])
         .arg(&data)
         .output()
         .expect("gen");
-    assert!(gen.status.success());
+    assert!(generated.status.success());
     // The reference: replay of the same files with the same pipelines.
     let mut replay = Command::new(env!("CARGO_BIN_EXE_yujing"));
     replay
@@ -247,12 +249,17 @@ fn the_shipped_config_and_pipelines_emit_replays_alerts_for_generated_feeds() {
         .arg(s.dir.path().join("replay"))
         .env("YUJING_PII_KEY", "daemon-test");
     for (feed, _) in feeds {
-        replay
-            .arg("--input")
-            .arg(format!("{feed}={}", data.join(format!("{feed}.jsonl")).display()));
+        replay.arg("--input").arg(format!(
+            "{feed}={}",
+            data.join(format!("{feed}.jsonl")).display()
+        ));
     }
     let out = replay.output().expect("replay");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want = broker::lines(&s.dir.path().join("replay/alerts.jsonl"));
     // Windows a live stream has closed: the ten days end on 2026-03-12 (local
     // time); those ending two days before are closed by any partition's clock.
@@ -306,7 +313,10 @@ fn the_shipped_config_and_pipelines_emit_replays_alerts_for_generated_feeds() {
     // Nothing the replay did not raise, and nothing twice.
     let want_all = sorted(want.clone());
     for a in sorted(got.clone()) {
-        assert!(want_all.binary_search(&a).is_ok(), "not in replay: {a:.300}");
+        assert!(
+            want_all.binary_search(&a).is_ok(),
+            "not in replay: {a:.300}"
+        );
     }
     let mut ids: Vec<&str> = got.iter().filter_map(|a| a["alert_id"].as_str()).collect();
     let n = ids.len();

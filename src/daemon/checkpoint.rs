@@ -182,8 +182,7 @@ fn read(path: &Path) -> std::result::Result<Option<Checkpoint>, String> {
         #[serde(default = "format_one")]
         format: u32,
     }
-    let version: Version =
-        serde_json::from_slice(&bytes).map_err(|e| format!("corrupt: {e}"))?;
+    let version: Version = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt: {e}"))?;
     if version.format > FORMAT || version.format == 0 {
         return Err(format!(
             "format {} is not one this build reads (up to {FORMAT})",
@@ -262,7 +261,10 @@ mod tests {
         newer["format"] = (FORMAT + 1).into();
         std::fs::write(dir.path().join(CURRENT), newer.to_string()).unwrap();
         let err = state.load(false).unwrap_err().to_string();
-        assert!(err.contains("format 3 is not one this build reads"), "{err}");
+        assert!(
+            err.contains("format 3 is not one this build reads"),
+            "{err}"
+        );
         // Format 1 had no version field.
         let mut old = serde_json::to_value(checkpoint(7)).unwrap();
         old.as_object_mut().unwrap().remove("format");

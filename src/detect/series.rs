@@ -144,7 +144,10 @@ mod tests {
         let mut s = SeriesStore::new(10, 5, Millis::MAX);
         s.record(0, &[("a".into(), 1.0)]);
         let p = s.record(40, &[("a".into(), 2.0)]);
-        assert_eq!(p[0].history, vec![(0, 1.0), (10, 0.0), (20, 0.0), (30, 0.0)]);
+        assert_eq!(
+            p[0].history,
+            vec![(0, 1.0), (10, 0.0), (20, 0.0), (30, 0.0)]
+        );
         // Exactly capacity quiet windows between: the old point drops out.
         let p = s.record(100, &[("a".into(), 2.0)]);
         assert_eq!(

@@ -66,6 +66,9 @@ pub struct PartialStage {
     pub window_columns: [usize; 2],
     /// The partial state's first `group_columns` columns are its GROUP BY keys.
     pub group_columns: usize,
+    /// Names of the GROUP BY keys other than the window (for a plain column, the
+    /// feed's column name).
+    pub keys: Vec<String>,
 }
 
 /// A pipeline query planned and split for streaming.
@@ -329,12 +332,17 @@ fn split(
             false,
             None,
         )?;
+        let keys = (0..group_columns)
+            .filter(|c| *c != s && *c != e)
+            .map(|c| state_schema.field(c).name().clone())
+            .collect();
         stages.push(PartialStage {
             plan: partial,
             feeds: BTreeSet::new(),
             state_schema,
             window_columns: [s, e],
             group_columns,
+            keys,
         });
         return node.replace_children(vec![Arc::new(source)], recompute());
     }

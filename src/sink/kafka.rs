@@ -189,7 +189,11 @@ impl KafkaSink {
         let topic = topic.to_string();
         if let Err(e) = self.send(&topic, key, &Self::json(&value)?) {
             tracing::error!(output, error = %e, "the producer refused an output record");
-            self.count(|m| m.outputs_failed.with_label_values(&[output, "refused"]).inc());
+            self.count(|m| {
+                m.outputs_failed
+                    .with_label_values(&[output, "refused"])
+                    .inc()
+            });
         }
         Ok(())
     }

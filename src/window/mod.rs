@@ -14,7 +14,7 @@
 //! Lateness is judged event by event, against the watermark as it stood just
 //! before the event, so results do not depend on how input is cut into batches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -22,13 +22,18 @@ use arrow::array::{ArrayRef, AsArray, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
+use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::error::DataFusionError;
 use futures::StreamExt;
 
 pub mod session;
 
+use crate::query::tables::{WINDOW_END, WINDOW_START};
 use crate::query::{CompiledQuery, RunningStage, WindowSpec};
 use crate::time::Millis;
+
+/// Fixed, so which records a full bin refuses does not change between runs.
+const KEY_HASH: RandomState = RandomState::with_seed(0x7975_6a69_6e67);
 
 /// The rows one closed window produced.
 #[derive(Debug, Clone)]
@@ -48,8 +53,6 @@ impl WindowResult {
     }
 }
 
-/// What processing one batch produced.
-#[derive(Debug, Default)]
 /// A window the pipeline's SQL failed on at run time (e.g. a division by zero):
 /// it yields no rows and the pipeline goes on with the next.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,9 +62,13 @@ pub struct WindowFailure {
     pub error: String,
 }
 
+/// What processing one batch produced.
+#[derive(Debug, Default)]
 pub struct Emitted {
     /// Rows of the input batch that were late for every window they belong to.
     pub late: Vec<usize>,
+    /// Rows that would have opened a key past `max_keys` in their bin.
+    pub too_many_keys: Vec<usize>,
     pub windows: Vec<WindowResult>,
 }
 
@@ -70,6 +77,8 @@ pub struct Emitted {
 pub struct OperatorStats {
     pub accepted: u64,
     pub late: u64,
+    /// Rows refused because their bin already held `max_keys` keys.
+    pub too_many_keys: u64,
     /// Events that missed some of their (hopping) windows but counted in the open ones.
     pub partially_late: u64,
     pub windows_closed: u64,
@@ -95,6 +104,11 @@ struct StageBin {
 pub struct WindowOperator {
     /// Windows that failed since the engine last took them.
     failures: Vec<WindowFailure>,
+    /// Most keys one bin may hold, and the hashes of the keys each open bin holds.
+    max_keys: usize,
+    bin_keys: BTreeMap<Millis, HashSet<u64>>,
+    /// Per feed, the batch columns that are GROUP BY keys of a stage reading it.
+    key_columns: HashMap<String, Vec<usize>>,
     pipeline: Arc<str>,
     query: Arc<CompiledQuery>,
     runtime: Arc<tokio::runtime::Runtime>,
@@ -156,8 +170,31 @@ impl WindowOperator {
                 )
             })
             .collect();
+        let key_columns = query
+            .feeds
+            .iter()
+            .map(|feed| {
+                let mut columns: Vec<usize> = query
+                    .stages
+                    .iter()
+                    .filter(|st| st.feeds.contains(feed))
+                    .flat_map(|st| st.keys.iter())
+                    .filter_map(|k| table_schemas.get(feed)?.index_of(k).ok())
+                    .filter(|c| {
+                        let name = table_schemas[feed].field(*c).name();
+                        name != WINDOW_START && name != WINDOW_END
+                    })
+                    .collect();
+                columns.sort_unstable();
+                columns.dedup();
+                (feed.clone(), columns)
+            })
+            .collect();
         WindowOperator {
             failures: Vec::new(),
+            max_keys: usize::MAX,
+            bin_keys: BTreeMap::new(),
+            key_columns,
             pipeline,
             query,
             runtime,
@@ -174,6 +211,13 @@ impl WindowOperator {
             open_sessions: Vec::new(),
             stats: OperatorStats::default(),
         }
+    }
+
+    /// Bounds the keys one window bin may hold (see [`Emitted::too_many_keys`]).
+    /// Keys are counted on the GROUP BY columns that are the feed's own columns.
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
     }
 
     pub fn reads(&self, feed: &str) -> bool {
@@ -252,6 +296,7 @@ impl WindowOperator {
             .as_primitive::<TimestampMillisecondType>()
             .values();
         let mut max_time = clock.max_time;
+        let hashes = self.key_hashes(feed, batch)?;
         // Rows to route, with the bin each falls in.
         let mut accepted: Vec<(Millis, u32)> = Vec::with_capacity(batch.num_rows());
         for (i, &t) in times.iter().enumerate() {
@@ -272,6 +317,10 @@ impl WindowOperator {
             if last_end <= wm {
                 out.late.push(i);
                 self.stats.late += 1;
+            } else if let Some(h) = &hashes
+                && !self.admit_key(bin, h[i])
+            {
+                out.too_many_keys.push(i);
             } else {
                 if self.session_gap.is_none() && bin + self.slide <= wm {
                     self.stats.partially_late += 1;
@@ -294,6 +343,44 @@ impl WindowOperator {
         let wm = self.watermark();
         self.close_until(wm, &mut out.windows)?;
         Ok(out)
+    }
+
+    /// Per row of `batch`, a hash of its key columns; `None` when keys are not
+    /// bounded or the feed's keys are not its own columns.
+    fn key_hashes(
+        &self,
+        feed: &str,
+        batch: &RecordBatch,
+    ) -> Result<Option<Vec<u64>>, DataFusionError> {
+        if self.max_keys == usize::MAX {
+            return Ok(None);
+        }
+        let Some(columns) = self.key_columns.get(feed).filter(|c| !c.is_empty()) else {
+            return Ok(None);
+        };
+        let arrays: Vec<&ArrayRef> = columns
+            .iter()
+            .filter(|c| **c < batch.num_columns())
+            .map(|c| batch.column(*c))
+            .collect();
+        let mut hashes = vec![0u64; batch.num_rows()];
+        create_hashes(arrays, &KEY_HASH, &mut hashes)?;
+        Ok(Some(hashes))
+    }
+
+    /// Whether a row with key hash `h` may go into `bin`: its key is already
+    /// there, or there is room for one more.
+    fn admit_key(&mut self, bin: Millis, h: u64) -> bool {
+        let keys = self.bin_keys.entry(bin).or_default();
+        if keys.contains(&h) {
+            return true;
+        }
+        if keys.len() >= self.max_keys {
+            self.stats.too_many_keys += 1;
+            return false;
+        }
+        keys.insert(h);
+        true
     }
 
     /// Windows that failed at run time since the last call.
@@ -499,8 +586,10 @@ impl WindowOperator {
             }
             self.closed_upto = end;
             // A bin is done once the last window holding it has closed.
-            let keep = self.bins.split_off(&(end - self.width + self.slide));
+            let first_kept = end - self.width + self.slide;
+            let keep = self.bins.split_off(&first_kept);
             self.bins = keep;
+            self.bin_keys = self.bin_keys.split_off(&first_kept);
             self.next_end = match self.bins.keys().next() {
                 None => Millis::MAX,
                 Some(&b) => (b + self.slide).max(end + self.slide),
@@ -548,6 +637,7 @@ impl WindowOperator {
             // Bins before the check point hold every row a closing session can have.
             let later = self.bins.split_off(&check);
             let done = std::mem::replace(&mut self.bins, later);
+            self.bin_keys = self.bin_keys.split_off(&check);
             let mut rows = std::mem::take(&mut self.open_sessions);
             let mut failed = None;
             for (_, mut stages) in done {

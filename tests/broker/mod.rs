@@ -385,4 +385,3 @@ impl Drop for TestBroker {
         let _ = self.child.wait();
     }
 }
-
