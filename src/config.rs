@@ -70,11 +70,6 @@ pub struct KafkaConfig {
     pub idle_timeout: String,
     #[serde(default)]
     pub topics: TopicsConfig,
-    /// This instance's static group membership (`group.instance.id`): a restart
-    /// takes its partitions back at once instead of waiting out the session of
-    /// the process it replaces. Default: derived from the host and `state.dir`,
-    /// which no two running instances share.
-    pub instance_id: Option<String>,
     /// Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, …).
     #[serde(default)]
     pub settings: BTreeMap<String, String>,

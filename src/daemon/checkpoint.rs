@@ -55,11 +55,16 @@ fn format_one() -> u32 {
     1
 }
 
-/// The state directory, locked for this process's lifetime.
+/// The state directory, locked for this process's lifetime. The lock file also
+/// says whether its last holder stopped cleanly (`stopped`) or not (`running`),
+/// and its modification time is when that holder was last alive.
 #[derive(Debug)]
 pub struct StateDir {
     dir: PathBuf,
-    _lock: File,
+    lock: File,
+    /// When the previous process on this dir was last alive, if it did not stop
+    /// cleanly (killed, crashed): it may still count as a member of the group.
+    pub predecessor_crashed: Option<std::time::SystemTime>,
 }
 
 /// What [`StateDir::load`] found.
@@ -87,20 +92,52 @@ impl StateDir {
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
                 return Err(Error::Other(format!(
-                    "the state directory {} is in use by another yujing process (pid {}); give each instance its own [state] dir",
+                    "the state directory {} is in use by another yujing process ({}); give each instance its own [state] dir",
                     dir.display(),
                     holder.trim()
                 )));
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
+        let before = std::fs::read_to_string(&path).unwrap_or_default();
+        let predecessor_crashed = if before.starts_with("running") {
+            lock.metadata().and_then(|m| m.modified()).ok()
+        } else {
+            None
+        };
         // Who holds it, for the message above; the lock itself is what counts.
         let _ = lock.set_len(0);
-        let _ = writeln!(lock, "{}", std::process::id());
+        let _ = write!(lock, "running {}", std::process::id());
         Ok(StateDir {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
+            predecessor_crashed,
         })
+    }
+
+    /// Keeps the lock file's modification time at most `every` old while this
+    /// process lives, from a thread of its own (the main loop may be busy for
+    /// seconds): after a crash it tells the next process when this one died.
+    pub fn keep_alive(&self, every: std::time::Duration) {
+        let Ok(file) = self.lock.try_clone() else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("state-alive".into())
+            .spawn(move || {
+                loop {
+                    let _ = file.set_modified(std::time::SystemTime::now());
+                    std::thread::sleep(every);
+                }
+            });
+    }
+
+    /// Marks a clean stop: the next process need not wait for this one's session.
+    pub fn stopped(&mut self) {
+        use std::io::{Seek, SeekFrom};
+        let _ = self.lock.set_len(0);
+        let _ = self.lock.seek(SeekFrom::Start(0));
+        let _ = self.lock.write_all(b"stopped");
     }
 
     pub fn path(&self) -> &Path {
@@ -219,6 +256,27 @@ mod tests {
         assert!(err.contains("in use by another yujing"), "{err}");
         drop(first);
         assert!(StateDir::open(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_process_that_did_not_stop_cleanly_is_noticed_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateDir::open(dir.path()).unwrap();
+        assert!(first.predecessor_crashed.is_none());
+        first.keep_alive(std::time::Duration::from_millis(10));
+        // Dropped without `stopped`: as after kill -9.
+        drop(first);
+        let mut second = StateDir::open(dir.path()).unwrap();
+        let when = second.predecessor_crashed.expect("crashed");
+        assert!(when.elapsed().unwrap() < std::time::Duration::from_secs(60));
+        second.stopped();
+        drop(second);
+        assert!(
+            StateDir::open(dir.path())
+                .unwrap()
+                .predecessor_crashed
+                .is_none()
+        );
     }
 
     #[test]

@@ -141,14 +141,6 @@ impl PartitionLog {
     }
 }
 
-/// A stable id for this instance: the host and the (locked, so unshared) state dir.
-fn instance_id(state_dir: &std::path::Path) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
-    let text = format!("{}\0{}", host.trim(), dir.display());
-    format!("yujing-{}", &blake3::hash(text.as_bytes()).to_hex()[..16])
-}
-
 fn client(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers);
@@ -212,7 +204,8 @@ pub fn run(
         },
         stop.clone(),
     )?;
-    let state = StateDir::open(&config.state.dir)?;
+    let mut state = StateDir::open(&config.state.dir)?;
+    state.keep_alive(KEEP_ALIVE);
     let loaded = state.load(reset_state)?;
     metrics
         .checkpoints_set_aside
@@ -246,13 +239,32 @@ pub fn run(
     if !k.settings.contains_key("session.timeout.ms") {
         consumer_config.set("session.timeout.ms", "6000");
     }
-    if !k.settings.contains_key("group.instance.id") {
-        let id = k
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| instance_id(state.path()));
-        tracing::info!(instance = %id, "static group membership");
-        consumer_config.set("group.instance.id", id);
+    // A predecessor killed moments ago may still count as a member of the group
+    // until its session times out; joining before that, some brokers (tansu) keep
+    // its share of the partitions assigned to it for good. Joining after costs
+    // nothing: the group would wait for that session to end anyway.
+    let session = Duration::from_millis(
+        consumer_config
+            .get("session.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6000),
+    );
+    if let Some(alive) = state.predecessor_crashed {
+        // It died within KEEP_ALIVE of its last mark; its session ends `session` later.
+        let until = alive + KEEP_ALIVE + session + Duration::from_secs(1);
+        if let Ok(wait) = until.duration_since(std::time::SystemTime::now()) {
+            tracing::info!(
+                ?wait,
+                "the previous process did not stop cleanly: waiting for its group session to end"
+            );
+            let end = Instant::now() + wait;
+            while Instant::now() < end {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
     }
     let consumer: BaseConsumer = consumer_config.create().map_err(kafka_err("consumer"))?;
     let mut topics: Vec<&str> = topic_feed.keys().map(String::as_str).collect();
@@ -606,6 +618,8 @@ pub fn run(
             tracing::error!(error = %e, "outputs not acknowledged at shutdown; keeping the last checkpoint")
         }
     }
+    drop(consumer);
+    state.stopped();
     // The last handle: dropping it sends what is pending to Alertmanager.
     drop(sink.alertmanager.take());
     tracing::debug!("alertmanager notifier closed");
@@ -636,6 +650,9 @@ fn until_it_works<T>(
         wait = (wait * 2).min(Duration::from_secs(30));
     }
 }
+
+/// How often the state dir's lock is marked alive.
+const KEEP_ALIVE: Duration = Duration::from_millis(500);
 
 /// How often the consumer lag is measured (a metadata request per partition).
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
