@@ -62,6 +62,8 @@ fn format_one() -> u32 {
 pub struct StateDir {
     dir: PathBuf,
     lock: File,
+    /// Cleared on drop: stops the keep-alive thread.
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// When the previous process on this dir was last alive, if it did not stop
     /// cleanly (killed, crashed): it may still count as a member of the group.
     pub predecessor_crashed: Option<std::time::SystemTime>,
@@ -111,6 +113,7 @@ impl StateDir {
         Ok(StateDir {
             dir: dir.to_path_buf(),
             lock,
+            running: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
             predecessor_crashed,
         })
     }
@@ -119,13 +122,19 @@ impl StateDir {
     /// process lives, from a thread of its own (the main loop may be busy for
     /// seconds): after a crash it tells the next process when this one died.
     pub fn keep_alive(&self, every: std::time::Duration) {
-        let Ok(file) = self.lock.try_clone() else {
+        // A file handle of its own, not a clone of the locked one, so the lock
+        // goes with this StateDir.
+        let Ok(file) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join(LOCK))
+        else {
             return;
         };
+        let running = self.running.clone();
         let _ = std::thread::Builder::new()
             .name("state-alive".into())
             .spawn(move || {
-                loop {
+                while running.load(std::sync::atomic::Ordering::Relaxed) {
                     let _ = file.set_modified(std::time::SystemTime::now());
                     std::thread::sleep(every);
                 }
@@ -203,6 +212,13 @@ impl StateDir {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
