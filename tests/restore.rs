@@ -43,10 +43,7 @@ fn hourly(name: &str, threshold: u32) -> String {
 fn a_changed_pipeline_starts_afresh_and_the_others_keep_their_state() {
     let (a, b) = (hourly("a", 3), hourly("b", 3));
     let mut first = engine(&[("a", &a), ("b", &b)]);
-    let mut chunk = Chunk::new(
-        "police_incident".into(),
-        SourceName::Generated("t".into()),
-    );
+    let mut chunk = Chunk::new("police_incident".into(), SourceName::Generated("t".into()));
     for (i, r) in common::escalating_incidents().iter().enumerate() {
         chunk.push_line(r.as_bytes(), i as u64);
     }

@@ -65,6 +65,13 @@ fn read_back(
     let md = reader
         .fetch_metadata(None, Duration::from_secs(5))
         .map_err(kafka_err("outbox metadata"))?;
+    for missing in topics.iter().filter(|t| {
+        !md.topics()
+            .iter()
+            .any(|m| m.name() == **t && !m.partitions().is_empty())
+    }) {
+        tracing::error!(topic = %missing, "an output topic does not exist: create it, or its records wait (and /readyz says not ready)");
+    }
     let mut tpl = TopicPartitionList::new();
     for t in md.topics() {
         if !topics.contains(&t.name()) {
