@@ -38,6 +38,27 @@ pub struct EngineState {
     definitions: BTreeMap<String, String>,
 }
 
+impl EngineState {
+    /// Removes the state of pipelines whose clocks are past `latest` (written by
+    /// a build that let a far-future record move them: every later event would be
+    /// late) and returns their names; they start afresh.
+    pub fn drop_clocks_after(&mut self, latest: Millis) -> Vec<String> {
+        let poisoned: Vec<String> = self
+            .pipelines
+            .iter()
+            .filter(|(_, (op, _))| op.latest_time().is_some_and(|t| t > latest))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &poisoned {
+            self.pipelines.remove(name);
+        }
+        if self.max_time.is_some_and(|t| t > latest) {
+            self.max_time = None;
+        }
+        poisoned
+    }
+}
+
 /// Totals over a run.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EngineStats {

@@ -72,3 +72,22 @@ fn a_changed_pipeline_starts_afresh_and_the_others_keep_their_state() {
     let fresh = serde_json::to_value(engine(&[("b", &b2)]).state()).expect("json");
     assert_eq!(restored["pipelines"]["b"], fresh["pipelines"]["b"]);
 }
+
+#[test]
+fn a_checkpoint_whose_clock_is_in_the_future_is_not_restored() {
+    let a = hourly("a", 3);
+    let mut first = engine(&[("a", &a)]);
+    let mut chunk = Chunk::new("police_incident".into(), SourceName::Generated("t".into()));
+    // As a build without the `future` check would have taken it.
+    chunk.push_line(common::incident(1, "2099-01-01T00:00:00Z").as_bytes(), 0);
+    first
+        .process(&chunk, &mut MemorySink::default())
+        .expect("process");
+    let mut state = first.state();
+    let now = yujing::time::parse_rfc3339("2026-12-01T00:00:00Z").expect("time");
+    assert_eq!(state.drop_clocks_after(now), ["a"]);
+    let mut second = engine(&[("a", &a)]);
+    let fresh = serde_json::to_value(second.state()).expect("json");
+    assert!(second.restore(state).is_empty());
+    assert_eq!(serde_json::to_value(second.state()).expect("json"), fresh);
+}

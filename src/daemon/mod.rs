@@ -326,7 +326,15 @@ pub fn run(
             "already sent before the restart"
         );
     }
-    if let Some(cp) = checkpoint_found {
+    if let Some(mut cp) = checkpoint_found {
+        let latest = command_options.command_limits().latest;
+        for name in cp.engine.drop_clocks_after(latest) {
+            tracing::error!(pipeline = %name, "the checkpoint's clock of this pipeline is in the future: it starts afresh");
+            metrics
+                .pipeline_state_discarded
+                .with_label_values(&[&name])
+                .inc();
+        }
         for name in engine.restore(cp.engine) {
             tracing::warn!(pipeline = %name, "the pipeline changed since the checkpoint: it starts afresh");
             metrics

@@ -137,6 +137,15 @@ pub struct OperatorState {
     closed_upto: Millis,
 }
 
+impl OperatorState {
+    /// The latest event time this state has seen or closed windows up to.
+    pub fn latest_time(&self) -> Option<Millis> {
+        let seen = self.inputs.values().filter_map(|(t, _)| *t).max();
+        let closed = (self.closed_upto != Millis::MIN).then_some(self.closed_upto);
+        seen.max(closed)
+    }
+}
+
 impl WindowOperator {
     /// `offset` aligns window starts (e.g. to local midnight); `table_schemas`
     /// are the feed tables' schemas (fields plus window columns).
