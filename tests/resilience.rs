@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod broker;
 mod common;
-use broker::{Setup, brokers, http, read_topic, read_topic_at, sorted, stop, wait_ready};
+use broker::{Setup, brokers, http, read_topic_at, sorted, stop, wait_ready};
 use common::{escalating_incidents, with_hostile_records};
 
 /// Produces `records` (raw lines) to `topic` with Python's confluent-kafka.
@@ -75,21 +75,18 @@ fn hostile_records_and_updates_never_stop_the_daemon_nor_change_the_good_results
         &[note.into_bytes(), future.as_bytes().to_vec()],
     );
     let n_dead = reasons.len() + 2;
-    let dead = read_topic(
-        &s.topic("dead"),
-        &format!("hd{}", s.id),
-        Duration::from_secs(90),
-        |v| v.len() >= n_dead,
-    );
-    let alerts = read_topic(
+    let dead = broker::read_all_at(&brokers(), &s.topic("dead"), Duration::from_secs(90), |v| {
+        v.len() >= n_dead
+    });
+    let alerts = broker::read_all_at(
+        &brokers(),
         &s.topic("alerts"),
-        &format!("ha{}", s.id),
         Duration::from_secs(60),
         |v| v.len() >= want_alerts.len(),
     );
-    let tasks = read_topic(
+    let tasks = broker::read_all_at(
+        &brokers(),
         &s.topic("tasks"),
-        &format!("ht{}", s.id),
         Duration::from_secs(60),
         |v| v.len() >= want_tasks.len(),
     );
@@ -101,12 +98,9 @@ fn hostile_records_and_updates_never_stop_the_daemon_nor_change_the_good_results
     );
     assert_eq!(http(s.port, "GET", "/healthz", &[], "").0, 200);
     let rss = peak_rss_mib(daemon.0.id());
-    let again = read_topic(
-        &s.topic("dead"),
-        &format!("hx{}", s.id),
-        Duration::from_secs(10),
-        |v| v.len() > n_dead,
-    );
+    let again = broker::read_all_at(&brokers(), &s.topic("dead"), Duration::from_secs(10), |v| {
+        v.len() > n_dead
+    });
     stop(daemon);
     assert_eq!(sorted(alerts), sorted(want_alerts));
     assert_eq!(sorted(tasks), sorted(want_tasks));
@@ -312,24 +306,25 @@ fn shipped_run(kills: &[u64]) {
     }
     producer.join().expect("producer");
     wait_ready(&mut daemon, s.port);
-    let got = read_topic(
+    let closed = |v: &[serde_json::Value]| {
+        v.iter()
+            .filter(|a| a["window_end"].as_str().is_some_and(|e| e <= last_day))
+            .count()
+            >= closable.len()
+    };
+    let got = broker::read_all_at(
+        &brokers(),
         &s.topic("alerts"),
-        &format!("sa{}", s.id),
         Duration::from_secs(180),
-        |v| {
-            v.iter()
-                .filter(|a| a["window_end"].as_str().is_some_and(|e| e <= last_day))
-                .count()
-                >= closable.len()
-        },
+        closed,
     );
     // Anything sent twice would have arrived by now.
     std::thread::sleep(Duration::from_secs(3));
-    let got = read_topic(
+    let got = broker::read_all_at(
+        &brokers(),
         &s.topic("alerts"),
-        &format!("sb{}", s.id),
         Duration::from_secs(10),
-        |v| v.len() > got.len(),
+        |v| v.len() >= got.len(),
     );
     assert!(
         daemon.0.try_wait().expect("wait").is_none(),
@@ -341,10 +336,25 @@ fn shipped_run(kills: &[u64]) {
         .filter(|a| a["window_end"].as_str().is_some_and(|e| e <= last_day))
         .cloned()
         .collect();
-    assert_eq!(
+    let (got_closable, want_closable) = (
         sorted(got_closable),
-        sorted(closable.into_iter().cloned().collect())
+        sorted(closable.into_iter().cloned().collect()),
     );
+    let missing: Vec<&String> = want_closable
+        .iter()
+        .filter(|a| !got_closable.contains(a))
+        .collect();
+    let extra: Vec<&String> = got_closable
+        .iter()
+        .filter(|a| !want_closable.contains(a))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let twice: Vec<&String> = got_closable.iter().filter(|a| !seen.insert(*a)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && twice.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}\ntwice {twice:#?}"
+    );
+    assert_eq!(got_closable.len(), want_closable.len(), "no alert twice");
     // Nothing the replay did not raise, and nothing twice.
     let want_all = sorted(want.clone());
     for a in sorted(got.clone()) {

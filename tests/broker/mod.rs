@@ -102,6 +102,45 @@ pub fn read_topic_at(
     out
 }
 
+/// Every message of `topic` on the broker at `brokers`, read by assigning all
+/// its partitions from the start (no group, so no rebalance re-delivers
+/// anything): until `done` holds and nothing more came for a second, or time
+/// runs out. What a topic holds, each record as many times as it is there.
+pub fn read_all_at(
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("read-all-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(t.name(), p.id(), rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let end = Instant::now() + timeout;
+    let mut last = Instant::now();
+    while Instant::now() < end && !(done(&out) && last.elapsed() > Duration::from_secs(1)) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON"));
+            last = Instant::now();
+        }
+    }
+    out
+}
+
 pub struct Daemon(pub Child);
 
 impl Drop for Daemon {
