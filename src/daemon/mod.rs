@@ -12,7 +12,14 @@
 //! still-open bin, so a restart re-reads exactly what it needs to rebuild the open
 //! windows; messages below the checkpoint's offsets are skipped if the commit lagged.
 //! After a clean shutdown nothing is emitted twice; after a crash, what was emitted
-//! since the last checkpoint is emitted again with the same ids.
+//! since the last checkpoint is emitted again with the same ids, and the outbox
+//! ([`outbox`]) keeps it off the topics. The state dir and its files live in
+//! [`checkpoint`].
+//!
+//! Nothing the broker does stops it: HTTP is served first, what must reach the
+//! broker at start is retried with backoff, a checkpoint waits until every output
+//! is acknowledged (not ready meanwhile), and a process restarted after a crash
+//! joins its group only once the dead one's session is over.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +27,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use checkpoint::{Checkpoint, StateDir};
+use outbox::read_back;
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -27,6 +35,7 @@ use rdkafka::producer::ThreadedProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
 pub mod checkpoint;
+mod outbox;
 
 use crate::config::{Config, KafkaConfig};
 use crate::deadletter::{DeadLetter, Origin};
@@ -39,94 +48,12 @@ use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::Sink;
 use crate::sink::alertmanager::Notifier;
-use crate::sink::kafka::{Deliveries, Ends, KafkaSink, OutputTopics};
+use crate::sink::kafka::{Deliveries, KafkaSink, OutputTopics};
 use crate::sink::observe::{ApiView, Observed, Observers};
 use crate::source::{Chunk, SourceName};
 use crate::task::Command;
 use crate::task::command::INPUT;
 use crate::time::{Millis, parse_duration};
-
-/// Reads the output topics from `from` (or their start) to their current end and
-/// returns the ids of what is there (what must not be sent again) and where each
-/// partition ended.
-fn read_back(
-    k: &KafkaConfig,
-    topics: &[&str],
-    from: &Ends,
-) -> Result<(std::collections::HashSet<String>, Ends)> {
-    let reader: BaseConsumer = client(k)
-        .set("group.id", format!("{}-outbox", k.group_id))
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(kafka_err("outbox reader"))?;
-    // Every partition of the output topics, from the checkpointed offset (or the
-    // start). The previous process is gone, so the topics do not grow while this
-    // reads: it reads until they have been quiet for a second.
-    let md = reader
-        .fetch_metadata(None, Duration::from_secs(5))
-        .map_err(kafka_err("outbox metadata"))?;
-    for missing in topics.iter().filter(|t| {
-        !md.topics()
-            .iter()
-            .any(|m| m.name() == **t && !m.partitions().is_empty())
-    }) {
-        tracing::error!(topic = %missing, "an output topic does not exist: create it, or its records wait (and /readyz says not ready)");
-    }
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        if !topics.contains(&t.name()) {
-            continue;
-        }
-        for p in t.partitions() {
-            let start = from
-                .get(t.name())
-                .and_then(|m| m.get(&p.id()))
-                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            let _ = tpl.add_partition_offset(t.name(), p.id(), start);
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    // A lower bound of each end: where reading starts, raised by what is read.
-    let mut ends = Ends::new();
-    for e in tpl.elements() {
-        let at = match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        };
-        ends.entry(e.topic().to_string())
-            .or_default()
-            .insert(e.partition(), at);
-    }
-    if tpl.count() == 0 {
-        return Ok((seen, ends));
-    }
-    reader.assign(&tpl).map_err(kafka_err("outbox assign"))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Instant::now();
-    while last.elapsed() < Duration::from_secs(1) {
-        if Instant::now() > deadline {
-            return Err(Error::Other(
-                "the output topics did not go quiet within 60 s; not starting, to avoid sending twice".into(),
-            ));
-        }
-        let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        last = Instant::now();
-        if let Some(end) = ends
-            .get_mut(m.topic())
-            .and_then(|parts| parts.get_mut(&m.partition()))
-        {
-            *end = (*end).max(m.offset() + 1);
-        }
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
-            && let Some(id) = crate::sink::kafka::output_id(&v)
-        {
-            seen.insert(id);
-        }
-    }
-    Ok((seen, ends))
-}
 
 /// Per partition, what a restart must re-read: the first offset and latest event
 /// time of each chunk not yet known to be in closed windows, and the next offset.
