@@ -93,9 +93,14 @@ pub fn read_topic_at(
         .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let mut out = Vec::new();
+    // A rebalance of the reading group may deliver a record again: counted once
+    // (a record really on the topic twice has two offsets).
+    let mut seen = std::collections::HashSet::new();
     let end = Instant::now() + timeout;
     while Instant::now() < end && !done(&out) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200))
+            && seen.insert((m.partition(), m.offset()))
+        {
             out.push(serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON"));
         }
     }
