@@ -317,10 +317,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let report = yujing::demo::run(
                 catalog,
                 compiled,
-                // Generated data holds no real personal data: no key needed.
-                DecodeOptions::with_secret(
-                    &std::env::var(yujing::config::PII_KEY_ENV).unwrap_or_else(|_| "demo".into()),
-                ),
+                {
+                    // Generated data holds no real personal data: no key needed.
+                    let mut o = DecodeOptions::with_secret(
+                        &std::env::var(yujing::config::PII_KEY_ENV)
+                            .unwrap_or_else(|_| "demo".into()),
+                    );
+                    // The demo's "now" is the end of the days it generates, however many.
+                    o.clock = yujing::time::Clock::Fixed(
+                        gen_options.start + i64::from(gen_options.days) * yujing::time::DAY,
+                    );
+                    o
+                },
                 rt,
                 &gen_options,
                 &observers,
