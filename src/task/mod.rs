@@ -13,7 +13,7 @@
 pub mod command;
 pub mod routing;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -171,7 +171,9 @@ pub struct TaskState {
     tasks: BTreeMap<String, Task>,
     /// Dispatch id → its three task ids.
     dispatches: BTreeMap<String, Vec<String>>,
-    closed: BTreeSet<String>,
+    /// Closed dispatch id → when it closed; forgotten after [`CLOSED_RETENTION`].
+    #[serde(deserialize_with = "closed_ids::deserialize")]
+    closed: BTreeMap<String, Millis>,
     /// (time, order, sequence) → what happens then.
     #[serde(with = "entries")]
     pending: BTreeMap<(Millis, u8, u64), Pending>,
@@ -283,6 +285,16 @@ impl TaskManager {
             }
         }
         self.state.clock = Some(self.state.clock.map_or(now, |c| c.max(now)));
+        // Closed dispatches are remembered long enough for their incident's last
+        // alerts, not forever. Ids from checkpoints that kept no time start now.
+        for t in self.state.closed.values_mut() {
+            if *t == Millis::MIN {
+                *t = now;
+            }
+        }
+        self.state
+            .closed
+            .retain(|_, t| t.saturating_add(CLOSED_RETENTION) >= now);
         (events, rejected)
     }
 
@@ -316,7 +328,7 @@ impl TaskManager {
 
     fn on_alert(&mut self, a: &AlertSnapshot, t: Millis, events: &mut Vec<TaskEvent>) {
         let dispatch_id = stable_id(&["dispatch", &a.incident_id]);
-        if self.state.closed.contains(&dispatch_id) {
+        if self.state.closed.contains_key(&dispatch_id) {
             return;
         }
         let open_at = self
@@ -483,7 +495,7 @@ impl TaskManager {
                     self.state.tasks.remove(id);
                 }
                 self.state.dispatches.remove(&dispatch_id);
-                self.state.closed.insert(dispatch_id);
+                self.state.closed.insert(dispatch_id, c.time);
             }
         }
         Ok(())
@@ -525,6 +537,35 @@ impl TaskEvent {
             t.level.as_str(),
             format_rfc3339(t.deadline),
         )
+    }
+}
+
+/// How long a closed dispatch's id is kept, so later alerts of its incident do
+/// not open it again.
+pub const CLOSED_RETENTION: Millis = 90 * crate::time::DAY;
+
+/// Closed dispatch ids: a map of id → time, or (checkpoint formats 1 and 2) a
+/// list of ids, whose times are then taken as unknown (`Millis::MIN`).
+mod closed_ids {
+    use serde::{Deserialize, Deserializer};
+    use std::collections::BTreeMap;
+
+    use crate::time::Millis;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Closed {
+        Timed(BTreeMap<String, Millis>),
+        Ids(Vec<String>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Millis>, D::Error> {
+        Ok(match Closed::deserialize(d)? {
+            Closed::Timed(m) => m,
+            Closed::Ids(ids) => ids.into_iter().map(|id| (id, Millis::MIN)).collect(),
+        })
     }
 }
 

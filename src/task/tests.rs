@@ -3,6 +3,7 @@
 use super::*;
 use crate::alert::Measure;
 use crate::time::{HOUR, MINUTE};
+use std::collections::BTreeSet;
 
 const T0: Millis = 1_773_446_400_000; // 2026-03-14T00:00:00Z
 
@@ -223,6 +224,25 @@ fn a_dispatch_closes_when_all_three_are_done_and_a_resolved_incident_leaves_task
     // A later alert of the same incident does not reopen it.
     m.alert(&alert(Level::Red, Status::Firing, T0 + 5 * HOUR));
     assert!(m.advance(T0 + 5 * HOUR).0.is_empty());
+    // Its id is kept for CLOSED_RETENTION after it closed, then forgotten.
+    let closed_at = T0 + 2 * HOUR + 2 * MINUTE;
+    m.advance(closed_at + super::CLOSED_RETENTION);
+    assert_eq!(m.state.closed.len(), 1);
+    m.advance(closed_at + super::CLOSED_RETENTION + 1);
+    assert!(m.state.closed.is_empty());
+}
+
+#[test]
+fn closed_dispatches_of_older_checkpoints_are_read_and_timed_from_then_on() {
+    let mut m = manager();
+    let mut state = serde_json::to_value(&m.state).unwrap();
+    state["closed"] = serde_json::json!(["d1", "d2"]);
+    m.state = serde_json::from_value(state).unwrap();
+    assert_eq!(m.state.closed.len(), 2);
+    m.advance(T0);
+    assert!(m.state.closed.values().all(|t| *t == T0));
+    m.advance(T0 + super::CLOSED_RETENTION + 1);
+    assert!(m.state.closed.is_empty());
 }
 
 #[test]
