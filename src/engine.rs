@@ -84,25 +84,23 @@ impl RunningPipeline {
     /// Windows whose SQL failed at run time become dead letters naming the
     /// pipeline; the pipeline and the others go on.
     fn report_failures(&mut self, stats: &mut EngineStats, sink: &mut dyn Sink) -> Result<()> {
-        for f in self.operator.take_failures() {
+        let failures = self.operator.take_failures();
+        if failures.is_empty() {
+            return Ok(());
+        }
+        let feeds: Vec<&str> = self
+            .pipeline
+            .query
+            .feeds
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let feed = feeds.join("+");
+        for f in failures {
             tracing::warn!(pipeline = %self.name, error = %f.error, "a window failed");
-            let feeds: Vec<&str> = self
-                .pipeline
-                .query
-                .feeds
-                .iter()
-                .map(String::as_str)
-                .collect();
-            let mut error = f.error;
-            if error.len() > 1024 {
-                let mut end = 1024;
-                while !error.is_char_boundary(end) {
-                    end -= 1;
-                }
-                error.truncate(end);
-            }
+            let error = crate::decode::truncate(&f.error, 1024);
             sink.dead_letter(&DeadLetter {
-                feed: feeds.join("+"),
+                feed: feed.clone(),
                 reason: Reason::PipelineError,
                 field: None,
                 detail: format!(

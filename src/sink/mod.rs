@@ -69,10 +69,7 @@ pub fn fit(value: &mut Value, max: usize) -> Option<bool> {
 fn cut_strings(value: &mut Value, keep: usize) {
     match value {
         Value::String(s) if s.len() > keep => {
-            let mut end = keep;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
+            let end = s.floor_char_boundary(keep);
             let cut = s.len() - end;
             s.truncate(end);
             s.push_str(&format!("…[{cut} bytes cut]"));

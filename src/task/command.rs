@@ -55,14 +55,6 @@ pub struct Limits {
     pub latest: Millis,
 }
 
-impl Limits {
-    pub const NONE: Limits = Limits {
-        max_bytes: usize::MAX,
-        max_text_bytes: usize::MAX,
-        latest: Millis::MAX,
-    };
-}
-
 impl Command {
     /// [`Command::parse`] within `limits`: a far-future command would wait in the
     /// queue forever, a huge note would make every task event of its task huge.
