@@ -170,11 +170,13 @@ impl KafkaSink {
         {
             return Ok(());
         }
-        match super::fit(&mut value, self.max_output_bytes) {
-            Some(false) => {}
-            Some(true) => {
+        // Serialised once: `fit` measures the bytes it hands back.
+        let payload = match super::fit(&mut value, self.max_output_bytes) {
+            Some((bytes, false)) => bytes,
+            Some((bytes, true)) => {
                 tracing::warn!(output, "an output record was too large: long values cut");
                 self.count(|m| m.outputs_truncated.with_label_values(&[output]).inc());
+                bytes
             }
             None => {
                 tracing::error!(output, "an output record cannot be made to fit; not sent");
@@ -185,9 +187,8 @@ impl KafkaSink {
                 });
                 return Ok(());
             }
-        }
-        let topic = topic.to_string();
-        if let Err(e) = self.send(&topic, key, &Self::json(&value)?) {
+        };
+        if let Err(e) = self.send(topic, key, &payload) {
             tracing::error!(output, error = %e, "the producer refused an output record");
             self.count(|m| {
                 m.outputs_failed
@@ -224,10 +225,6 @@ impl KafkaSink {
         self.producer
             .flush(timeout)
             .map_err(|e| Error::Other(format!("flushing the producer: {e}")))
-    }
-
-    fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
-        serde_json::to_vec(value).map_err(|e| Error::Other(e.to_string()))
     }
 }
 

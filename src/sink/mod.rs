@@ -50,17 +50,19 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 256 << 10;
 
 /// Makes a JSON record fit in `max` bytes by cutting its longest string values,
 /// each marked with how much was cut; ids and numbers stay as they are. Returns
-/// whether anything was cut, or `None` when even that cannot make it fit.
-pub fn fit(value: &mut Value, max: usize) -> Option<bool> {
-    let size = |v: &Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
-    if size(value) <= max {
-        return Some(false);
+/// the record's bytes and whether anything was cut, or `None` when even that
+/// cannot make it fit.
+pub fn fit(value: &mut Value, max: usize) -> Option<(Vec<u8>, bool)> {
+    let bytes = serde_json::to_vec(value).ok()?;
+    if bytes.len() <= max {
+        return Some((bytes, false));
     }
     // Cut ever harder: long free text first, then anything longer than a label.
     for keep in [4096, 1024, 256, 64] {
         cut_strings(value, keep);
-        if size(value) <= max {
-            return Some(true);
+        let bytes = serde_json::to_vec(value).ok()?;
+        if bytes.len() <= max {
+            return Some((bytes, true));
         }
     }
     None
@@ -373,9 +375,10 @@ mod tests {
     fn a_record_too_large_is_cut_to_fit_and_says_so() {
         let big = "街".repeat(200_000);
         let mut v = serde_json::json!({"alert_id": "a1", "labels": {"street": big}, "value": 3});
-        assert_eq!(fit(&mut v, 10_000), Some(true));
-        let text = v.to_string();
-        assert!(text.len() <= 10_000, "{}", text.len());
+        let (bytes, cut) = fit(&mut v, 10_000).expect("fits");
+        assert!(cut);
+        assert_eq!(bytes, v.to_string().into_bytes());
+        assert!(bytes.len() <= 10_000, "{}", bytes.len());
         assert_eq!(v["alert_id"], "a1");
         assert_eq!(v["value"], 3);
         assert!(
@@ -385,7 +388,10 @@ mod tests {
                 .ends_with("bytes cut]")
         );
         let mut small = serde_json::json!({"a": "b"});
-        assert_eq!(fit(&mut small, 100), Some(false));
+        assert_eq!(
+            fit(&mut small, 100),
+            Some((br#"{"a":"b"}"#.to_vec(), false))
+        );
         // Thousands of short values cannot be cut enough.
         let mut many = Value::Array((0..10_000).map(|i| Value::from(i.to_string())).collect());
         assert_eq!(fit(&mut many, 1000), None);
