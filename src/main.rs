@@ -220,7 +220,6 @@ impl Loaded {
             return Err(Error::Invalid(yujing::error::Diagnostics(mistakes)).into());
         }
         if let Some(path) = &self.config.routing {
-            let feeds = self.catalog.feeds.keys().cloned().collect();
             compiled.routing = yujing::task::routing::RoutingTable::load(path, &feeds)
                 .map_err(|d| Error::Invalid(yujing::error::Diagnostics(d)))?;
         }

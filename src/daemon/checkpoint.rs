@@ -9,7 +9,6 @@
 //! it start from nothing silently. Formats 1 (before versions) and 2 (closed
 //! dispatches without their times) are read as they are.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,8 +24,8 @@ const CURRENT: &str = "checkpoint.json";
 const PREVIOUS: &str = "checkpoint.prev.json";
 const LOCK: &str = "LOCK";
 
-/// Topic → partition → offset.
-pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
+/// Topic → partition → offset: the shape of the producer's output ends.
+pub use crate::sink::kafka::Ends as Offsets;
 
 /// What a checkpoint holds.
 #[derive(Debug, Serialize, Deserialize)]

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use checkpoint::{Checkpoint, StateDir};
+use checkpoint::{Checkpoint, Offsets, StateDir};
 use outbox::read_back;
 use rdkafka::Message;
 use rdkafka::config::ClientConfig;
@@ -191,12 +191,8 @@ pub fn run(
                 ?wait,
                 "the previous process did not stop cleanly: waiting for its group session to end"
             );
-            let end = Instant::now() + wait;
-            while Instant::now() < end {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            if !sleep_unless_stopped(wait, &stop) {
+                return Ok(());
             }
         }
     }
@@ -254,20 +250,20 @@ pub fn run(
         );
     }
     if let Some(mut cp) = checkpoint_found {
+        let discarded = |name: &str| {
+            metrics
+                .pipeline_state_discarded
+                .with_label_values(&[name])
+                .inc()
+        };
         let latest = command_options.command_limits().latest;
         for name in cp.engine.drop_clocks_after(latest) {
             tracing::error!(pipeline = %name, "the checkpoint's clock of this pipeline is in the future: it starts afresh");
-            metrics
-                .pipeline_state_discarded
-                .with_label_values(&[&name])
-                .inc();
+            discarded(&name);
         }
         for name in engine.restore(cp.engine) {
             tracing::warn!(pipeline = %name, "the pipeline changed since the checkpoint: it starts afresh");
-            metrics
-                .pipeline_state_discarded
-                .with_label_values(&[&name])
-                .inc();
+            discarded(&name);
         }
         sink.restore(cp.incidents, cp.tasks);
         sink.inner.dead_letters_sent_below = cp
@@ -292,8 +288,8 @@ pub fn run(
      -> Result<()> {
         let started = Instant::now();
         let earliest = engine.earliest_open();
-        let mut offsets: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
-        let mut consumed: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+        let mut offsets = Offsets::new();
+        let mut consumed = Offsets::new();
         let mut tpl = TopicPartitionList::new();
         for ((topic, p), log) in logs.iter_mut() {
             let at = if *topic == k.topics.task_updates {
@@ -582,15 +578,24 @@ fn until_it_works<T>(
             Ok(v) => return Some(v),
             Err(e) => tracing::warn!(error = %e, retry_in = ?wait, "{what}"),
         }
-        let until = Instant::now() + wait;
-        while Instant::now() < until {
-            if stop.load(Ordering::Relaxed) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if !sleep_unless_stopped(wait, stop) {
+            return None;
         }
         wait = (wait * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Sleeps for `wait`, waking every 100 ms to see whether the daemon is told to
+/// stop; false if it was.
+fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    !stop.load(Ordering::Relaxed)
 }
 
 /// How often the state dir's lock is marked alive.
