@@ -9,8 +9,6 @@
 //! what replay does: nothing lost, nothing twice; one
 //! killed with SIGKILL before any checkpoint is not repeated by its successor.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -39,22 +37,7 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
     // Produced by an independent client (Python confluent-kafka), keyed by district.
     let feed = s.dir.path().join("feed.jsonl");
     std::fs::write(&feed, records().join("\n") + "\n").expect("write");
-    let python = std::env::var("YUJING_PYTHON").expect(
-        "YUJING_PYTHON must name a python with confluent-kafka: scripts/test.sh sets it up",
-    );
-    let produced = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/produce.py"))
-        .args([
-            "--brokers",
-            &brokers(),
-            "--topic",
-            &topic("police"),
-            "--file",
-        ])
-        .arg(&feed)
-        .status()
-        .expect("produce.py");
-    assert!(produced.success());
+    broker::produce_file(&brokers(), &topic("police"), &feed);
     // Ready once partitions are assigned.
     let daemon = s.start();
     // The same records through replay: the reference output.

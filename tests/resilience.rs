@@ -13,7 +13,8 @@ mod common;
 use broker::{Setup, brokers, http, read_topic_at, sorted, stop, wait_ready};
 use common::{escalating_incidents, with_hostile_records};
 
-/// Produces `records` (raw lines) to `topic` with Python's confluent-kafka.
+/// Writes `records` (raw lines) to `file` and produces them to `topic` with the
+/// independent client.
 fn produce(brokers: &str, topic: &str, file: &Path, records: &[Vec<u8>]) {
     let mut bytes = Vec::new();
     for r in records {
@@ -21,16 +22,7 @@ fn produce(brokers: &str, topic: &str, file: &Path, records: &[Vec<u8>]) {
         bytes.push(b'\n');
     }
     std::fs::write(file, bytes).expect("write");
-    let python = std::env::var("YUJING_PYTHON").expect(
-        "YUJING_PYTHON must name a python with confluent-kafka: scripts/test.sh sets it up",
-    );
-    let status = Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/produce.py"))
-        .args(["--brokers", brokers, "--topic", topic, "--file"])
-        .arg(file)
-        .status()
-        .expect("produce.py");
-    assert!(status.success());
+    broker::produce_file(brokers, topic, file);
 }
 
 /// Peak resident memory of a process, in MiB (VmHWM).
@@ -280,22 +272,12 @@ fn shipped_run(kills: &[u64]) {
     wait_ready(&mut daemon, s.port);
     let mut files = Vec::new();
     for (feed, name) in feeds {
-        let lines: Vec<Vec<u8>> = std::fs::read(data.join(format!("{feed}.jsonl")))
-            .expect("feed")
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        files.push((
-            s.topic(name),
-            s.dir.path().join(format!("{name}.produce")),
-            lines,
-        ));
+        files.push((s.topic(name), data.join(format!("{feed}.jsonl"))));
     }
     // The records arrive while the daemon is killed and restarted.
     let producer = std::thread::spawn(move || {
-        for (topic, file, lines) in files {
-            produce(&brokers(), &topic, &file, &lines);
+        for (topic, file) in files {
+            broker::produce_file(&brokers(), &topic, &file);
         }
     });
     for after in kills {

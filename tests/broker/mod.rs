@@ -146,6 +146,21 @@ pub fn read_all_at(
     out
 }
 
+/// Produces the JSON lines of `file` to `topic` with an independent client
+/// (`scripts/produce.py`, Python confluent-kafka), keyed by district.
+pub fn produce_file(brokers: &str, topic: &str, file: &Path) {
+    let python = std::env::var("YUJING_PYTHON").expect(
+        "YUJING_PYTHON must name a python with confluent-kafka: scripts/test.sh sets it up",
+    );
+    let status = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/produce.py"))
+        .args(["--brokers", brokers, "--topic", topic, "--file"])
+        .arg(file)
+        .status()
+        .expect("produce.py");
+    assert!(status.success());
+}
+
 pub struct Daemon(pub Child);
 
 impl Drop for Daemon {
