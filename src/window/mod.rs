@@ -28,7 +28,6 @@ use futures::StreamExt;
 
 pub mod session;
 
-use crate::query::tables::{WINDOW_END, WINDOW_START};
 use crate::query::{CompiledQuery, RunningStage, WindowSpec};
 use crate::time::Millis;
 
@@ -188,11 +187,8 @@ impl WindowOperator {
                     .iter()
                     .filter(|st| st.feeds.contains(feed))
                     .flat_map(|st| st.keys.iter())
+                    // The stages' keys exclude the window columns already.
                     .filter_map(|k| table_schemas.get(feed)?.index_of(k).ok())
-                    .filter(|c| {
-                        let name = table_schemas[feed].field(*c).name();
-                        name != WINDOW_START && name != WINDOW_END
-                    })
                     .collect();
                 columns.sort_unstable();
                 columns.dedup();
