@@ -79,6 +79,18 @@ fn default_idle() -> String {
     "30s".into()
 }
 
+impl KafkaConfig {
+    /// A librdkafka client configuration: the brokers and the `settings` as given.
+    pub fn client(&self) -> rdkafka::config::ClientConfig {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.settings {
+            c.set(key, value);
+        }
+        c
+    }
+}
+
 /// `[kafka.topics]`: one topic per feed (default: the feed's name) and the outputs
 /// (default: `alerts`, `tasks`, `task_updates`, `dead_letters`).
 #[derive(Debug, Clone, Deserialize)]

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::time::Millis;
+
 /// Why a record went to the dead-letter output. The names are a contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -89,8 +91,10 @@ pub enum Origin {
     },
     /// A window of a pipeline, for errors that concern no single record.
     Window {
-        window_start: String,
-        window_end: String,
+        #[serde(with = "crate::time::rfc3339")]
+        window_start: Millis,
+        #[serde(with = "crate::time::rfc3339")]
+        window_end: Millis,
     },
 }
 
@@ -108,4 +112,42 @@ pub struct DeadLetter {
     /// The pipeline that found the record late; absent for decode errors, which concern every pipeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
+}
+
+impl DeadLetter {
+    /// A dead letter of `feed` (or another input, such as task updates) that
+    /// names no field, event or pipeline; the builders below add them.
+    pub fn new(
+        feed: impl Into<String>,
+        reason: Reason,
+        detail: impl Into<String>,
+        raw: String,
+        source: Origin,
+    ) -> Self {
+        DeadLetter {
+            feed: feed.into(),
+            reason,
+            field: None,
+            detail: detail.into(),
+            raw,
+            source,
+            event_id: None,
+            pipeline: None,
+        }
+    }
+
+    pub fn field(mut self, field: Option<String>) -> Self {
+        self.field = field;
+        self
+    }
+
+    pub fn event_id(mut self, event_id: Option<String>) -> Self {
+        self.event_id = event_id;
+        self
+    }
+
+    pub fn pipeline(mut self, pipeline: &str) -> Self {
+        self.pipeline = Some(pipeline.to_string());
+        self
+    }
 }

@@ -12,17 +12,22 @@ use crate::alert::{Alert, Status};
 use crate::deadletter::{DeadLetter, Reason};
 use crate::decode::DecodeOptions;
 use crate::detect::config::Level;
+use crate::driver::Driver;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::observe::{Observed, Observers};
 use crate::sink::{Sink, window_rows};
-use crate::source::{Chunk, SourceName};
-use crate::synth::{GenOptions, Generated, generate};
+use crate::source::generated::GeneratedReader;
+use crate::source::merge::{Merge, Reader};
+use crate::synth::{GenOptions, generate};
 use crate::task::{Change, TaskEvent};
 use crate::time::{HOUR, format_rfc3339};
 use crate::window::WindowResult;
+
+/// Lines per chunk of a generated feed.
+const CHUNK_LINES: usize = 4096;
 
 /// Per pipeline: windows, rows, and the rows with the largest measure.
 #[derive(Default)]
@@ -123,7 +128,7 @@ pub fn run(
     gen_options: &GenOptions,
     observers: &Observers,
 ) -> Result<String> {
-    let generated = generate(gen_options);
+    let mut generated = generate(gen_options);
     let mut descriptions: BTreeMap<String, String> = compiled
         .pipelines
         .iter()
@@ -132,15 +137,19 @@ pub fn run(
     for c in &compiled.compounds {
         descriptions.insert(c.def.name.clone(), c.def.description.clone());
     }
-    let tasks = compiled.task_manager();
-    let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
-        .with_compounds(compiled.compounds)
-        .with_tasks(tasks);
-    let mut sink = Observed::new(Summary::default(), observers);
+    let engine = Engine::compiled(catalog, compiled, options.clone(), runtime)?;
+    let readers = std::mem::take(&mut generated.feeds)
+        .into_iter()
+        .map(|(feed, lines)| {
+            Box::new(GeneratedReader::new("demo", &feed, lines, CHUNK_LINES)) as Box<dyn Reader>
+        })
+        .collect();
+    let sink = Observed::new(Summary::default(), observers);
     let started = std::time::Instant::now();
-    feed_in_time_order(&mut engine, &generated, &mut sink)?;
-    engine.finish(&mut sink)?;
+    let mut driver = Driver::new(engine, Merge::new(readers), sink, options)?;
+    driver.run()?;
     let seconds = started.elapsed().as_secs_f64();
+    let (engine, sink) = (driver.engine, driver.sink);
     let summary = sink.inner;
 
     let mut out = String::new();
@@ -280,40 +289,4 @@ pub fn run(
         "\nEvery window row is in the pipelines' SQL terms; `yujing replay` writes them all as JSON lines."
     );
     Ok(out)
-}
-
-/// Feeds the generated lines in chunks, the feed furthest behind first.
-fn feed_in_time_order(
-    engine: &mut Engine,
-    generated: &Generated,
-    sink: &mut dyn Sink,
-) -> Result<()> {
-    let mut cursors: Vec<(&String, &Vec<String>, usize, i64)> = generated
-        .feeds
-        .iter()
-        .map(|(f, l)| (f, l, 0usize, i64::MIN))
-        .collect();
-    while let Some(i) = cursors
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.2 < c.1.len())
-        .min_by_key(|(i, c)| (c.3, *i))
-        .map(|(i, _)| i)
-    {
-        let (feed, lines, pos, progress) = &mut cursors[i];
-        let end = (*pos + 4096).min(lines.len());
-        let mut chunk = Chunk::new(feed.as_str().into(), SourceName::Generated("demo".into()));
-        for (n, line) in lines[*pos..end].iter().enumerate() {
-            chunk.push_line(line.as_bytes(), (*pos + n + 1) as u64);
-        }
-        *pos = end;
-        if let Some(t) = engine.process(&chunk, sink)? {
-            *progress = (*progress).max(t);
-        }
-        if *pos == lines.len() {
-            let feed = feed.to_string();
-            engine.finish_feed(&feed, sink)?;
-        }
-    }
-    Ok(())
 }

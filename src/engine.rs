@@ -7,19 +7,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::deadletter::{DeadLetter, Reason};
+use crate::deadletter::{DeadLetter, Origin, Reason};
 use crate::decode::{DecodeOptions, Decoder};
 use crate::detect::compound::CompoundState;
 use crate::detect::compound::{CompoundDef, CompoundDetector};
 use crate::detect::runner::{DetectorState, PipelineDetector};
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Compiled, Pipeline};
 use crate::query::WindowSpec;
 use crate::query::tables::feed_table_schema;
 use crate::schema::Catalog;
 use crate::sink::{Progress, Sink};
 use crate::source::Chunk;
 use crate::task::TaskManager;
+use crate::task::command::INPUT;
 use crate::time::{Millis, format_rfc3339};
 use crate::window::OperatorState;
 use crate::window::{OperatorStats, WindowOperator, WindowResult};
@@ -99,23 +100,19 @@ impl RunningPipeline {
         for f in failures {
             tracing::warn!(pipeline = %self.name, error = %f.error, "a window failed");
             let error = crate::decode::truncate(&f.error, 1024);
-            sink.dead_letter(&DeadLetter {
-                feed: feed.clone(),
-                reason: Reason::PipelineError,
-                field: None,
-                detail: format!(
-                    "the pipeline's SQL failed on the window {} – {}: {error}",
-                    format_rfc3339(f.start),
-                    format_rfc3339(f.end)
-                ),
-                raw: String::new(),
-                source: crate::deadletter::Origin::Window {
-                    window_start: format_rfc3339(f.start),
-                    window_end: format_rfc3339(f.end),
-                },
-                event_id: None,
-                pipeline: Some(self.name.to_string()),
-            })?;
+            let detail = format!(
+                "the pipeline's SQL failed on the window {} – {}: {error}",
+                format_rfc3339(f.start),
+                format_rfc3339(f.end)
+            );
+            let window = Origin::Window {
+                window_start: f.start,
+                window_end: f.end,
+            };
+            sink.dead_letter(
+                &DeadLetter::new(&feed, Reason::PipelineError, detail, String::new(), window)
+                    .pipeline(&self.name),
+            )?;
             stats.dead_letters += 1;
         }
         Ok(())
@@ -268,6 +265,20 @@ impl Engine {
         })
     }
 
+    /// The engine of a compiled set of pipelines: its pipelines, its compound
+    /// pipelines and, over its routing table, a task manager.
+    pub fn compiled(
+        catalog: Catalog,
+        compiled: Compiled,
+        options: DecodeOptions,
+        runtime: Arc<tokio::runtime::Runtime>,
+    ) -> Result<Self> {
+        let tasks = TaskManager::new(compiled.routing.clone(), compiled.task_levels());
+        Ok(Engine::new(catalog, compiled.pipelines, options, runtime)?
+            .with_compounds(compiled.compounds)
+            .with_tasks(tasks))
+    }
+
     /// Opens response tasks for alerts, as the task manager's routing says.
     pub fn with_tasks(mut self, tasks: TaskManager) -> Self {
         self.tasks = Some(tasks);
@@ -305,22 +316,16 @@ impl Engine {
         }
         for (c, why) in rejected {
             self.stats.dead_letters += 1;
-            sink.dead_letter(&DeadLetter {
-                feed: crate::task::command::INPUT.into(),
-                reason: Reason::Rejected,
-                field: Some("task_id".into()),
-                detail: why.to_string(),
-                raw: serde_json::to_string(&c).unwrap_or_default(),
-                source: c
-                    .origin
-                    .clone()
-                    .unwrap_or(crate::deadletter::Origin::Generated {
-                        generator: "task_updates".into(),
-                        seq: 0,
-                    }),
-                event_id: None,
-                pipeline: None,
-            })?;
+            // Updates come with their origin; one without (never so far) is shown as such.
+            let origin = c.origin.clone().unwrap_or(Origin::Generated {
+                generator: "task_updates".into(),
+                seq: 0,
+            });
+            let raw = serde_json::to_string(&c).unwrap_or_default();
+            sink.dead_letter(
+                &DeadLetter::new(INPUT, Reason::Rejected, why.to_string(), raw, origin)
+                    .field(Some("task_id".into())),
+            )?;
         }
         Ok(())
     }
@@ -545,16 +550,11 @@ impl Engine {
                         ),
                     ),
                 };
-                let dead = DeadLetter {
-                    feed: feed.to_string(),
-                    reason,
-                    field,
-                    detail,
-                    raw: self.decoders[feed].redacted_raw(chunk.raw(line)),
-                    source: chunk.origin(line),
-                    event_id,
-                    pipeline: Some(p.name.to_string()),
-                };
+                let raw = self.decoders[feed].redacted_raw(chunk.raw(line));
+                let dead = DeadLetter::new(feed, reason, detail, raw, chunk.origin(line))
+                    .field(field)
+                    .event_id(event_id)
+                    .pipeline(&p.name);
                 sink.dead_letter(&dead)?;
                 self.stats.dead_letters += 1;
             }

@@ -96,6 +96,11 @@ impl Error {
             source,
         }
     }
+
+    /// Wraps a library's error (Kafka, HTTP) with what was being done.
+    pub fn doing<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Error + '_ {
+        move |e| Error::Other(format!("{what}: {e}"))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,7 +4,7 @@
 //! done, reassign, note) guarded by a bearer token.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -17,18 +17,9 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::sink::observe::ApiView;
+use crate::sink::observe::{ApiView, Observers};
 use crate::task::Action;
-
-/// A task update from the API, for the engine loop to apply at its current time.
-#[derive(Debug, Clone)]
-pub struct ApiUpdate {
-    pub task_id: String,
-    pub action: Action,
-    pub actor: String,
-    pub department: Option<String>,
-    pub note: Option<String>,
-}
+use crate::task::command::Update;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,7 +27,7 @@ pub struct AppState {
     pub view: Arc<Mutex<ApiView>>,
     pub ready: Arc<AtomicBool>,
     pub token: Option<String>,
-    pub updates: Sender<ApiUpdate>,
+    pub updates: Sender<Update>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,7 +122,7 @@ async fn update_task(
     if !known {
         return (StatusCode::NOT_FOUND, format!("no task `{id}`\n")).into_response();
     }
-    let update = ApiUpdate {
+    let update = Update {
         task_id: id,
         action: body.action,
         actor: body.actor,
@@ -142,6 +133,51 @@ async fn update_task(
         Ok(()) => (StatusCode::ACCEPTED, "queued\n").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
     }
+}
+
+/// Whether the run is ready (`/readyz`, `yujing_ready`); changes are logged.
+#[derive(Clone)]
+pub struct Readiness {
+    flag: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Readiness {
+    pub fn set(&self, now: bool) {
+        if self.flag.swap(now, Ordering::Relaxed) != now {
+            self.metrics.ready.set(i64::from(now));
+            tracing::info!(ready = now, "readiness");
+        }
+    }
+}
+
+/// Serves the observers' metrics and API view on `listen` (see [`spawn`]).
+/// Returns the readiness to set and the task updates the API accepts (with a
+/// `token` only: without one it refuses them).
+pub fn serve(
+    listen: &str,
+    observers: &Observers,
+    token: Option<String>,
+    stop: Arc<AtomicBool>,
+) -> Result<(Readiness, Receiver<Update>)> {
+    let ready = Arc::new(AtomicBool::new(false));
+    let (updates, received) = mpsc::channel();
+    spawn(
+        listen,
+        AppState {
+            metrics: observers.metrics.clone(),
+            view: observers.view.clone(),
+            ready: ready.clone(),
+            token,
+            updates,
+        },
+        stop,
+    )?;
+    let readiness = Readiness {
+        flag: ready,
+        metrics: observers.metrics.clone(),
+    };
+    Ok((readiness, received))
 }
 
 /// Starts the HTTP server and the signal handlers on a thread of their own;

@@ -14,6 +14,7 @@ pub mod deadletter;
 pub mod decode;
 pub mod demo;
 pub mod detect;
+pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod eval;

@@ -295,22 +295,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let stop = Arc::new(AtomicBool::new(false));
             if let Some(addr) = &listen {
-                let ready = Arc::new(AtomicBool::new(false));
-                let (updates, _) = std::sync::mpsc::channel();
-                yujing::http::spawn(
-                    addr,
-                    yujing::http::AppState {
-                        metrics: observers.metrics.clone(),
-                        view: observers.view.clone(),
-                        ready: ready.clone(),
-                        // The demo takes no task updates.
-                        token: None,
-                        updates,
-                    },
-                    stop.clone(),
-                )?;
-                ready.store(true, Ordering::Relaxed);
-                observers.metrics.ready.set(1);
+                // The demo takes no task updates: no token.
+                let (ready, _) = yujing::http::serve(addr, &observers, None, stop.clone())?;
+                ready.set(true);
                 say(&format!("serving /metrics and /api on http://{addr}"));
             }
             let report = yujing::demo::run(

@@ -488,11 +488,6 @@ impl Compiled {
             .filter_map(|c| c.def.task_level.map(|l| (c.def.name.clone(), l)));
         pipelines.chain(compounds).collect()
     }
-
-    /// A task manager over the routing table and the pipelines' task levels.
-    pub fn task_manager(&self) -> crate::task::TaskManager {
-        crate::task::TaskManager::new(self.routing.clone(), self.task_levels())
-    }
 }
 
 /// Parses and plans every pipeline of a directory, reporting all mistakes: those

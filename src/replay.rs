@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::deadletter::Origin;
 use crate::decode::DecodeOptions;
+use crate::driver::Driver;
 use crate::engine::{Engine, EngineStats};
 use crate::error::{Error, Result};
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::{JsonlSink, Sink};
-use crate::source::file::FileSource;
-use crate::time::Millis;
+use crate::source::Arrival;
+use crate::source::file::FileReader;
+use crate::source::merge::{Merge, Reader};
 
 /// Lines per chunk: large enough for vectorised work, small enough for event-time interleaving.
 pub const CHUNK_LINES: usize = 8192;
@@ -67,8 +70,7 @@ pub fn replay_into(
     progress: bool,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
-    let (inputs, task_updates) = (inputs.feeds, inputs.task_updates);
-    for (feed, _) in inputs {
+    for (feed, _) in inputs.feeds {
         if catalog.get(feed).is_none() {
             return Err(Error::Other(format!(
                 "--input {feed}=…: unknown feed (known: {})",
@@ -76,74 +78,25 @@ pub fn replay_into(
             )));
         }
     }
-    let tasks = compiled.task_manager();
-    let limits = options.command_limits();
-    let mut engine = Engine::new(catalog, compiled.pipelines, options, runtime)?
-        .with_compounds(compiled.compounds)
-        .with_tasks(tasks);
-    if let Some(path) = task_updates {
-        read_task_updates(&mut engine, path, limits, sink)?;
-    }
-    // Feeds no input provides do not hold any pipeline's watermark back.
-    for feed in engine.feeds_read() {
-        if !inputs.iter().any(|(f, _)| *f == feed) {
-            engine.finish_feed(&feed, sink)?;
-        }
-    }
-    let mut sources = inputs
-        .iter()
-        .map(|(feed, path)| FileSource::open(feed, path).map(|s| (s, Millis::MIN, false)))
-        .collect::<Result<Vec<_>>>()?;
-    let total_bytes: u64 = inputs
-        .iter()
-        .filter_map(|(_, p)| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = (progress && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(total_bytes);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    loop {
-        // The input furthest behind in event time goes next; ties go to the first given.
-        let next = sources
+    let mut source = Merge::new(
+        inputs
+            .feeds
             .iter()
-            .enumerate()
-            .filter(|(_, (_, _, done))| !done)
-            .min_by_key(|(i, (_, progress, _))| (*progress, *i))
-            .map(|(i, _)| i);
-        let Some(i) = next else { break };
-        let (source, progress, done) = &mut sources[i];
-        match source.next_chunk(CHUNK_LINES)? {
-            Some(chunk) => {
-                if let Some(t) = engine.process(&chunk, sink)? {
-                    *progress = (*progress).max(t);
-                }
-            }
-            None => {
-                *done = true;
-                let feed = source.feed().clone();
-                let others_open = sources
-                    .iter()
-                    .any(|(s, _, d)| !*d && s.feed().as_ref() == feed.as_ref());
-                if !others_open {
-                    engine.finish_feed(&feed, sink)?;
-                }
-            }
-        }
-        if let Some(bar) = &bar {
-            bar.set_position(sources.iter().map(|(s, _, _)| s.bytes_read()).sum());
-        }
+            .map(|(feed, path)| {
+                FileReader::open(feed, path, CHUNK_LINES).map(|r| Box::new(r) as Box<dyn Reader>)
+            })
+            .collect::<Result<Vec<_>>>()?,
+    );
+    if let Some(path) = inputs.task_updates {
+        source = source.with_first(read_task_updates(path)?);
     }
-    engine.finish(sink)?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    if progress && std::io::stderr().is_terminal() {
+        source = source.with_progress_bar(progress_bar(inputs.feeds));
     }
+    let engine = Engine::compiled(catalog, compiled, options.clone(), runtime)?;
+    let mut driver = Driver::new(engine, source, sink, options)?;
+    driver.run()?;
+    let engine = &driver.engine;
     Ok(ReplaySummary {
         stats: engine.stats,
         partially_late: engine
@@ -156,46 +109,38 @@ pub fn replay_into(
     })
 }
 
-/// Reads task updates (JSON lines); a line that is not a valid command goes to the
-/// dead letters with its reason, the others wait in the engine for their time.
-fn read_task_updates(
-    engine: &mut Engine,
-    path: &Path,
-    limits: crate::task::command::Limits,
-    sink: &mut dyn Sink,
-) -> Result<()> {
-    use crate::deadletter::{DeadLetter, Origin};
-    use crate::task::Command;
+fn progress_bar(inputs: &[(String, PathBuf)]) -> indicatif::ProgressBar {
+    let total_bytes: u64 = inputs
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = indicatif::ProgressBar::new(total_bytes);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// The task updates of a file (JSON lines), for the driver to parse and queue
+/// before any event.
+fn read_task_updates(path: &Path) -> Result<Vec<Arrival>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let origin = Origin::File {
-            file: path.display().to_string(),
-            line: i as u64 + 1,
-        };
-        match Command::parse_within(line, limits) {
-            Ok(mut c) => {
-                c.origin = Some(origin);
-                engine.task_command(c);
-            }
-            Err((reason, field, detail)) => {
-                engine.stats.dead_letters += 1;
-                sink.dead_letter(&DeadLetter {
-                    feed: crate::task::command::INPUT.into(),
-                    reason,
-                    field,
-                    detail,
-                    raw: crate::decode::capped_raw(line),
-                    source: origin,
-                    event_id: None,
-                    pipeline: None,
-                })?;
-            }
-        }
-    }
-    Ok(())
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| Arrival::TaskUpdate {
+            text: line.to_string(),
+            origin: Origin::File {
+                file: path.display().to_string(),
+                line: i as u64 + 1,
+            },
+        })
+        .collect())
 }
 
 /// `yujing replay … --out DIR`: writes `windows.jsonl`, `alerts.jsonl`,

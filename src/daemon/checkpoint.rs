@@ -24,8 +24,7 @@ const CURRENT: &str = "checkpoint.json";
 const PREVIOUS: &str = "checkpoint.prev.json";
 const LOCK: &str = "LOCK";
 
-/// Topic → partition → offset: the shape of the producer's output ends.
-pub use crate::sink::kafka::Ends as Offsets;
+use crate::source::kafka::Offsets;
 
 /// What a checkpoint holds.
 #[derive(Debug, Serialize, Deserialize)]

@@ -9,10 +9,9 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{client, kafka_err};
 use crate::config::KafkaConfig;
 use crate::error::{Error, Result};
-use crate::sink::kafka::Ends;
+use crate::source::kafka::Offsets;
 
 /// Reads the output topics from `from` (or their start) to their current end and
 /// returns the ids of what is there (what must not be sent again) and where each
@@ -20,19 +19,20 @@ use crate::sink::kafka::Ends;
 pub(super) fn read_back(
     k: &KafkaConfig,
     topics: &[&str],
-    from: &Ends,
-) -> Result<(HashSet<String>, Ends)> {
-    let reader: BaseConsumer = client(k)
+    from: &Offsets,
+) -> Result<(HashSet<String>, Offsets)> {
+    let reader: BaseConsumer = k
+        .client()
         .set("group.id", format!("{}-outbox", k.group_id))
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(kafka_err("outbox reader"))?;
+        .map_err(Error::doing("outbox reader"))?;
     // Every partition of the output topics, from the checkpointed offset (or the
     // start). The previous process is gone, so the topics do not grow while this
     // reads: it reads until they have been quiet for a second.
     let md = reader
         .fetch_metadata(None, Duration::from_secs(5))
-        .map_err(kafka_err("outbox metadata"))?;
+        .map_err(Error::doing("outbox metadata"))?;
     for missing in topics.iter().filter(|t| {
         !md.topics()
             .iter()
@@ -55,7 +55,7 @@ pub(super) fn read_back(
     }
     let mut seen = HashSet::new();
     // A lower bound of each end: where reading starts, raised by what is read.
-    let mut ends = Ends::new();
+    let mut ends = Offsets::new();
     for e in tpl.elements() {
         let at = match e.offset() {
             Offset::Offset(o) => o,
@@ -68,7 +68,7 @@ pub(super) fn read_back(
     if tpl.count() == 0 {
         return Ok((seen, ends));
     }
-    reader.assign(&tpl).map_err(kafka_err("outbox assign"))?;
+    reader.assign(&tpl).map_err(Error::doing("outbox assign"))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Instant::now();
     while last.elapsed() < Duration::from_secs(1) {

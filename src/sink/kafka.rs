@@ -22,6 +22,7 @@ use crate::alert::Alert;
 use crate::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::source::kafka::Offsets;
 use crate::task::TaskEvent;
 use crate::window::WindowResult;
 
@@ -33,14 +34,11 @@ pub struct OutputTopics {
     pub dead_letters: String,
 }
 
-/// Output topic → partition → the offset after the last record delivered there.
-pub type Ends = BTreeMap<String, BTreeMap<i32, i64>>;
-
 /// Records where the broker put each output record, so a checkpoint knows the
 /// output topics' ends without asking the broker; counts what it refused.
 #[derive(Clone, Default)]
 pub struct Deliveries {
-    ends: Arc<Mutex<Ends>>,
+    ends: Arc<Mutex<Offsets>>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -85,7 +83,7 @@ impl Deliveries {
     }
 
     /// `base` (the ends found at start-up) raised by what was delivered since.
-    pub fn ends(&self, base: &Ends) -> Ends {
+    pub fn ends(&self, base: &Offsets) -> Offsets {
         let mut out = base.clone();
         if let Ok(d) = self.ends.lock() {
             for (topic, parts) in d.iter() {

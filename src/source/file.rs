@@ -7,10 +7,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::merge::Reader;
 use super::{Chunk, Line, SourceName};
 use crate::error::{Error, Result};
 
-pub struct FileSource {
+pub struct FileReader {
     feed: Arc<str>,
     name: Arc<str>,
     path: PathBuf,
@@ -18,12 +19,14 @@ pub struct FileSource {
     line_no: u64,
     done: bool,
     bytes_read: u64,
+    chunk_lines: usize,
 }
 
-impl FileSource {
-    pub fn open(feed: &str, path: &Path) -> Result<Self> {
+impl FileReader {
+    /// Opens `path` to be read `chunk_lines` lines at a time.
+    pub fn open(feed: &str, path: &Path, chunk_lines: usize) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        Ok(FileSource {
+        Ok(FileReader {
             feed: feed.into(),
             name: path.display().to_string().into(),
             path: path.to_path_buf(),
@@ -31,20 +34,13 @@ impl FileSource {
             line_no: 0,
             done: false,
             bytes_read: 0,
+            chunk_lines,
         })
-    }
-
-    pub fn feed(&self) -> &Arc<str> {
-        &self.feed
-    }
-
-    pub fn bytes_read(&self) -> u64 {
-        self.bytes_read
     }
 
     /// Reads up to `max_lines` lines; `None` at end of file. A final empty line
     /// (the newline that ends the file) is not a record.
-    pub fn next_chunk(&mut self, max_lines: usize) -> Result<Option<Chunk>> {
+    fn read_lines(&mut self, max_lines: usize) -> Result<Option<Chunk>> {
         if self.done {
             return Ok(None);
         }
@@ -76,5 +72,19 @@ impl FileSource {
             });
         }
         Ok(if chunk.is_empty() { None } else { Some(chunk) })
+    }
+}
+
+impl Reader for FileReader {
+    fn feed(&self) -> &Arc<str> {
+        &self.feed
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        self.read_lines(self.chunk_lines)
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 }

@@ -43,6 +43,31 @@ pub struct Command {
     pub origin: Option<crate::deadletter::Origin>,
 }
 
+/// A task update without a time (from the HTTP API): the driver dates it with
+/// the task stage's current time.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub task_id: String,
+    pub action: Action,
+    pub actor: String,
+    pub department: Option<String>,
+    pub note: Option<String>,
+}
+
+impl Update {
+    pub fn at(self, time: Millis) -> Command {
+        Command {
+            time,
+            task_id: self.task_id,
+            action: self.action,
+            actor: self.actor,
+            department: self.department,
+            note: self.note,
+            origin: None,
+        }
+    }
+}
+
 /// Why a line is not a command: a dead-letter reason, the field, and words.
 pub type Invalid = (Reason, Option<String>, String);
 

@@ -1,0 +1,163 @@
+//! The driver: the one loop every run shares. It owns the engine, a [`Source`],
+//! a [`Sink`] and, in the daemon, a [`Checkpointer`]; `replay`, `demo` and `run`
+//! only choose them. Each step takes what the source has — chunks, task updates,
+//! inputs starting or ending — through the engine into the sink, then lets the
+//! checkpointer look. A finite source's end closes every window; a stop (SIGTERM)
+//! leaves them open for the last checkpoint to keep.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+
+use crate::deadletter::{DeadLetter, Origin};
+use crate::decode::{DecodeOptions, capped_raw};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::sink::Sink;
+use crate::source::{Arrival, Source};
+use crate::task::Command;
+use crate::task::command::{INPUT, Update};
+
+/// What the daemon does between steps: checkpoints, readiness.
+pub trait Checkpointer<Src, S> {
+    /// After every step: takes a checkpoint when one is due.
+    fn after_step(&mut self, engine: &Engine, source: &mut Src, sink: &mut S) -> Result<()>;
+    /// The run was told to stop: the last checkpoint, with windows still open.
+    fn at_stop(&mut self, engine: &Engine, source: &mut Src, sink: &mut S) -> Result<()>;
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The source was exhausted: every window closed.
+    Exhausted,
+    /// Told to stop: open windows are left to the checkpoint.
+    Stopped,
+}
+
+pub struct Driver<Src, S> {
+    pub engine: Engine,
+    pub source: Src,
+    pub sink: S,
+    checkpointer: Option<Box<dyn Checkpointer<Src, S>>>,
+    /// Task updates from the HTTP API, dated when they are applied.
+    updates: Option<Receiver<Update>>,
+    stop: Option<Arc<AtomicBool>>,
+    /// For the limits of task updates, judged against the processing clock.
+    options: DecodeOptions,
+}
+
+impl<Src: Source, S: Sink> Driver<Src, S> {
+    /// Feeds whose feed-level input the source does not drive step aside at
+    /// once (nothing has been read, so nothing is emitted).
+    pub fn new(
+        mut engine: Engine,
+        source: Src,
+        mut sink: S,
+        options: DecodeOptions,
+    ) -> Result<Self> {
+        let driven = source.feed_inputs();
+        for feed in engine.feeds_read() {
+            if !driven.contains(&feed) {
+                engine.finish_feed(&feed, &mut sink)?;
+            }
+        }
+        Ok(Driver {
+            engine,
+            source,
+            sink,
+            checkpointer: None,
+            updates: None,
+            stop: None,
+            options,
+        })
+    }
+
+    pub fn with_checkpointer(mut self, c: Box<dyn Checkpointer<Src, S>>) -> Self {
+        self.checkpointer = Some(c);
+        self
+    }
+
+    pub fn with_updates(mut self, updates: Receiver<Update>) -> Self {
+        self.updates = Some(updates);
+        self
+    }
+
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Runs until the source is exhausted or the run is told to stop.
+    pub fn run(&mut self) -> Result<Ending> {
+        while !self.stopped() {
+            if !self.step()? {
+                self.engine.finish(&mut self.sink)?;
+                return Ok(Ending::Exhausted);
+            }
+        }
+        if let Some(c) = self.checkpointer.as_mut() {
+            c.at_stop(&self.engine, &mut self.source, &mut self.sink)?;
+        }
+        Ok(Ending::Stopped)
+    }
+
+    /// One step; false once the source is exhausted.
+    pub fn step(&mut self) -> Result<bool> {
+        if let Some(updates) = &self.updates {
+            while let Ok(u) = updates.try_recv() {
+                let time = self.engine.task_time().unwrap_or(0);
+                self.engine.task_command(u.at(time));
+            }
+        }
+        let Some(arrivals) = self.source.next()? else {
+            return Ok(false);
+        };
+        for arrival in arrivals {
+            self.take(arrival)?;
+        }
+        // Updates (HTTP or topic) apply even while no events arrive.
+        self.engine.tick(&mut self.sink)?;
+        if let Some(c) = self.checkpointer.as_mut() {
+            c.after_step(&self.engine, &mut self.source, &mut self.sink)?;
+        }
+        Ok(true)
+    }
+
+    fn take(&mut self, arrival: Arrival) -> Result<()> {
+        match arrival {
+            Arrival::Chunk(chunk) => {
+                let max_time = self.engine.process(&chunk, &mut self.sink)?;
+                self.source.processed(&chunk, max_time);
+            }
+            Arrival::TaskUpdate { text, origin } => self.task_update(&text, origin)?,
+            Arrival::Started { feed, input } => self.engine.add_input(&feed, &input),
+            Arrival::Ended { input } => self.engine.finish_feed(&input, &mut self.sink)?,
+        }
+        Ok(())
+    }
+
+    /// A task update waits in the engine for its time; one that is not a valid
+    /// command goes to the dead letters with its reason.
+    fn task_update(&mut self, text: &str, origin: Origin) -> Result<()> {
+        match Command::parse_within(text, self.options.command_limits()) {
+            Ok(mut c) => {
+                c.origin = Some(origin);
+                self.engine.task_command(c);
+            }
+            Err((reason, field, detail)) => {
+                self.engine.stats.dead_letters += 1;
+                self.sink.dead_letter(
+                    &DeadLetter::new(INPUT, reason, detail, capped_raw(text), origin).field(field),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,374 @@
+//! A Kafka consumer group as a source. Each assigned partition of a feed topic is
+//! an input with its own watermark; one without messages for `idle_timeout`
+//! stops holding the watermark back until it has messages again, and a revoked
+//! one steps aside. Messages of the task-updates topic become task updates.
+//!
+//! The source also remembers, per partition, what a restart must re-read: the
+//! first offset and latest event time of every chunk not yet known to be in
+//! closed windows ([`KafkaSource::positions`]), and skips what a checkpoint says
+//! was already consumed.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Arrival, Chunk, Source, SourceName};
+use crate::deadletter::Origin;
+use crate::error::Result;
+use crate::metrics::Metrics;
+use crate::time::Millis;
+
+/// Topic → partition → offset.
+pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// How often the consumer lag is measured (a metadata request per partition).
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Per partition, what a restart must re-read: the first offset and latest event
+/// time of each chunk not yet known to be in closed windows, and the next offset.
+#[derive(Debug, Default)]
+struct PartitionLog {
+    chunks: VecDeque<(i64, Option<Millis>)>,
+    next: i64,
+}
+
+impl PartitionLog {
+    /// The offset to resume from, given the earliest open bin; forgets chunks whose
+    /// events are all before it (their windows have closed for good).
+    fn resume_at(&mut self, earliest_open: Option<Millis>) -> i64 {
+        let needed = |t: Option<Millis>| matches!((t, earliest_open), (Some(t), Some(e)) if t >= e);
+        while self.chunks.front().is_some_and(|c| !needed(c.1)) {
+            self.chunks.pop_front();
+        }
+        self.chunks.front().map_or(self.next, |c| c.0)
+    }
+}
+
+/// Where a restart resumes, per partition, and how far this process consumed.
+#[derive(Debug, Default)]
+pub struct Positions {
+    pub resume: Offsets,
+    pub consumed: Offsets,
+}
+
+/// The partitions of a consumer group as inputs.
+pub struct KafkaSource {
+    /// `None` once closed: the process has left the group.
+    consumer: Option<BaseConsumer>,
+    /// Feed topic → feed.
+    topic_feed: BTreeMap<String, String>,
+    task_topic: String,
+    idle: Duration,
+    metrics: Arc<Metrics>,
+    /// Below a checkpoint's offsets: already consumed by a previous process.
+    skip_below: BTreeMap<(String, i32), i64>,
+    logs: BTreeMap<(String, i32), PartitionLog>,
+    /// Assigned inputs and when each last had messages.
+    last_seen: HashMap<String, Instant>,
+    idle_inputs: HashSet<String>,
+    had_data: HashSet<String>,
+    assigned: bool,
+    last_lag: Instant,
+}
+
+impl KafkaSource {
+    /// `consumer` is subscribed to the feed topics of `topic_feed` and to `task_topic`.
+    pub fn new(
+        consumer: BaseConsumer,
+        topic_feed: BTreeMap<String, String>,
+        task_topic: String,
+        idle: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        KafkaSource {
+            consumer: Some(consumer),
+            topic_feed,
+            task_topic,
+            idle,
+            metrics,
+            skip_below: BTreeMap::new(),
+            logs: BTreeMap::new(),
+            last_seen: HashMap::new(),
+            idle_inputs: HashSet::new(),
+            had_data: HashSet::new(),
+            assigned: false,
+            last_lag: Instant::now(),
+        }
+    }
+
+    /// Messages below these offsets were consumed before the checkpoint; they
+    /// are skipped should the group's committed offsets lag behind.
+    pub fn skip_below(&mut self, offsets: Offsets) {
+        for (topic, parts) in offsets {
+            for (p, o) in parts {
+                self.skip_below.insert((topic.clone(), p), o);
+            }
+        }
+    }
+
+    /// Leaves the group: the consumer closes, and nothing more is read.
+    pub fn close(&mut self) {
+        self.consumer = None;
+    }
+
+    /// Whether the group has assigned this process partitions yet.
+    pub fn assigned(&self) -> bool {
+        self.assigned
+    }
+
+    /// Where a restart resumes, given the engine's earliest open bin: a feed
+    /// partition at its earliest message with an event in a still-open bin, the
+    /// task updates after the last one read.
+    pub fn positions(&mut self, earliest_open: Option<Millis>) -> Positions {
+        let mut positions = Positions::default();
+        for ((topic, p), log) in self.logs.iter_mut() {
+            let at = if *topic == self.task_topic {
+                log.next
+            } else {
+                log.resume_at(earliest_open)
+            };
+            positions
+                .resume
+                .entry(topic.clone())
+                .or_default()
+                .insert(*p, at);
+            positions
+                .consumed
+                .entry(topic.clone())
+                .or_default()
+                .insert(*p, log.next);
+        }
+        positions
+    }
+
+    /// Commits `resume` to the group; the checkpoint's offsets hold if it fails.
+    pub fn commit(&self, resume: &Offsets) {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, parts) in resume {
+            for (p, at) in parts {
+                let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*at));
+            }
+        }
+        if let Some(consumer) = &self.consumer
+            && tpl.count() > 0
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "committing offsets; the checkpoint's offsets still hold");
+        }
+    }
+
+    /// Polls for up to 200 ms or 5000 messages: chunks per partition, task
+    /// updates in the order they came.
+    fn poll(&mut self) -> (BTreeMap<(String, i32), Chunk>, Vec<Arrival>) {
+        let mut chunks: BTreeMap<(String, i32), Chunk> = BTreeMap::new();
+        let mut updates = Vec::new();
+        let Some(consumer) = &self.consumer else {
+            return (chunks, updates);
+        };
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let mut polled = 0;
+        while polled < 5000 && Instant::now() < deadline {
+            let Some(message) = consumer.poll(Duration::from_millis(50)) else {
+                if polled > 0 {
+                    break;
+                }
+                continue;
+            };
+            let m = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    // Broker down or restarting: librdkafka retries; keep going.
+                    tracing::warn!(error = %e, "consumer");
+                    continue;
+                }
+            };
+            polled += 1;
+            let at = (m.topic().to_string(), m.partition());
+            // Below the checkpoint's offsets, or already consumed by this process:
+            // after the broker restarts or the group rebalances, the consumer may
+            // start again from an older committed offset.
+            if self.skip_below.get(&at).is_some_and(|o| m.offset() < *o)
+                || self.logs.get(&at).is_some_and(|l| m.offset() < l.next)
+            {
+                continue;
+            }
+            self.logs.entry(at.clone()).or_default().next = m.offset() + 1;
+            if m.topic() == self.task_topic {
+                updates.push(task_update(&m));
+            } else if let Some(feed) = self.topic_feed.get(m.topic()) {
+                let chunk = chunks.entry(at).or_insert_with(|| {
+                    Chunk::new(
+                        feed.as_str().into(),
+                        SourceName::Kafka {
+                            topic: m.topic().into(),
+                            partition: m.partition(),
+                        },
+                    )
+                });
+                chunk.push_line(m.payload().unwrap_or_default(), m.offset() as u64);
+            }
+        }
+        (chunks, updates)
+    }
+
+    /// Partitions assigned since the last look hold the watermark back from now
+    /// on; revoked ones step aside (their state does not move: docs/scaling.md).
+    fn assignment(&mut self, arrivals: &mut Vec<Arrival>) {
+        let Some(Ok(assignment)) = self.consumer.as_ref().map(Consumer::assignment) else {
+            return;
+        };
+        if assignment.count() == 0 {
+            return;
+        }
+        let mut now_assigned = HashSet::new();
+        for e in assignment.elements() {
+            if let Some(feed) = self.topic_feed.get(e.topic()) {
+                let input = format!("{feed}/{}", e.partition());
+                if !self.last_seen.contains_key(&input) {
+                    arrivals.push(Arrival::Started {
+                        feed: feed.as_str().into(),
+                        input: input.clone(),
+                    });
+                    self.last_seen.insert(input.clone(), Instant::now());
+                }
+                now_assigned.insert(input);
+            }
+        }
+        let revoked: Vec<String> = self
+            .last_seen
+            .keys()
+            .filter(|i| !now_assigned.contains(*i))
+            .cloned()
+            .collect();
+        for input in revoked {
+            self.last_seen.remove(&input);
+            self.idle_inputs.remove(&input);
+            arrivals.push(Arrival::Ended { input });
+        }
+        if !self.assigned {
+            self.assigned = true;
+            tracing::info!(partitions = assignment.count(), "assigned");
+        }
+    }
+
+    /// Inputs without messages for `idle` stop holding the watermark back.
+    fn newly_idle(&mut self, arrivals: &mut Vec<Arrival>) {
+        let now = Instant::now();
+        let mut newly_idle: Vec<(Instant, String)> = self
+            .last_seen
+            .iter()
+            .filter(|(i, t)| now.duration_since(**t) >= self.idle && !self.idle_inputs.contains(*i))
+            .map(|(i, t)| (*t, i.clone()))
+            .collect();
+        // One input that has had data stays active: were all idle, the watermark
+        // would jump to the end of time and close every open window before its
+        // events could arrive. One that never had data only holds it back.
+        if self.idle_inputs.len() + newly_idle.len() >= self.last_seen.len() {
+            newly_idle.sort();
+            if let Some(i) = newly_idle
+                .iter()
+                .rposition(|(_, i)| self.had_data.contains(i))
+            {
+                newly_idle.remove(i);
+            }
+        }
+        for (_, input) in newly_idle {
+            tracing::debug!(%input, "idle");
+            self.idle_inputs.insert(input.clone());
+            arrivals.push(Arrival::Ended { input });
+        }
+    }
+
+    /// Per assigned partition: its high watermark minus the next offset to consume.
+    fn measure_lag(&self) {
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let Ok(assignment) = consumer.assignment() else {
+            return;
+        };
+        for e in assignment.elements() {
+            let Ok((low, high)) =
+                consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
+            else {
+                continue;
+            };
+            let next = self
+                .logs
+                .get(&(e.topic().to_string(), e.partition()))
+                .map_or(low, |l| l.next.max(low));
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[e.topic(), &e.partition().to_string()])
+                .set((high - next).max(0));
+        }
+    }
+}
+
+fn task_update(m: &BorrowedMessage<'_>) -> Arrival {
+    Arrival::TaskUpdate {
+        text: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+        origin: Origin::Kafka {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+        },
+    }
+}
+
+impl Source for KafkaSource {
+    /// Partitions are the inputs: every feed-level input steps aside.
+    fn feed_inputs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn next(&mut self) -> Result<Option<Vec<Arrival>>> {
+        let mut arrivals = Vec::new();
+        self.newly_idle(&mut arrivals);
+        let (chunks, updates) = self.poll();
+        arrivals.extend(updates);
+        self.assignment(&mut arrivals);
+        // Idle partitions with data in this batch hold the watermark back again
+        // before any of the batch is processed, so one partition's chunk does not
+        // close windows that another's, in the same batch, still has events for.
+        for chunk in chunks.values() {
+            let input = chunk.input();
+            if self.idle_inputs.remove(&input) {
+                arrivals.push(Arrival::Started {
+                    feed: chunk.feed.clone(),
+                    input,
+                });
+            }
+        }
+        arrivals.extend(chunks.into_values().map(Arrival::Chunk));
+        if self.last_lag.elapsed() >= LAG_INTERVAL {
+            self.measure_lag();
+            self.last_lag = Instant::now();
+        }
+        Ok(Some(arrivals))
+    }
+
+    fn processed(&mut self, chunk: &Chunk, max_time: Option<Millis>) {
+        let SourceName::Kafka { topic, partition } = &chunk.source else {
+            return;
+        };
+        let input = chunk.input();
+        self.last_seen.insert(input.clone(), Instant::now());
+        self.idle_inputs.remove(&input);
+        // Only events move a watermark; a chunk of dead letters does not.
+        if max_time.is_some() {
+            self.had_data.insert(input);
+        }
+        let first = chunk.lines.first().map_or(0, |l| l.pos as i64);
+        self.logs
+            .entry((topic.to_string(), *partition))
+            .or_default()
+            .chunks
+            .push_back((first, max_time));
+    }
+}
