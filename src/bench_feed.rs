@@ -7,7 +7,7 @@ use std::io::Write;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::time::format_rfc3339;
+use crate::core::time::format_rfc3339;
 
 pub const DISTRICTS: usize = 12;
 pub const CATEGORIES: [&str; 8] = [

@@ -212,7 +212,7 @@ impl Config {
         // Durations are checked here, so `yujing check` reports them with a position.
         let mut diags = Vec::new();
         let mut duration = |key: &str, value: &str| {
-            if let Err(m) = crate::time::parse_duration(value) {
+            if let Err(m) = crate::core::time::parse_duration(value) {
                 let offset = text
                     .lines()
                     .scan(0, |at, l| {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::alert::{Alert, Status};
-use crate::deadletter::{DeadLetter, Reason};
+use crate::core::deadletter::{DeadLetter, Reason};
 use crate::decode::DecodeOptions;
-use crate::detect::config::Level;
+use crate::core::level::Level;
 use crate::driver::Driver;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -23,7 +23,7 @@ use crate::source::generated::GeneratedReader;
 use crate::source::merge::{Merge, Reader};
 use crate::synth::{GenOptions, generate};
 use crate::task::{Change, TaskEvent};
-use crate::time::{HOUR, format_rfc3339};
+use crate::core::time::{HOUR, Millis, format_rfc3339};
 use crate::window::WindowResult;
 
 /// Lines per chunk of a generated feed.
@@ -70,7 +70,7 @@ impl Sink for Summary {
                 .collect();
             // Shown in the districts' local time (UTC+8): `03-07 20:00`, or the
             // date alone for windows of a day or more.
-            let daily = window.end - window.start >= crate::time::DAY;
+            let daily = window.end - window.start >= crate::core::time::DAY;
             let local = |ms| {
                 let s = format_rfc3339(ms + 8 * HOUR);
                 if daily {
@@ -202,17 +202,13 @@ pub fn run(
                 .values()
                 .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
                 .collect();
-            let local = |t: &str| {
-                crate::time::parse_rfc3339(t).map_or(t.to_string(), |ms| {
-                    format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ")
-                })
-            };
+            let local = |ms: Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
             let _ = writeln!(
                 out,
                 "    {:<6} {:<28} {}  {}  value {}{}  ({})",
                 a.level.as_str(),
                 a.pipeline,
-                local(&a.window_start),
+                local(a.window_start),
                 keys.join(" "),
                 trim_float(a.measure.value),
                 a.measure
@@ -243,7 +239,7 @@ pub fn run(
             .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
             .collect();
         let local =
-            |ms: crate::time::Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
+            |ms: crate::core::time::Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
         let _ = writeln!(
             out,
             "    {}  {:<6} {:<28} {:<10} → {}  时限 {}  ({})",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
-use crate::deadletter::{DeadLetter, Origin};
+use crate::core::deadletter::{DeadLetter, Origin};
 use crate::decode::{DecodeOptions, capped_raw};
 use crate::engine::Engine;
 use crate::error::Result;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::deadletter::{DeadLetter, Origin, Reason};
+use crate::core::deadletter::{DeadLetter, Origin, Reason};
 use crate::decode::{DecodeOptions, Decoder};
 use crate::detect::compound::CompoundState;
 use crate::detect::compound::{CompoundDef, CompoundDetector};
@@ -21,7 +21,7 @@ use crate::sink::{Progress, Sink};
 use crate::source::Chunk;
 use crate::task::TaskManager;
 use crate::task::command::INPUT;
-use crate::time::{Millis, format_rfc3339};
+use crate::core::time::{Millis, format_rfc3339};
 use crate::window::OperatorState;
 use crate::window::{OperatorStats, WindowOperator, WindowResult};
 
@@ -538,7 +538,7 @@ impl Engine {
                         format!(
                             "event at {} is later than the allowed lateness of {}: every window it belongs to had closed (watermark {})",
                             format_rfc3339(t),
-                            crate::time::format_duration(p.pipeline.def.lateness),
+                            crate::core::time::format_duration(p.pipeline.def.lateness),
                             format_rfc3339(wm_before.max(t)),
                         ),
                     ),

@@ -9,8 +9,8 @@
 pub mod alert;
 pub mod bench_feed;
 pub mod config;
+pub mod core;
 pub mod daemon;
-pub mod deadletter;
 pub mod decode;
 pub mod demo;
 pub mod detect;
@@ -28,5 +28,4 @@ pub mod sink;
 pub mod source;
 pub mod synth;
 pub mod task;
-pub mod time;
 pub mod window;

@@ -254,7 +254,7 @@ fn decode_options(config: &Config) -> anyhow::Result<DecodeOptions> {
         o.max_field_bytes = n;
     }
     if let Some(d) = &config.max_future {
-        o.max_future = yujing::time::parse_duration(d).map_err(anyhow::Error::msg)?;
+        o.max_future = yujing::core::time::parse_duration(d).map_err(anyhow::Error::msg)?;
     }
     Ok(o)
 }
@@ -310,8 +310,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                             .unwrap_or_else(|_| "demo".into()),
                     );
                     // The demo's "now" is the end of the days it generates, however many.
-                    o.clock = yujing::time::Clock::Fixed(
-                        gen_options.start + i64::from(gen_options.days) * yujing::time::DAY,
+                    o.clock = yujing::core::time::Clock::Fixed(
+                        gen_options.start + i64::from(gen_options.days) * yujing::core::time::DAY,
                     );
                     o
                 },
@@ -368,9 +368,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let (config, catalog, compiled) = loaded.compile(&rt)?;
             let mut options = decode_options(&config)?;
             if let Some(now) = &now {
-                let t = yujing::time::parse_rfc3339(now)
+                let t = yujing::core::time::parse_rfc3339(now)
                     .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?;
-                options.clock = yujing::time::Clock::Fixed(t);
+                options.clock = yujing::core::time::Clock::Fixed(t);
             }
             let task_updates = task_updates.or(config.replay.task_updates.clone());
             let summary = yujing::replay::replay_to_dir(

@@ -11,7 +11,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 pub struct Metrics {
     registry: Registry,

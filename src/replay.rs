@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::deadletter::Origin;
+use crate::core::deadletter::Origin;
 use crate::decode::DecodeOptions;
 use crate::driver::Driver;
 use crate::engine::{Engine, EngineStats};

@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 use crate::error::{Diagnostic, Diagnostics, Error, Result, line_col};
 
+/// Most fields a feed schema may have (the decoder keeps one slot per field on the stack).
+pub const MAX_FIELDS: usize = 32;
+
 /// The column every feed carries as its event time.
 pub const EVENT_TIME: &str = "event_time";
 /// The column that identifies an event within its feed.
@@ -229,10 +232,10 @@ fn parse_schema(path: &Path, text: &str) -> Result<FeedSchema, Vec<Diagnostic>> 
             ));
         }
     }
-    if file.fields.len() > crate::decode::MAX_FIELDS {
+    if file.fields.len() > crate::schema::MAX_FIELDS {
         diags.push(diag(
             None,
-            format!("a feed has at most {} fields", crate::decode::MAX_FIELDS),
+            format!("a feed has at most {} fields", crate::schema::MAX_FIELDS),
         ));
     }
     let position = |name: &str, ty: FieldType| {

@@ -16,7 +16,7 @@ use yujing::pipeline::parse_pipeline;
 use yujing::schema::Catalog;
 use yujing::sink::{MemorySink, window_rows};
 use yujing::source::{Chunk, SourceName};
-use yujing::time::{MINUTE, format_rfc3339, parse_rfc3339};
+use yujing::core::time::{MINUTE, format_rfc3339, parse_rfc3339};
 
 const BASE: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
 

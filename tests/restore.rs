@@ -29,7 +29,7 @@ fn engine(pipelines: &[(&str, &str)]) -> Engine {
         })
         .collect();
     let mut options = DecodeOptions::with_secret("restore-test");
-    options.clock = yujing::time::Clock::Fixed(i64::MAX / 2);
+    options.clock = yujing::core::time::Clock::Fixed(i64::MAX / 2);
     Engine::new(catalog, compiled, options, rt).expect("engine")
 }
 
@@ -84,7 +84,7 @@ fn a_checkpoint_whose_clock_is_in_the_future_is_not_restored() {
         .process(&chunk, &mut MemorySink::default())
         .expect("process");
     let mut state = first.state();
-    let now = yujing::time::parse_rfc3339("2026-12-01T00:00:00Z").expect("time");
+    let now = yujing::core::time::parse_rfc3339("2026-12-01T00:00:00Z").expect("time");
     assert_eq!(state.drop_clocks_after(now), ["a"]);
     let mut second = engine(&[("a", &a)]);
     let fresh = serde_json::to_value(second.state()).expect("json");

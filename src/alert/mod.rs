@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::detect::config::Level;
-use crate::time::{Millis, format_rfc3339};
+pub use crate::core::level::Language;
+use crate::core::level::Level;
+use crate::core::time::{Millis, format_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,8 +45,10 @@ pub struct Alert {
     pub pipeline: String,
     pub feeds: Vec<String>,
     pub key: Map<String, Value>,
-    pub window_start: String,
-    pub window_end: String,
+    #[serde(with = "crate::core::time::rfc3339")]
+    pub window_start: Millis,
+    #[serde(with = "crate::core::time::rfc3339")]
+    pub window_end: Millis,
     #[serde(flatten)]
     pub measure: Measure,
     pub summary: String,
@@ -65,15 +68,6 @@ pub struct Finding {
     /// `None`: the window is normal for this key.
     pub level: Option<Level>,
     pub event_ids: Vec<String>,
-}
-
-/// The language of alert summaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    #[default]
-    En,
-    Zh,
 }
 
 /// Lifecycle settings (in windows) and the summaries' language.
@@ -275,8 +269,8 @@ fn alert(
         pipeline: pipeline.to_string(),
         feeds: feeds.to_vec(),
         key: f.labels.clone(),
-        window_start: format_rfc3339(f.start),
-        window_end: format_rfc3339(f.end),
+        window_start: f.start,
+        window_end: f.end,
         measure: f.measure.clone(),
         summary,
         event_ids: f.event_ids.clone(),

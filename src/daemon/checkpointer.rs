@@ -18,7 +18,7 @@ use crate::sink::kafka::{Deliveries, KafkaSink};
 use crate::sink::observe::Observed;
 use crate::source::kafka::{KafkaSource, Offsets};
 use crate::task::TaskStatus;
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// How long a flush waits for the broker's acknowledgements.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);

@@ -48,7 +48,7 @@ use crate::sink::alertmanager::Notifier;
 use crate::sink::kafka::{Deliveries, KafkaSink, OutputTopics};
 use crate::sink::observe::{Observed, Observers};
 use crate::source::kafka::KafkaSource;
-use crate::time::parse_duration;
+use crate::core::time::parse_duration;
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(

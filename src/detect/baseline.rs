@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{DAY, HOUR, Millis, weekday};
+use crate::core::time::{DAY, HOUR, Millis, weekday};
 
 /// How windows are matched with earlier ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::parse_rfc3339;
+    use crate::core::time::parse_rfc3339;
 
     #[test]
     fn seasons_in_local_time() {

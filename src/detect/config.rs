@@ -7,30 +7,8 @@ use toml::Spanned;
 
 use super::baseline::Seasonality;
 use super::farrington::{Settings, ThresholdMethod, Transform};
-use crate::time::{Millis, parse_duration};
-
-/// Warning levels, in the Chinese emergency convention: blue (IV) … red (I).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Blue,
-    Yellow,
-    Orange,
-    Red,
-}
-
-impl Level {
-    pub const ALL: [Level; 4] = [Level::Blue, Level::Yellow, Level::Orange, Level::Red];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Blue => "blue",
-            Level::Yellow => "yellow",
-            Level::Orange => "orange",
-            Level::Red => "red",
-        }
-    }
-}
+use crate::core::level::Level;
+use crate::core::time::{Millis, parse_duration};
 
 /// Detection methods; the names are a contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,7 +164,7 @@ pub struct DetectConfig {
     pub cooldown: usize,
     /// Language of alert summaries: "en" or "zh".
     #[serde(default)]
-    pub language: crate::alert::Language,
+    pub language: crate::core::level::Language,
 }
 
 fn one() -> usize {
@@ -234,13 +212,13 @@ impl DetectConfig {
             None => self
                 .seasonality
                 .period()
-                .unwrap_or(52 * 7 * crate::time::DAY),
+                .unwrap_or(52 * 7 * crate::core::time::DAY),
         };
         if slide <= 0 || period % slide != 0 {
             return Err(format!(
                 "the period ({}) must be a whole number of windows ({})",
-                crate::time::format_duration(period),
-                crate::time::format_duration(slide)
+                crate::core::time::format_duration(period),
+                crate::core::time::format_duration(slide)
             ));
         }
         let freq = (period / slide) as usize;

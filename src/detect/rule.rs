@@ -11,7 +11,7 @@ use datafusion::error::DataFusionError;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
-use super::config::Level;
+use crate::core::level::Level;
 
 /// A rule ready to run on window rows.
 #[derive(Debug, Clone)]

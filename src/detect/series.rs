@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
@@ -132,11 +132,11 @@ mod tests {
 
     #[test]
     fn a_gap_of_any_length_costs_at_most_the_capacity() {
-        let hour = crate::time::HOUR;
+        let hour = crate::core::time::HOUR;
         let mut s = SeriesStore::new(hour, 5, Millis::MAX);
         s.record(0, &[("a".into(), 1.0)]);
         // Year 9999: some 70 million hourly windows later.
-        let far = crate::time::parse_rfc3339("9999-12-31T00:00:00Z").unwrap();
+        let far = crate::core::time::parse_rfc3339("9999-12-31T00:00:00Z").unwrap();
         let p = s.record(far, &[("a".into(), 2.0)]);
         let want: Vec<(Millis, f64)> = (1..=5).rev().map(|i| (far - i * hour, 0.0)).collect();
         assert_eq!(p[0].history, want);

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::tokenizer::Span;
 use std::ops::ControlFlow;
 
-use crate::time::{Millis, parse_duration};
+use crate::core::time::{Millis, parse_duration};
 
 /// The window a pipeline's aggregates run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

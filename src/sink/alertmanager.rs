@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::alert::{Alert, Status};
 use crate::metrics::Metrics;
 use crate::task::Task;
-use crate::time::{Millis, format_rfc3339, parse_rfc3339};
+use crate::core::time::{Millis, format_rfc3339, parse_rfc3339};
 
 /// One alert as Alertmanager's API takes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,9 +91,9 @@ pub fn to_alertmanager(alert: &Alert, now: Millis) -> AmAlert {
     annotations.insert("method".into(), m.method.clone());
     annotations.insert("incident_id".into(), alert.incident_id.clone());
     annotations.insert("alert_id".into(), alert.alert_id.clone());
-    annotations.insert("window_start".into(), alert.window_start.clone());
-    annotations.insert("window_end".into(), alert.window_end.clone());
-    let starts = parse_rfc3339(&alert.window_end).map_or(now, |t| t.min(now));
+    annotations.insert("window_start".into(), format_rfc3339(alert.window_start));
+    annotations.insert("window_end".into(), format_rfc3339(alert.window_end));
+    let starts = alert.window_end.min(now);
     AmAlert {
         labels,
         annotations,
@@ -346,7 +346,7 @@ fn apply(book: &mut Book, notice: Notice) {
 mod tests {
     use super::*;
     use crate::alert::Measure;
-    use crate::detect::config::Level;
+    use crate::core::level::Level;
 
     fn alert(level: Level, status: Status) -> Alert {
         let mut key = serde_json::Map::new();
@@ -360,8 +360,8 @@ mod tests {
             pipeline: "grid_rules".into(),
             feeds: vec!["police_incident".into()],
             key,
-            window_start: "2026-03-14T01:00:00Z".into(),
-            window_end: "2026-03-14T02:00:00Z".into(),
+            window_start: parse_rfc3339("2026-03-14T01:00:00Z").unwrap(),
+            window_end: parse_rfc3339("2026-03-14T02:00:00Z").unwrap(),
             measure: Measure {
                 value: 7.0,
                 expected: Some(2.5),

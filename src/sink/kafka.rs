@@ -19,7 +19,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 
 use super::Sink;
 use crate::alert::Alert;
-use crate::deadletter::DeadLetter;
+use crate::core::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::source::kafka::Offsets;
@@ -233,7 +233,7 @@ impl Sink for KafkaSink {
     }
 
     fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
-        if let crate::deadletter::Origin::Kafka {
+        if let crate::core::deadletter::Origin::Kafka {
             topic,
             partition,
             offset,

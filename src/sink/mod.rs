@@ -18,11 +18,11 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Map, Number, Value};
 
 use crate::alert::Alert;
-use crate::deadletter::DeadLetter;
+use crate::core::deadletter::DeadLetter;
 use crate::error::{Error, Result};
 use crate::query::tables::{WINDOW_END, WINDOW_START};
 use crate::task::TaskEvent;
-use crate::time::format_rfc3339;
+use crate::core::time::format_rfc3339;
 use crate::window::WindowResult;
 
 /// Receives what the engine produces.
@@ -109,7 +109,7 @@ fn cut_strings(value: &mut Value, keep: usize) {
 pub struct Progress<'a> {
     pub pipeline: &'a str,
     /// The watermark after the step, once every input has had an event and while some is open.
-    pub watermark: Option<crate::time::Millis>,
+    pub watermark: Option<crate::core::time::Millis>,
     /// Windows the step closed.
     pub closed: usize,
     /// Wall time of the step, from the input that moved the watermark to the

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Progress, Sink};
 use crate::alert::{Alert, Status};
-use crate::deadletter::DeadLetter;
+use crate::core::deadletter::DeadLetter;
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::sink::alertmanager::Notifier;
@@ -108,7 +108,7 @@ impl<S: Sink> Sink for Observed<S> {
             .dead_letters
             .with_label_values(&[dead.feed.as_str(), dead.reason.as_str()])
             .inc();
-        if dead.reason == crate::deadletter::Reason::PipelineError
+        if dead.reason == crate::core::deadletter::Reason::PipelineError
             && let Some(p) = &dead.pipeline
         {
             self.metrics.pipeline_errors.with_label_values(&[p]).inc();

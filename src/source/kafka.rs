@@ -18,10 +18,10 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Arrival, Chunk, Source, SourceName};
-use crate::deadletter::Origin;
+use crate::core::deadletter::Origin;
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// Topic → partition → offset.
 pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;

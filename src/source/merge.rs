@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{Arrival, Chunk, Source};
 use crate::error::Result;
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// One finite input of a [`Merge`].
 pub trait Reader {

@@ -13,8 +13,8 @@ pub mod merge;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::deadletter::Origin;
-use crate::time::Millis;
+use crate::core::deadletter::Origin;
+use crate::core::time::Millis;
 
 /// What a source hands the driver in one step.
 #[derive(Debug)]

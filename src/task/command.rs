@@ -11,8 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::deadletter::Reason;
-use crate::time::{Millis, parse_rfc3339};
+use crate::core::deadletter::Reason;
+use crate::core::time::{Millis, parse_rfc3339};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -29,7 +29,7 @@ pub const INPUT: &str = "task_updates";
 /// One task update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Command {
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "crate::core::time::rfc3339")]
     pub time: Millis,
     pub task_id: String,
     pub action: Action,
@@ -40,7 +40,7 @@ pub struct Command {
     pub note: Option<String>,
     /// Where it came from (file and line, Kafka offset), for dead letters.
     #[serde(skip)]
-    pub origin: Option<crate::deadletter::Origin>,
+    pub origin: Option<crate::core::deadletter::Origin>,
 }
 
 /// A task update without a time (from the HTTP API): the driver dates it with
@@ -123,7 +123,7 @@ impl Command {
                 Some("time".to_string()),
                 format!(
                     "`time` {} is ahead of the processing clock",
-                    crate::time::format_rfc3339(c.time)
+                    crate::core::time::format_rfc3339(c.time)
                 ),
             ));
         }

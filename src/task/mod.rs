@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::alert::{Alert, Status, stable_id};
-use crate::detect::config::Level;
-use crate::time::{Millis, format_rfc3339, parse_rfc3339};
+use crate::core::level::Level;
+use crate::core::time::{Millis, format_rfc3339};
 pub use command::{Action, Command};
 use routing::RoutingTable;
 
@@ -105,10 +105,10 @@ pub struct Task {
     pub key: Map<String, Value>,
     /// The latest alert of the incident.
     pub alert_id: String,
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "crate::core::time::rfc3339")]
     pub opened_at: Millis,
     /// When it must be acknowledged by.
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "crate::core::time::rfc3339")]
     pub deadline: Millis,
     pub escalations: u32,
     /// Whether the incident that opened it is still firing.
@@ -122,7 +122,7 @@ pub struct Task {
 pub struct TaskEvent {
     pub event_id: String,
     pub change: Change,
-    #[serde(with = "crate::time::rfc3339")]
+    #[serde(with = "crate::core::time::rfc3339")]
     pub time: Millis,
     pub actor: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,9 +205,7 @@ impl TaskManager {
 
     /// Queues an alert; it takes effect at its window's end.
     pub fn alert(&mut self, a: &Alert) {
-        let Some(t) = parse_rfc3339(&a.window_end) else {
-            return;
-        };
+        let t = a.window_end;
         let snapshot = AlertSnapshot {
             alert_id: a.alert_id.clone(),
             incident_id: a.incident_id.clone(),
@@ -542,7 +540,7 @@ impl TaskEvent {
 
 /// How long a closed dispatch's id is kept, so later alerts of its incident do
 /// not open it again.
-pub const CLOSED_RETENTION: Millis = 90 * crate::time::DAY;
+pub const CLOSED_RETENTION: Millis = 90 * crate::core::time::DAY;
 
 /// Closed dispatch ids: a map of id → time, or (checkpoint formats 1 and 2) a
 /// list of ids, whose times are then taken as unknown (`Millis::MIN`).
@@ -550,7 +548,7 @@ mod closed_ids {
     use serde::{Deserialize, Deserializer};
     use std::collections::BTreeMap;
 
-    use crate::time::Millis;
+    use crate::core::time::Millis;
 
     #[derive(Deserialize)]
     #[serde(untagged)]

@@ -12,9 +12,9 @@ use toml::Spanned;
 
 use super::Track;
 use crate::alert::Alert;
-use crate::detect::config::Level;
+use crate::core::level::Level;
 use crate::error::Diagnostic;
-use crate::time::{HOUR, Millis, parse_duration};
+use crate::core::time::{HOUR, Millis, parse_duration};
 
 /// The shipped table.
 pub const EMBEDDED: &str = include_str!("../../routing/routing.toml");
@@ -360,8 +360,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
                 .collect(),
-            window_start: String::new(),
-            window_end: String::new(),
+            window_start: 0,
+            window_end: 0,
             measure: Measure {
                 value: 0.0,
                 expected: None,

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::alert::Measure;
-use crate::time::{HOUR, MINUTE};
+use crate::core::time::{HOUR, MINUTE};
 use std::collections::BTreeSet;
 
 const T0: Millis = 1_773_446_400_000; // 2026-03-14T00:00:00Z
@@ -36,8 +36,8 @@ fn alert(level: Level, status: Status, end: Millis) -> Alert {
         ]
         .into_iter()
         .collect(),
-        window_start: format_rfc3339(end - HOUR),
-        window_end: format_rfc3339(end),
+        window_start: end - HOUR,
+        window_end: end,
         measure: Measure {
             value: 9.0,
             expected: Some(1.0),

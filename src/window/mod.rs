@@ -29,7 +29,7 @@ use futures::StreamExt;
 pub mod session;
 
 use crate::query::{CompiledQuery, RunningStage, WindowSpec};
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// Fixed, so which records a full bin refuses does not change between runs.
 const KEY_HASH: RandomState = RandomState::with_seed(0x7975_6a69_6e67);

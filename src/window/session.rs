@@ -15,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use datafusion::error::DataFusionError;
 
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// Rows of sessions that have closed, with their bounds written into the window
 /// columns, and the rows of sessions still open.

@@ -13,7 +13,7 @@ use rand_distr::{Distribution, LogNormal, Normal, Poisson};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND, parse_rfc3339, weekday};
+use crate::core::time::{DAY, HOUR, MINUTE, Millis, SECOND, parse_rfc3339, weekday};
 
 /// The feeds `gen` writes, in file order.
 pub const FEEDS: [&str; 4] = [
@@ -200,7 +200,7 @@ fn weighted<'a>(rng: &mut ChaCha8Rng, items: &'a [(&'a str, f64)]) -> &'a str {
 fn local_time(t: Millis) -> String {
     // Producers in the district write local time (UTC+8).
     let local = t + 8 * HOUR;
-    let s = crate::time::format_rfc3339(local - local.rem_euclid(SECOND));
+    let s = crate::core::time::format_rfc3339(local - local.rem_euclid(SECOND));
     format!("{}+08:00", s.trim_end_matches('Z'))
 }
 
@@ -732,30 +732,4 @@ pub fn write(generated: &Generated, dir: &std::path::Path) -> std::io::Result<()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_seed_same_bytes_and_bad_lines_where_the_manifest_says() {
-        let opt = GenOptions {
-            days: 3,
-            late: 5,
-            bad: 10,
-            scale: 0.2,
-            ..Default::default()
-        };
-        let a = generate(&opt);
-        let b = generate(&opt);
-        assert_eq!(a.feeds, b.feeds);
-        assert_eq!(a.manifest.incidents.len(), 8);
-        for bad in &a.manifest.bad {
-            let line = &a.feeds[&bad.feed][bad.line - 1];
-            assert!(
-                line.contains("BAD-") || line.contains("yesterday"),
-                "{bad:?}: {line}"
-            );
-        }
-        let c = generate(&GenOptions { seed: 8, ..opt });
-        assert_ne!(a.feeds, c.feeds);
-    }
-}
+mod tests;

@@ -18,7 +18,7 @@ use crate::error::{Diagnostic, Diagnostics};
 use crate::query::{CompiledQuery, compile};
 use crate::schema::Catalog;
 use crate::task::routing::RoutingTable;
-use crate::time::{Millis, parse_duration};
+use crate::core::time::{Millis, parse_duration};
 
 /// Keys a pipeline file may have.
 const KNOWN_KEYS: [&str; 10] = [
@@ -52,7 +52,7 @@ pub struct PipelineDef {
     /// `[detect]` and `[[rule]]`.
     pub sections: Sections,
     /// The lowest alert level that opens response tasks, if not the routing table's.
-    pub task_level: Option<crate::detect::config::Level>,
+    pub task_level: Option<crate::core::level::Level>,
     /// Most distinct keys (GROUP BY values) in one window bin; a record that would
     /// open one more is a dead letter `too_many_keys`.
     pub max_keys: usize,
@@ -133,7 +133,7 @@ impl PipelineDef {
     fn check_sections(
         &self,
         output: &SchemaRef,
-        slide: crate::time::Millis,
+        slide: crate::core::time::Millis,
     ) -> Result<Vec<CompiledRule>, Vec<Diagnostic>> {
         let mut diags = Vec::new();
         let column =
@@ -312,7 +312,7 @@ pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, 
             "detect" | "rule" => {}
             "task_level" => {
                 if let Some(s) = string(&mut diags) {
-                    match crate::detect::config::Level::ALL
+                    match crate::core::level::Level::ALL
                         .into_iter()
                         .find(|l| l.as_str() == s)
                     {
@@ -477,7 +477,7 @@ pub struct Compiled {
 
 impl Compiled {
     /// Per pipeline, the lowest level that opens tasks where it differs from the table's.
-    pub fn task_levels(&self) -> std::collections::BTreeMap<String, crate::detect::config::Level> {
+    pub fn task_levels(&self) -> std::collections::BTreeMap<String, crate::core::level::Level> {
         let pipelines = self
             .pipelines
             .iter()
@@ -579,7 +579,7 @@ pub async fn compile_embedded(catalog: &Catalog) -> Result<Compiled, Diagnostics
 /// The shipped compound pipelines.
 const EMBEDDED_COMPOUND: &[(&str, &str)] = &[(
     "district_compound_risk.toml",
-    include_str!("../pipelines/district_compound_risk.toml"),
+    include_str!("../../pipelines/district_compound_risk.toml"),
 )];
 
 pub async fn compile_all(
@@ -601,39 +601,39 @@ pub async fn compile_all(
 const EMBEDDED: &[(&str, &str)] = &[
     (
         "district_petition_labor_day.toml",
-        include_str!("../pipelines/district_petition_labor_day.toml"),
+        include_str!("../../pipelines/district_petition_labor_day.toml"),
     ),
     (
         "labor_enterprise_day.toml",
-        include_str!("../pipelines/labor_enterprise_day.toml"),
+        include_str!("../../pipelines/labor_enterprise_day.toml"),
     ),
     (
         "labor_industry_week.toml",
-        include_str!("../pipelines/labor_industry_week.toml"),
+        include_str!("../../pipelines/labor_industry_week.toml"),
     ),
     (
         "negative_list_homicide_rate.toml",
-        include_str!("../pipelines/negative_list_homicide_rate.toml"),
+        include_str!("../../pipelines/negative_list_homicide_rate.toml"),
     ),
     (
         "opinion_negative_topic.toml",
-        include_str!("../pipelines/opinion_negative_topic.toml"),
+        include_str!("../../pipelines/opinion_negative_topic.toml"),
     ),
     (
         "petition_collective.toml",
-        include_str!("../pipelines/petition_collective.toml"),
+        include_str!("../../pipelines/petition_collective.toml"),
     ),
     (
         "petition_street_day.toml",
-        include_str!("../pipelines/petition_street_day.toml"),
+        include_str!("../../pipelines/petition_street_day.toml"),
     ),
     (
         "police_deaths_district_day.toml",
-        include_str!("../pipelines/police_deaths_district_day.toml"),
+        include_str!("../../pipelines/police_deaths_district_day.toml"),
     ),
     (
         "police_grid_hour.toml",
-        include_str!("../pipelines/police_grid_hour.toml"),
+        include_str!("../../pipelines/police_grid_hour.toml"),
     ),
 ];
 
@@ -651,75 +651,4 @@ pub fn embedded() -> Result<Vec<PipelineDef>, Diagnostics> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_mistake_is_reported_with_its_position() {
-        let text = "name = \"x\"\nlateness = \"5 fortnights\"\ncolour = \"red\"\nsql = \"\"\"\nSELECT count(*) FROM petition GROUP BY tumble(INTERVAL '1 hour')\n\"\"\"\n";
-        let err = parse_pipeline(Path::new("p.toml"), text).unwrap_err();
-        let shown: Vec<String> = err.iter().map(|d| d.to_string()).collect();
-        assert_eq!(shown.len(), 2, "{shown:?}");
-        assert!(
-            shown[0].starts_with("p.toml:2:12: bad lateness"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[1].starts_with("p.toml:3:1: unknown key `colour`"),
-            "{shown:?}"
-        );
-    }
-
-    #[test]
-    fn sql_positions_map_into_the_file() {
-        let text =
-            "name = \"x\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT nope\nFROM petition\n\"\"\"\n";
-        let def = parse_pipeline(Path::new("p.toml"), text).unwrap();
-        let d = def.sql_diag(2, 6, "m".into());
-        assert_eq!((d.line, d.col), (5, 6));
-    }
-
-    #[test]
-    fn shipped_pipelines_parse() {
-        let defs = embedded().unwrap();
-        assert_eq!(defs.len(), 9);
-    }
-
-    #[test]
-    fn shipped_pipelines_read_only_feeds_not_reference_tables() {
-        let catalog = Catalog::embedded().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let compiled = rt.block_on(compile_embedded(&catalog)).unwrap();
-        let homicide = compiled
-            .pipelines
-            .iter()
-            .find(|p| p.def.name == "negative_list_homicide_rate")
-            .expect("shipped");
-        assert_eq!(
-            homicide.query.feeds.iter().collect::<Vec<_>>(),
-            ["police_incident"]
-        );
-        for p in &compiled.pipelines {
-            for f in &p.query.feeds {
-                assert!(catalog.feeds.contains_key(f), "{}: {f}", p.def.name);
-            }
-        }
-    }
-
-    #[test]
-    fn the_fingerprint_changes_with_the_sql_and_the_detector_only() {
-        let text = "name = \"x\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT count(*) AS n FROM petition GROUP BY tumble(INTERVAL '1 hour')\n\"\"\"\n";
-        let a = parse_pipeline(Path::new("p.toml"), text).unwrap();
-        let described = format!("description = \"words\"\n{text}");
-        let b = parse_pipeline(Path::new("q.toml"), &described).unwrap();
-        assert_eq!(a.fingerprint(), b.fingerprint());
-        let sql = text.replace("1 hour", "2 hours");
-        let c = parse_pipeline(Path::new("p.toml"), &sql).unwrap();
-        assert_ne!(a.fingerprint(), c.fingerprint());
-        let rule = format!("{text}[[rule]]\nwhen = \"n >= 3\"\nlevel = \"red\"\n");
-        let d = parse_pipeline(Path::new("p.toml"), &rule).unwrap();
-        assert_ne!(a.fingerprint(), d.fingerprint());
-    }
-}
+mod tests;

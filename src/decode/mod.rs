@@ -17,13 +17,10 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::deadletter::{DeadLetter, Reason};
-use crate::schema::{FeedSchema, FieldType};
+use crate::core::deadletter::{DeadLetter, Reason};
+use crate::schema::{FeedSchema, FieldType, MAX_FIELDS};
 use crate::source::Chunk;
-use crate::time::{Clock, MINUTE, Millis, format_rfc3339, parse_rfc3339};
-
-/// Most fields a feed schema may have (the decoder keeps one slot per field on the stack).
-pub const MAX_FIELDS: usize = 32;
+use crate::core::time::{Clock, MINUTE, Millis, format_rfc3339, parse_rfc3339};
 
 /// Default limit on one record's size.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -400,7 +397,7 @@ impl Decoder {
                                     "`{}` {} is more than {} ahead of the processing clock",
                                     f.name,
                                     format_rfc3339(t),
-                                    crate::time::format_duration(self.options.max_future),
+                                    crate::core::time::format_duration(self.options.max_future),
                                 ),
                             ),
                             event_id,
@@ -666,116 +663,4 @@ impl<'de> Visitor<'de> for ValueSeed {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::Catalog;
-    use crate::source::SourceName;
-    use arrow::array::{Array, AsArray};
-
-    fn decode(feed: &str, lines: &[&str]) -> Decoded {
-        let catalog = Catalog::embedded().unwrap();
-        let mut d = Decoder::new(
-            catalog.get(feed).unwrap().clone(),
-            DecodeOptions::with_secret("test"),
-        );
-        let mut chunk = Chunk::new(feed.into(), SourceName::File("t.jsonl".into()));
-        for (i, l) in lines.iter().enumerate() {
-            chunk.push_line(l.as_bytes(), i as u64 + 1);
-        }
-        d.decode(&chunk)
-    }
-
-    #[test]
-    fn decodes_valid_rows_and_hashes_pii() {
-        let out = decode(
-            "petition",
-            &[
-                r#"{"event_id":"e1","event_time":"2026-03-01T08:00:00+08:00","district":"西湖区","persons":6,"repeat":true,"petitioner_id":"张三-330106","extra":{"x":[1]}}"#,
-            ],
-        );
-        assert!(out.dead.is_empty(), "{:?}", out.dead);
-        assert_eq!(out.batch.num_rows(), 1);
-        let pid = out
-            .batch
-            .column_by_name("petitioner_id")
-            .unwrap()
-            .as_string::<i32>();
-        assert_eq!(pid.value(0).len(), 32);
-        assert!(!pid.value(0).contains("张三"));
-        let street = out.batch.column_by_name("street").unwrap();
-        assert!(street.is_null(0));
-    }
-
-    #[test]
-    fn each_reason_is_reported() {
-        let cases = [
-            ("{not json", Reason::InvalidJson, None),
-            ("", Reason::InvalidJson, None),
-            ("[1,2]", Reason::NotObject, None),
-            (
-                r#"{"event_id":"e","district":"d"}"#,
-                Reason::MissingField,
-                Some("event_time"),
-            ),
-            (
-                r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":"5"}"#,
-                Reason::BadType,
-                Some("persons"),
-            ),
-            (
-                r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":"d","persons":0}"#,
-                Reason::OutOfRange,
-                Some("persons"),
-            ),
-            (
-                r#"{"event_id":"e","event_time":"01/03/2026","district":"d"}"#,
-                Reason::BadTime,
-                Some("event_time"),
-            ),
-            (
-                r#"{"event_id":"e","event_time":"2026-03-01T00:00:00Z","district":null}"#,
-                Reason::MissingField,
-                Some("district"),
-            ),
-        ];
-        for (line, reason, field) in cases {
-            let out = decode("petition", &[line]);
-            assert_eq!(out.batch.num_rows(), 0, "{line}");
-            assert_eq!(out.dead.len(), 1, "{line}");
-            assert_eq!(out.dead[0].reason, reason, "{line}: {}", out.dead[0].detail);
-            assert_eq!(out.dead[0].field.as_deref(), field, "{line}");
-        }
-    }
-
-    #[test]
-    fn too_large_and_dead_letters_keep_no_pii() {
-        let big = format!(
-            r#"{{"event_id":"e","text":"{}"}}"#,
-            "x".repeat(DEFAULT_MAX_RECORD_BYTES)
-        );
-        let out = decode("public_opinion", &[&big]);
-        assert_eq!(out.dead[0].reason, Reason::TooLarge);
-        assert!(out.dead[0].raw.len() <= 4096);
-        let out = decode(
-            "public_opinion",
-            &[r#"{"event_id":"e","event_time":"bad","district":"d","author_id":"weibo:12345"}"#],
-        );
-        assert_eq!(out.dead[0].reason, Reason::BadTime);
-        assert_eq!(out.dead[0].event_id.as_deref(), Some("e"));
-        assert!(!out.dead[0].raw.contains("weibo:12345"));
-    }
-
-    #[test]
-    fn good_rows_after_bad_ones_keep_their_line() {
-        let out = decode(
-            "police_incident",
-            &[
-                "oops",
-                r#"{"event_id":"a","event_time":"2026-03-01T00:00:00Z","district":"d","deaths":0,"keywords":1}"#,
-                r#"{"event_id":"b","event_time":"2026-03-01T00:00:00Z","district":"d","deaths":-1}"#,
-            ],
-        );
-        assert_eq!(out.rows, vec![1]);
-        assert_eq!(out.dead.len(), 2);
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::time::Millis;
+use crate::core::time::Millis;
 
 /// Why a record went to the dead-letter output. The names are a contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -91,9 +91,9 @@ pub enum Origin {
     },
     /// A window of a pipeline, for errors that concern no single record.
     Window {
-        #[serde(with = "crate::time::rfc3339")]
+        #[serde(with = "crate::core::time::rfc3339")]
         window_start: Millis,
-        #[serde(with = "crate::time::rfc3339")]
+        #[serde(with = "crate::core::time::rfc3339")]
         window_end: Millis,
     },
 }

@@ -1,0 +1,8 @@
+//! The vocabulary every stage shares, at the bottom of the house: event times
+//! as integer milliseconds (RFC 3339 only at the edges), warning levels, and
+//! dead letters with their reasons and origins. It depends on nothing else of
+//! yujing.
+
+pub mod deadletter;
+pub mod level;
+pub mod time;
