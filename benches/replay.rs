@@ -24,7 +24,10 @@ impl Sink for CountingSink {
         self.0 += w.num_rows() as u64;
         Ok(())
     }
-    fn dead_letter(&mut self, _: &yujing::core::deadletter::DeadLetter) -> yujing::error::Result<()> {
+    fn dead_letter(
+        &mut self,
+        _: &yujing::core::deadletter::DeadLetter,
+    ) -> yujing::error::Result<()> {
         Ok(())
     }
     fn alert(&mut self, _: &yujing::alert::Alert) -> yujing::error::Result<()> {

@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use crate::alert::{Alert, Status};
 use crate::core::deadletter::{DeadLetter, Reason};
-use crate::decode::DecodeOptions;
 use crate::core::level::Level;
+use crate::core::time::{HOUR, Millis, format_rfc3339};
+use crate::decode::DecodeOptions;
 use crate::driver::Driver;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -23,7 +24,6 @@ use crate::source::generated::GeneratedReader;
 use crate::source::merge::{Merge, Reader};
 use crate::synth::{GenOptions, generate};
 use crate::task::{Change, TaskEvent};
-use crate::core::time::{HOUR, Millis, format_rfc3339};
 use crate::window::WindowResult;
 
 /// Lines per chunk of a generated feed.

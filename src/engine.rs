@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::core::deadletter::{DeadLetter, Origin, Reason};
+use crate::core::time::{Millis, format_rfc3339};
 use crate::decode::{DecodeOptions, Decoder};
 use crate::detect::compound::CompoundState;
 use crate::detect::compound::{CompoundDef, CompoundDetector};
@@ -21,7 +22,6 @@ use crate::sink::{Progress, Sink};
 use crate::source::Chunk;
 use crate::task::TaskManager;
 use crate::task::command::INPUT;
-use crate::core::time::{Millis, format_rfc3339};
 use crate::window::OperatorState;
 use crate::window::{OperatorStats, WindowOperator, WindowResult};
 

@@ -178,7 +178,12 @@ fn module_of(path: &Path) -> Option<String> {
 
 /// The modules a file names through `crate::…` and `super::…` paths outside its
 /// tests, resolved to the longest module that exists.
-fn imports(module: &str, is_mod_rs: bool, text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+fn imports(
+    module: &str,
+    is_mod_rs: bool,
+    text: &str,
+    modules: &BTreeSet<String>,
+) -> BTreeSet<String> {
     let body = text.split("#[cfg(test)]").next().unwrap_or(text);
     let mut found = BTreeSet::new();
     let parent: Vec<&str> = {
@@ -198,7 +203,11 @@ fn imports(module: &str, is_mod_rs: bool, text: &str, modules: &BTreeSet<String>
                     .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
                     .collect();
                 let mut parts: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-                parts.extend(path.split("::").filter(|s| !s.is_empty()).map(str::to_string));
+                parts.extend(
+                    path.split("::")
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                );
                 while !parts.is_empty() {
                     let candidate = parts.join("::");
                     if modules.contains(&candidate) {
@@ -220,7 +229,9 @@ fn no_two_modules_import_each_other_directly_or_in_a_loop() {
     let files: Vec<(String, bool, String)> = sources()
         .into_iter()
         .filter_map(|(path, text)| {
-            let is_mod = path.file_name().is_some_and(|f| f == "mod.rs" || f == "lib.rs");
+            let is_mod = path
+                .file_name()
+                .is_some_and(|f| f == "mod.rs" || f == "lib.rs");
             module_of(&path).map(|m| (m, is_mod, text))
         })
         .collect();

@@ -10,13 +10,13 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use proptest::prelude::*;
+use yujing::core::time::{MINUTE, format_rfc3339, parse_rfc3339};
 use yujing::decode::DecodeOptions;
 use yujing::engine::Engine;
 use yujing::pipeline::parse_pipeline;
 use yujing::schema::Catalog;
 use yujing::sink::{MemorySink, window_rows};
 use yujing::source::{Chunk, SourceName};
-use yujing::core::time::{MINUTE, format_rfc3339, parse_rfc3339};
 
 const BASE: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
 

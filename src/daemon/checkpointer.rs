@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{self, Checkpoint, StateDir};
+use crate::core::time::Millis;
 use crate::driver::{Checkpointer, Driver};
 use crate::engine::Engine;
 use crate::error::Result;
@@ -18,7 +19,6 @@ use crate::sink::kafka::{Deliveries, KafkaSink};
 use crate::sink::observe::Observed;
 use crate::source::kafka::{KafkaSource, Offsets};
 use crate::task::TaskStatus;
-use crate::core::time::Millis;
 
 /// How long a flush waits for the broker's acknowledgements.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);

@@ -37,6 +37,7 @@ pub mod checkpointer;
 mod outbox;
 
 use crate::config::{Config, KafkaConfig};
+use crate::core::time::parse_duration;
 use crate::decode::DecodeOptions;
 use crate::driver::Driver;
 use crate::engine::Engine;
@@ -48,7 +49,6 @@ use crate::sink::alertmanager::Notifier;
 use crate::sink::kafka::{Deliveries, KafkaSink, OutputTopics};
 use crate::sink::observe::{Observed, Observers};
 use crate::source::kafka::KafkaSource;
-use crate::core::time::parse_duration;
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(

@@ -18,9 +18,9 @@ use arrow::record_batch::RecordBatch;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::core::deadletter::{DeadLetter, Reason};
+use crate::core::time::{Clock, MINUTE, Millis, format_rfc3339, parse_rfc3339};
 use crate::schema::{FeedSchema, FieldType, MAX_FIELDS};
 use crate::source::Chunk;
-use crate::core::time::{Clock, MINUTE, Millis, format_rfc3339, parse_rfc3339};
 
 /// Default limit on one record's size.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;

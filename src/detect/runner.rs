@@ -10,16 +10,16 @@ use serde_json::{Map, Value};
 
 use super::baseline::select;
 use super::config::{DetectConfig, Method};
-use crate::core::level::Level;
 use super::farrington::Settings;
 use super::rule::CompiledRule;
 use super::series::{Point, SeriesStore};
 use super::{Cusum, Ears, Ewma, Verdict};
 use crate::alert::{Alert, Finding, Lifecycle, Measure, Timing};
+use crate::core::level::Level;
+use crate::core::time::{DAY, Millis};
 use crate::query::sample::SAMPLE_SIZE;
 use crate::query::tables::{WINDOW_END, WINDOW_START};
 use crate::sink::batch_rows;
-use crate::core::time::{DAY, Millis};
 use crate::window::WindowResult;
 
 /// The column a pipeline fills with `sample_ids(event_id)`; alerts carry its ids.

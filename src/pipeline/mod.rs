@@ -11,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 use arrow::datatypes::SchemaRef;
 use toml::Spanned;
 
+use crate::core::time::{Millis, parse_duration};
 use crate::detect::compound::{self, CompoundDef};
 use crate::detect::config::Sections;
 use crate::detect::rule::CompiledRule;
@@ -18,7 +19,6 @@ use crate::error::{Diagnostic, Diagnostics};
 use crate::query::{CompiledQuery, compile};
 use crate::schema::Catalog;
 use crate::task::routing::RoutingTable;
-use crate::core::time::{Millis, parse_duration};
 
 /// Keys a pipeline file may have.
 const KNOWN_KEYS: [&str; 10] = [

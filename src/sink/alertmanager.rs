@@ -20,9 +20,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::alert::{Alert, Status};
+use crate::core::time::{Millis, format_rfc3339, parse_rfc3339};
 use crate::metrics::Metrics;
 use crate::task::Task;
-use crate::core::time::{Millis, format_rfc3339, parse_rfc3339};
 
 /// One alert as Alertmanager's API takes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -19,10 +19,10 @@ use serde_json::{Map, Number, Value};
 
 use crate::alert::Alert;
 use crate::core::deadletter::DeadLetter;
+use crate::core::time::format_rfc3339;
 use crate::error::{Error, Result};
 use crate::query::tables::{WINDOW_END, WINDOW_START};
 use crate::task::TaskEvent;
-use crate::core::time::format_rfc3339;
 use crate::window::WindowResult;
 
 /// Receives what the engine produces.

@@ -19,9 +19,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Arrival, Chunk, Source, SourceName};
 use crate::core::deadletter::Origin;
+use crate::core::time::Millis;
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::core::time::Millis;
 
 /// Topic → partition → offset.
 pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::{Arrival, Chunk, Source};
-use crate::error::Result;
 use crate::core::time::Millis;
+use crate::error::Result;
 
 /// One finite input of a [`Merge`].
 pub trait Reader {

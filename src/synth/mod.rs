@@ -409,194 +409,91 @@ impl Generator {
         }
     }
 
-    fn inject(&mut self) -> Vec<Incident> {
-        let mut incidents = Vec::new();
-        let days = self.opt.days as i64;
-        if days < 3 {
-            return incidents;
-        }
-        let start = self.opt.start;
-        let day = |d: i64| start + d.clamp(0, days - 1) * DAY;
-        let key = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-
-        // A petition surge on one street: land acquisition, many of them collective.
-        let place = 3;
-        let t0 = day(days - 2) + 9 * HOUR;
-        let n = 30;
+    /// Late records: `n` events delivered one to two days after their time.
+    fn delay(&mut self, n: usize) -> Vec<LateRecord> {
+        let mut late = Vec::new();
         for _ in 0..n {
-            let t = t0 + self.rng.random_range(0..8 * HOUR);
-            let persons = if self.rng.random::<f64>() < 0.4 {
-                self.rng.random_range(5..30)
-            } else {
-                1
+            let feed = *FEEDS.choose(&mut self.rng).unwrap_or(&"petition");
+            let Some(list) = self.events.get_mut(feed) else {
+                continue;
             };
-            self.petition(t, place, "land_acquisition", persons);
+            if list.is_empty() {
+                continue;
+            }
+            let i = self.rng.random_range(0..list.len());
+            let delay = self.rng.random_range(26 * HOUR..48 * HOUR);
+            list[i].arrival = list[i].time + delay;
+            late.push(LateRecord {
+                feed: feed.into(),
+                event_id: list[i].body["event_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                delay_hours: delay as f64 / HOUR as f64,
+            });
         }
-        let p = &self.places[place];
-        incidents.push(Incident {
-            id: "petition_surge".into(),
-            feed: "petition".into(),
-            kind: "surge".into(),
-            description: format!("{n} land-acquisition petitions in one day on {}", p.street),
-            key: key(&[("district", p.district), ("street", p.street)]),
-            start: local_time(t0),
-            end: local_time(t0 + 8 * HOUR),
-            events: n,
-        });
-
-        // One large collective petition.
-        let place = 40;
-        let t = day(days - 3) + 10 * HOUR + 15 * MINUTE;
-        self.petition(t, place, "wage_arrears", 60);
-        let p = &self.places[place];
-        incidents.push(Incident {
-            id: "collective_petition".into(),
-            feed: "petition".into(),
-            kind: "collective".into(),
-            description: format!("a collective petition of 60 persons on {}", p.street),
-            key: key(&[
-                ("district", p.district),
-                ("street", p.street),
-                ("category", "wage_arrears"),
-            ]),
-            start: local_time(t),
-            end: local_time(t + HOUR),
-            events: 1,
-        });
-
-        // A labour-dispute cluster at one enterprise.
-        let e = 7;
-        let t0 = day(days - 2) + 8 * HOUR;
-        let n = 12;
-        for _ in 0..n {
-            let t = t0 + self.rng.random_range(0..10 * HOUR);
-            let workers = self.rng.random_range(20..80);
-            let amount = self.rng.random_range(200_000.0..800_000.0);
-            self.labor(t, e, workers, amount, "wage_arrears");
-        }
-        let (eid, industry, _) = self.enterprises[e].clone();
-        incidents.push(Incident {
-            id: "labor_cluster".into(),
-            feed: "labor_dispute".into(),
-            kind: "cluster".into(),
-            description: format!(
-                "{n} wage-arrears disputes at enterprise {eid} ({industry}) in one day"
-            ),
-            key: key(&[("enterprise_id", &eid), ("industry", industry)]),
-            start: local_time(t0),
-            end: local_time(t0 + 10 * HOUR),
-            events: n,
-        });
-
-        // A spike of incidents in one grid at night.
-        let place = 77;
-        let t0 = day(days - 1) + 21 * HOUR;
-        let n = 25;
-        for _ in 0..n {
-            let t = t0 + self.rng.random_range(0..HOUR);
-            let kind = if self.rng.random::<f64>() < 0.5 {
-                "public_order"
-            } else {
-                "dispute"
-            };
-            let injuries = self.poisson(0.3) as i64;
-            self.police(t, place, kind, 0, injuries);
-        }
-        let p = &self.places[place];
-        incidents.push(Incident {
-            id: "police_spike".into(),
-            feed: "police_incident".into(),
-            kind: "spike".into(),
-            description: format!("{n} public-order incidents in one hour in grid {}", p.grid),
-            key: key(&[("district", p.district), ("grid_id", &p.grid)]),
-            start: local_time(t0),
-            end: local_time(t0 + HOUR),
-            events: n,
-        });
-
-        // An accident with three deaths, and a homicide (negative list).
-        let place = 20;
-        let t = day(days - 1) + 7 * HOUR + 40 * MINUTE;
-        self.police(t, place, "traffic", 3, 5);
-        let p = &self.places[place];
-        incidents.push(Incident {
-            id: "three_deaths".into(),
-            feed: "police_incident".into(),
-            kind: "negative_list".into(),
-            description: "a traffic accident with 3 deaths".into(),
-            key: key(&[("district", p.district)]),
-            start: local_time(t),
-            end: local_time(t + HOUR),
-            events: 1,
-        });
-        let place = 60;
-        let t = day(days - 2) + 23 * HOUR + 10 * MINUTE;
-        self.police(t, place, "homicide", 1, 0);
-        let p = &self.places[place];
-        incidents.push(Incident {
-            id: "homicide".into(),
-            feed: "police_incident".into(),
-            kind: "negative_list".into(),
-            description: "a homicide".into(),
-            key: key(&[("district", p.district)]),
-            start: local_time(t),
-            end: local_time(t + HOUR),
-            events: 1,
-        });
-
-        // A burst of negative posts on one topic.
-        let topic = 2;
-        let t0 = day(days - 2) + 20 * HOUR;
-        let n = 400;
-        for _ in 0..n {
-            let t = t0 + self.rng.random_range(0..30 * MINUTE);
-            let place = self.rng.random_range(0..self.places.len());
-            self.opinion(t, place, topic, true);
-        }
-        incidents.push(Incident {
-            id: "opinion_burst".into(),
-            feed: "public_opinion".into(),
-            kind: "burst".into(),
-            description: format!(
-                "{n} negative posts on {} within 30 minutes",
-                TOPICS[topic].0
-            ),
-            key: key(&[("topic", TOPICS[topic].0)]),
-            start: local_time(t0),
-            end: local_time(t0 + 30 * MINUTE),
-            events: n,
-        });
-        // Trouble on the petition surge's street the same afternoon: a burst of
-        // disputes in its grid. Two feeds anomalous in one district at once is what
-        // the compound pipeline raises one level up.
-        let place = 3;
-        let t0 = day(days - 2) + 14 * HOUR;
-        let n = 12;
-        for _ in 0..n {
-            let t = t0 + self.rng.random_range(0..HOUR);
-            self.police(t, place, "dispute", 0, 0);
-        }
-        let p = &self.places[place];
-        incidents.push(Incident {
-            id: "street_unrest".into(),
-            feed: "police_incident".into(),
-            kind: "spike".into(),
-            description: format!(
-                "{n} disputes in one hour in grid {} during the petition surge",
-                p.grid
-            ),
-            key: key(&[("district", p.district), ("grid_id", &p.grid)]),
-            start: local_time(t0),
-            end: local_time(t0 + HOUR),
-            events: n,
-        });
-        incidents
+        late
     }
+
+    /// Malformed records: `n` lines put in at random places of the feeds.
+    fn break_lines(
+        &mut self,
+        feeds: &mut BTreeMap<String, Vec<String>>,
+        n: usize,
+    ) -> Vec<BadRecord> {
+        let mut bad = Vec::new();
+        let kinds = [
+            "invalid_json",
+            "not_object",
+            "missing_field",
+            "bad_type",
+            "bad_time",
+        ];
+        for k in 0..n {
+            let feed = FEEDS[k % FEEDS.len()];
+            let reason = kinds[(k / FEEDS.len()) % kinds.len()];
+            let Some(lines) = feeds.get_mut(feed) else {
+                continue;
+            };
+            let at = self.rng.random_range(0..=lines.len());
+            let t = local_time(
+                self.opt.start + self.rng.random_range(0..DAY * self.opt.days.max(1) as i64),
+            );
+            let line = match reason {
+                "invalid_json" => format!("{{\"event_id\": \"BAD-{k}\", \"event_time\": \"{t}\""),
+                "not_object" => format!("[\"BAD-{k}\", \"{t}\"]"),
+                "missing_field" => format!("{{\"event_id\":\"BAD-{k}\",\"event_time\":\"{t}\"}}"),
+                "bad_type" => {
+                    format!("{{\"event_id\":\"BAD-{k}\",\"event_time\":\"{t}\",\"district\":42}}")
+                }
+                _ => format!(
+                    "{{\"event_id\":\"BAD-{k}\",\"event_time\":\"yesterday\",\"district\":\"西湖区\"}}"
+                ),
+            };
+            lines.insert(at, line);
+            for b in bad
+                .iter_mut()
+                .filter(|b: &&mut BadRecord| b.feed == feed && b.line > at)
+            {
+                b.line += 1;
+            }
+            bad.push(BadRecord {
+                feed: feed.into(),
+                line: at + 1,
+                reason: reason.into(),
+            });
+        }
+        bad.sort_by(|a, b| (&a.feed, a.line).cmp(&(&b.feed, b.line)));
+        bad
+    }
+}
+
+/// An incident's key from (column, value) pairs.
+fn key(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Generates the four feeds.
@@ -621,28 +518,7 @@ pub fn generate(opt: &GenOptions) -> Generated {
     g.background();
     let incidents = g.inject();
 
-    // Late records: delivered one to two days after their time.
-    let mut late = Vec::new();
-    for _ in 0..opt.late {
-        let feed = *FEEDS.choose(&mut g.rng).unwrap_or(&"petition");
-        let Some(list) = g.events.get_mut(feed) else {
-            continue;
-        };
-        if list.is_empty() {
-            continue;
-        }
-        let i = g.rng.random_range(0..list.len());
-        let delay = g.rng.random_range(26 * HOUR..48 * HOUR);
-        list[i].arrival = list[i].time + delay;
-        late.push(LateRecord {
-            feed: feed.into(),
-            event_id: list[i].body["event_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            delay_hours: delay as f64 / HOUR as f64,
-        });
-    }
+    let late = g.delay(opt.late);
 
     let mut feeds: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut counts = BTreeMap::new();
@@ -656,48 +532,7 @@ pub fn generate(opt: &GenOptions) -> Generated {
         );
     }
 
-    // Malformed records at random places.
-    let mut bad = Vec::new();
-    let kinds = [
-        "invalid_json",
-        "not_object",
-        "missing_field",
-        "bad_type",
-        "bad_time",
-    ];
-    for k in 0..opt.bad {
-        let feed = FEEDS[k % FEEDS.len()];
-        let reason = kinds[(k / FEEDS.len()) % kinds.len()];
-        let Some(lines) = feeds.get_mut(feed) else {
-            continue;
-        };
-        let at = g.rng.random_range(0..=lines.len());
-        let t = local_time(opt.start + g.rng.random_range(0..DAY * opt.days.max(1) as i64));
-        let line = match reason {
-            "invalid_json" => format!("{{\"event_id\": \"BAD-{k}\", \"event_time\": \"{t}\""),
-            "not_object" => format!("[\"BAD-{k}\", \"{t}\"]"),
-            "missing_field" => format!("{{\"event_id\":\"BAD-{k}\",\"event_time\":\"{t}\"}}"),
-            "bad_type" => {
-                format!("{{\"event_id\":\"BAD-{k}\",\"event_time\":\"{t}\",\"district\":42}}")
-            }
-            _ => format!(
-                "{{\"event_id\":\"BAD-{k}\",\"event_time\":\"yesterday\",\"district\":\"西湖区\"}}"
-            ),
-        };
-        lines.insert(at, line);
-        for b in bad
-            .iter_mut()
-            .filter(|b: &&mut BadRecord| b.feed == feed && b.line > at)
-        {
-            b.line += 1;
-        }
-        bad.push(BadRecord {
-            feed: feed.into(),
-            line: at + 1,
-            reason: reason.into(),
-        });
-    }
-    bad.sort_by(|a, b| (&a.feed, a.line).cmp(&(&b.feed, b.line)));
+    let bad = g.break_lines(&mut feeds, opt.bad);
 
     Generated {
         feeds,
@@ -731,5 +566,6 @@ pub fn write(generated: &Generated, dir: &std::path::Path) -> std::io::Result<()
     std::fs::write(dir.join("manifest.json"), manifest + "\n")
 }
 
+mod incidents;
 #[cfg(test)]
 mod tests;

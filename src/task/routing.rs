@@ -13,8 +13,8 @@ use toml::Spanned;
 use super::Track;
 use crate::alert::Alert;
 use crate::core::level::Level;
-use crate::error::Diagnostic;
 use crate::core::time::{HOUR, Millis, parse_duration};
+use crate::error::Diagnostic;
 
 /// The shipped table.
 pub const EMBEDDED: &str = include_str!("../../routing/routing.toml");

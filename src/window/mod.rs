@@ -28,8 +28,8 @@ use futures::StreamExt;
 
 pub mod session;
 
-use crate::query::{CompiledQuery, RunningStage, WindowSpec};
 use crate::core::time::Millis;
+use crate::query::{CompiledQuery, RunningStage, WindowSpec};
 
 /// Fixed, so which records a full bin refuses does not change between runs.
 const KEY_HASH: RandomState = RandomState::with_seed(0x7975_6a69_6e67);

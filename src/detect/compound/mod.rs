@@ -26,11 +26,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
-use crate::core::level::Level;
 use crate::alert::{Alert, Finding, Language, Lifecycle, Measure, Status, Timing};
+use crate::core::level::Level;
+use crate::core::time::{Millis, parse_duration};
 use crate::error::Diagnostic;
 use crate::query::sample::SAMPLE_SIZE;
-use crate::core::time::{Millis, parse_duration};
 
 /// A compound pipeline file.
 #[derive(Debug, Clone, Deserialize)]

@@ -109,11 +109,7 @@ fn the_same_alerts_whatever_order_pipelines_deliver_in() {
         (a[0].status, a[0].level, a[1].status),
         (Status::Firing, Level::Red, Status::Resolved)
     );
-    assert_eq!(
-        a[1].window_start,
-        10 * HOUR,
-        "ends when p resolved"
-    );
+    assert_eq!(a[1].window_start, 10 * HOUR, "ends when p resolved");
     assert_eq!(a, b);
 }
 
