@@ -164,113 +164,146 @@ pub fn run(
         s.dead_letters,
         s.records as f64 / seconds.max(1e-9)
     );
-    for (name, p) in &summary.windows {
-        let _ = writeln!(out, "▸ {name}: {} windows, {} rows", p.windows, p.rows);
-        if let Some(d) = descriptions.get(name) {
-            let _ = writeln!(out, "  {d}");
-        }
-        for (_, line) in &p.top {
-            let _ = writeln!(out, "    {line}");
-        }
-    }
-    let firing: Vec<&Alert> = summary
-        .alerts
-        .iter()
-        .filter(|a| a.status == Status::Firing)
-        .collect();
+    summary.windows_section(&mut out, &descriptions);
+    summary.alerts_section(&mut out);
+    summary.dispatches_section(&mut out);
+    summary.dead_letters_section(&mut out);
+    incidents_section(&mut out, &generated.manifest.incidents);
     let _ = writeln!(
         out,
-        "\nalerts: {} firing, {} resolved",
-        firing.len(),
-        summary.alerts.len() - firing.len()
+        "\nEvery window row is in the pipelines' SQL terms; `yujing replay` writes them all as JSON lines."
     );
-    // Orange and red in full; blue and yellow counted per pipeline.
-    for level in Level::ALL.iter().rev() {
-        if *level < Level::Orange {
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            for a in firing.iter().filter(|a| a.level == *level) {
-                *counts.entry(a.pipeline.as_str()).or_default() += 1;
+    Ok(out)
+}
+
+/// The report's sections, in the order printed.
+impl Summary {
+    /// Per pipeline: windows, rows, and the rows with the largest measure.
+    fn windows_section(&self, out: &mut String, descriptions: &BTreeMap<String, String>) {
+        for (name, p) in &self.windows {
+            let _ = writeln!(out, "▸ {name}: {} windows, {} rows", p.windows, p.rows);
+            if let Some(d) = descriptions.get(name) {
+                let _ = writeln!(out, "  {d}");
             }
-            for (pipeline, n) in counts {
-                let _ = writeln!(out, "    {:<6} {pipeline:<28} {n} alerts", level.as_str());
+            for (_, line) in &p.top {
+                let _ = writeln!(out, "    {line}");
             }
-            continue;
         }
-        for a in firing.iter().filter(|a| a.level == *level) {
-            let keys: Vec<String> = a
+    }
+
+    /// Firing alerts: orange and red in full, blue and yellow counted per pipeline.
+    fn alerts_section(&self, out: &mut String) {
+        let firing: Vec<&Alert> = self
+            .alerts
+            .iter()
+            .filter(|a| a.status == Status::Firing)
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nalerts: {} firing, {} resolved",
+            firing.len(),
+            self.alerts.len() - firing.len()
+        );
+        // Orange and red in full; blue and yellow counted per pipeline.
+        for level in Level::ALL.iter().rev() {
+            if *level < Level::Orange {
+                let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+                for a in firing.iter().filter(|a| a.level == *level) {
+                    *counts.entry(a.pipeline.as_str()).or_default() += 1;
+                }
+                for (pipeline, n) in counts {
+                    let _ = writeln!(out, "    {:<6} {pipeline:<28} {n} alerts", level.as_str());
+                }
+                continue;
+            }
+            for a in firing.iter().filter(|a| a.level == *level) {
+                let keys: Vec<String> = a
+                    .key
+                    .values()
+                    .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+                    .collect();
+                let local = |ms: Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
+                let _ = writeln!(
+                    out,
+                    "    {:<6} {:<28} {}  {}  value {}{}  ({})",
+                    a.level.as_str(),
+                    a.pipeline,
+                    local(a.window_start),
+                    keys.join(" "),
+                    trim_float(a.measure.value),
+                    a.measure
+                        .expected
+                        .map_or(String::new(), |e| format!(", expected {e:.2}")),
+                    a.measure.method
+                );
+            }
+        }
+    }
+
+    /// Dispatches: the three tasks each opened, with departments and deadlines.
+    fn dispatches_section(&self, out: &mut String) {
+        // Dispatches: the three tasks each opened, with departments and deadlines.
+        let opened: Vec<&TaskEvent> = self
+            .tasks
+            .iter()
+            .filter(|e| e.change == Change::Opened)
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n三同步 dispatches: {} opened ({} tasks), {} task events",
+            opened.len() / 3,
+            opened.len(),
+            self.tasks.len()
+        );
+        for e in &opened {
+            let t = &e.task;
+            let keys: Vec<String> = t
                 .key
                 .values()
                 .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
                 .collect();
-            let local = |ms: Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
+            let local = |ms: crate::core::time::Millis| {
+                format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ")
+            };
             let _ = writeln!(
                 out,
-                "    {:<6} {:<28} {}  {}  value {}{}  ({})",
-                a.level.as_str(),
-                a.pipeline,
-                local(a.window_start),
+                "    {}  {:<6} {:<28} {:<10} → {}  时限 {}  ({})",
+                local(t.opened_at),
+                t.level.as_str(),
+                t.pipeline,
+                t.track.zh(),
+                t.department,
+                local(t.deadline),
                 keys.join(" "),
-                trim_float(a.measure.value),
-                a.measure
-                    .expected
-                    .map_or(String::new(), |e| format!(", expected {e:.2}")),
-                a.measure.method
             );
         }
+        let mut changes: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &self.tasks {
+            let name = serde_json::to_value(e.change)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            *changes.entry(name).or_default() += 1;
+        }
+        let shown: Vec<String> = changes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "    task events: {}", shown.join(", "));
     }
-    // Dispatches: the three tasks each opened, with departments and deadlines.
-    let opened: Vec<&TaskEvent> = summary
-        .tasks
-        .iter()
-        .filter(|e| e.change == Change::Opened)
-        .collect();
-    let _ = writeln!(
-        out,
-        "\n三同步 dispatches: {} opened ({} tasks), {} task events",
-        opened.len() / 3,
-        opened.len(),
-        summary.tasks.len()
-    );
-    for e in &opened {
-        let t = &e.task;
-        let keys: Vec<String> = t
-            .key
-            .values()
-            .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
-            .collect();
-        let local =
-            |ms: crate::core::time::Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
-        let _ = writeln!(
-            out,
-            "    {}  {:<6} {:<28} {:<10} → {}  时限 {}  ({})",
-            local(t.opened_at),
-            t.level.as_str(),
-            t.pipeline,
-            t.track.zh(),
-            t.department,
-            local(t.deadline),
-            keys.join(" "),
-        );
+
+    fn dead_letters_section(&self, out: &mut String) {
+        let _ = writeln!(out, "\ndead letters by reason:");
+        for (reason, n) in &self.dead {
+            let _ = writeln!(out, "    {:<14} {n}", reason.as_str());
+        }
     }
-    let mut changes: BTreeMap<String, usize> = BTreeMap::new();
-    for e in &summary.tasks {
-        let name = serde_json::to_value(e.change)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        *changes.entry(name).or_default() += 1;
-    }
-    let shown: Vec<String> = changes.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let _ = writeln!(out, "    task events: {}", shown.join(", "));
-    let _ = writeln!(out, "\ndead letters by reason:");
-    for (reason, n) in &summary.dead {
-        let _ = writeln!(out, "    {:<14} {n}", reason.as_str());
-    }
+}
+
+/// The incidents the generator injected: what the alerts should have found.
+fn incidents_section(out: &mut String, incidents: &[crate::synth::Incident]) {
     let _ = writeln!(
         out,
         "\ninjected incidents (ground truth from the generator):"
     );
-    for i in &generated.manifest.incidents {
+    for i in incidents {
         let _ = writeln!(
             out,
             "    {:<20} {}  ({} – {})",
@@ -280,9 +313,4 @@ pub fn run(
             &i.end[11..16]
         );
     }
-    let _ = writeln!(
-        out,
-        "\nEvery window row is in the pipelines' SQL terms; `yujing replay` writes them all as JSON lines."
-    );
-    Ok(out)
 }

@@ -267,72 +267,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             hold,
             alertmanager,
-        } => {
-            let rt = runtime()?;
-            let catalog = Catalog::embedded()?;
-            let compiled = rt
-                .block_on(pipeline::compile_embedded(&catalog))
-                .map_err(Error::Invalid)?;
-            let gen_options = GenOptions {
-                seed,
-                days,
-                late: 20,
-                bad: 20,
-                ..GenOptions::default()
-            };
-            let metrics = Arc::new(yujing::metrics::Metrics::new());
-            let observers = Observers {
-                alertmanager: alertmanager.map(|url| {
-                    Arc::new(Notifier::start(
-                        &url,
-                        Duration::from_secs(60),
-                        Duration::from_secs(5),
-                        metrics.clone(),
-                    ))
-                }),
-                metrics,
-                view: Default::default(),
-            };
-            let stop = Arc::new(AtomicBool::new(false));
-            if let Some(addr) = &listen {
-                // The demo takes no task updates: no token.
-                let (ready, _) = yujing::http::serve(addr, &observers, None, stop.clone())?;
-                ready.set(true);
-                say(&format!("serving /metrics and /api on http://{addr}"));
-            }
-            let report = yujing::demo::run(
-                catalog,
-                compiled,
-                {
-                    // Generated data holds no real personal data: no key needed.
-                    let mut o = DecodeOptions::with_secret(
-                        &std::env::var(yujing::config::PII_KEY_ENV)
-                            .unwrap_or_else(|_| "demo".into()),
-                    );
-                    // The demo's "now" is the end of the days it generates, however many.
-                    o.clock = yujing::core::time::Clock::Fixed(
-                        gen_options.start + i64::from(gen_options.days) * yujing::core::time::DAY,
-                    );
-                    o
-                },
-                rt,
-                &gen_options,
-                &observers,
-            )?;
-            print!("{report}");
-            if hold {
-                use std::io::Write as _;
-                let _ = std::io::stdout().flush();
-                say(&format!(
-                    "holding: still serving on http://{}; SIGTERM or Ctrl-C stops",
-                    listen.as_deref().unwrap_or_default()
-                ));
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => demo(seed, days, listen, hold, alertmanager),
         Command::Replay {
             sources,
             inputs,
@@ -340,91 +275,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             task_updates,
             quiet,
             now,
-        } => {
-            let loaded = load(&sources)?;
-            let mut files: Vec<(String, PathBuf)> = loaded
-                .config
-                .replay
-                .inputs
-                .iter()
-                .map(|(f, p)| (f.clone(), p.clone()))
-                .collect();
-            for i in &inputs {
-                let Some((feed, path)) = i.split_once('=') else {
-                    bail!("--input {i}: expected FEED=PATH");
-                };
-                files.push((feed.to_string(), PathBuf::from(path)));
-            }
-            if files.is_empty() {
-                bail!(
-                    "no input: give --input FEED=PATH (feeds: {})",
-                    loaded.catalog.names().join(", ")
-                );
-            }
-            let Some(out) = out.or(loaded.config.replay.out.clone()) else {
-                bail!("no output directory: give --out DIR");
-            };
-            let rt = runtime()?;
-            let (config, catalog, compiled) = loaded.compile(&rt)?;
-            let mut options = decode_options(&config)?;
-            if let Some(now) = &now {
-                let t = yujing::core::time::parse_rfc3339(now)
-                    .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?;
-                options.clock = yujing::core::time::Clock::Fixed(t);
-            }
-            let task_updates = task_updates.or(config.replay.task_updates.clone());
-            let summary = yujing::replay::replay_to_dir(
-                catalog,
-                compiled,
-                yujing::replay::Inputs {
-                    feeds: &files,
-                    task_updates: task_updates.as_deref(),
-                },
-                options,
-                rt,
-                &out,
-                !quiet,
-            )?;
-            say(&summary.to_string());
-            Ok(ExitCode::SUCCESS)
-        }
+        } => replay(sources, inputs, out, task_updates, quiet, now),
         Command::Run {
             sources,
             reset_state,
-        } => {
-            let loaded = load(&sources)?;
-            let rt = runtime()?;
-            let (config, catalog, compiled) = loaded.compile(&rt)?;
-            let options = decode_options(&config)?;
-            yujing::daemon::run(config, catalog, compiled, options, rt, reset_state)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { sources } => {
-            let loaded = load(&sources)?;
-            let rt = runtime()?;
-            let (_, catalog, compiled) = loaded.compile(&rt)?;
-            println!(
-                "ok: {} pipelines and {} compound, {} feeds ({})",
-                compiled.pipelines.len(),
-                compiled.compounds.len(),
-                catalog.feeds.len(),
-                catalog.names().join(", ")
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => run_daemon(sources, reset_state),
+        Command::Check { sources } => check(sources),
         Command::Eval {
             seed,
             runs,
             k,
             alpha,
             baseline,
-        } => {
-            print!(
-                "{}",
-                yujing::eval::run(seed, runs, k, alpha, baseline, &yujing::eval::METHODS)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => eval(seed, runs, k, alpha, baseline),
         Command::Gen {
             out,
             seed,
@@ -432,25 +295,199 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             late,
             bad,
             scale,
-        } => {
-            let generated = synth::generate(&GenOptions {
-                seed,
-                days,
-                late,
-                bad,
-                scale,
-                ..GenOptions::default()
-            });
-            synth::write(&generated, &out).with_context(|| format!("writing {}", out.display()))?;
-            let total: usize = generated.manifest.events.values().sum();
-            say(&format!(
-                "gen: {total} events, {} late, {} malformed, {} incidents → {}",
-                generated.manifest.late.len(),
-                generated.manifest.bad.len(),
-                generated.manifest.incidents.len(),
-                out.display()
-            ));
-            Ok(ExitCode::SUCCESS)
+        } => generate(out, seed, days, late, bad, scale),
+    }
+}
+
+/// `yujing demo`: generated feeds through the shipped pipelines, a report.
+fn demo(
+    seed: u64,
+    days: u32,
+    listen: Option<String>,
+    hold: bool,
+    alertmanager: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    let catalog = Catalog::embedded()?;
+    let compiled = rt
+        .block_on(pipeline::compile_embedded(&catalog))
+        .map_err(Error::Invalid)?;
+    let gen_options = GenOptions {
+        seed,
+        days,
+        late: 20,
+        bad: 20,
+        ..GenOptions::default()
+    };
+    let metrics = Arc::new(yujing::metrics::Metrics::new());
+    let observers = Observers {
+        alertmanager: alertmanager.map(|url| {
+            Arc::new(Notifier::start(
+                &url,
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+                metrics.clone(),
+            ))
+        }),
+        metrics,
+        view: Default::default(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = &listen {
+        // The demo takes no task updates: no token.
+        let (ready, _) = yujing::http::serve(addr, &observers, None, stop.clone())?;
+        ready.set(true);
+        say(&format!("serving /metrics and /api on http://{addr}"));
+    }
+    let report = yujing::demo::run(
+        catalog,
+        compiled,
+        {
+            // Generated data holds no real personal data: no key needed.
+            let mut o = DecodeOptions::with_secret(
+                &std::env::var(yujing::config::PII_KEY_ENV).unwrap_or_else(|_| "demo".into()),
+            );
+            // The demo's "now" is the end of the days it generates, however many.
+            o.clock = yujing::core::time::Clock::Fixed(
+                gen_options.start + i64::from(gen_options.days) * yujing::core::time::DAY,
+            );
+            o
+        },
+        rt,
+        &gen_options,
+        &observers,
+    )?;
+    print!("{report}");
+    if hold {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        say(&format!(
+            "holding: still serving on http://{}; SIGTERM or Ctrl-C stops",
+            listen.as_deref().unwrap_or_default()
+        ));
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yujing replay`: the pipelines over JSON-lines files into a directory.
+fn replay(
+    sources: Sources,
+    inputs: Vec<String>,
+    out: Option<PathBuf>,
+    task_updates: Option<PathBuf>,
+    quiet: bool,
+    now: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let loaded = load(&sources)?;
+    let mut files: Vec<(String, PathBuf)> = loaded
+        .config
+        .replay
+        .inputs
+        .iter()
+        .map(|(f, p)| (f.clone(), p.clone()))
+        .collect();
+    for i in &inputs {
+        let Some((feed, path)) = i.split_once('=') else {
+            bail!("--input {i}: expected FEED=PATH");
+        };
+        files.push((feed.to_string(), PathBuf::from(path)));
+    }
+    if files.is_empty() {
+        bail!(
+            "no input: give --input FEED=PATH (feeds: {})",
+            loaded.catalog.names().join(", ")
+        );
+    }
+    let Some(out) = out.or(loaded.config.replay.out.clone()) else {
+        bail!("no output directory: give --out DIR");
+    };
+    let rt = runtime()?;
+    let (config, catalog, compiled) = loaded.compile(&rt)?;
+    let mut options = decode_options(&config)?;
+    if let Some(now) = &now {
+        let t = yujing::core::time::parse_rfc3339(now)
+            .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?;
+        options.clock = yujing::core::time::Clock::Fixed(t);
+    }
+    let task_updates = task_updates.or(config.replay.task_updates.clone());
+    let summary = yujing::replay::replay_to_dir(
+        catalog,
+        compiled,
+        yujing::replay::Inputs {
+            feeds: &files,
+            task_updates: task_updates.as_deref(),
+        },
+        options,
+        rt,
+        &out,
+        !quiet,
+    )?;
+    say(&summary.to_string());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yujing run`: the daemon.
+fn run_daemon(sources: Sources, reset_state: bool) -> anyhow::Result<ExitCode> {
+    let loaded = load(&sources)?;
+    let rt = runtime()?;
+    let (config, catalog, compiled) = loaded.compile(&rt)?;
+    let options = decode_options(&config)?;
+    yujing::daemon::run(config, catalog, compiled, options, rt, reset_state)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yujing check`: configuration, schemas and pipelines, planned but not run.
+fn check(sources: Sources) -> anyhow::Result<ExitCode> {
+    let loaded = load(&sources)?;
+    let rt = runtime()?;
+    let (_, catalog, compiled) = loaded.compile(&rt)?;
+    println!(
+        "ok: {} pipelines and {} compound, {} feeds ({})",
+        compiled.pipelines.len(),
+        compiled.compounds.len(),
+        catalog.feeds.len(),
+        catalog.names().join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yujing eval`: the detectors scored on simulated series.
+fn eval(seed: u64, runs: usize, k: f64, alpha: f64, baseline: usize) -> anyhow::Result<ExitCode> {
+    print!(
+        "{}",
+        yujing::eval::run(seed, runs, k, alpha, baseline, &yujing::eval::METHODS)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yujing gen`: synthetic feeds and their manifest.
+fn generate(
+    out: PathBuf,
+    seed: u64,
+    days: u32,
+    late: usize,
+    bad: usize,
+    scale: f64,
+) -> anyhow::Result<ExitCode> {
+    let generated = synth::generate(&GenOptions {
+        seed,
+        days,
+        late,
+        bad,
+        scale,
+        ..GenOptions::default()
+    });
+    synth::write(&generated, &out).with_context(|| format!("writing {}", out.display()))?;
+    let total: usize = generated.manifest.events.values().sum();
+    say(&format!(
+        "gen: {total} events, {} late, {} malformed, {} incidents → {}",
+        generated.manifest.late.len(),
+        generated.manifest.bad.len(),
+        generated.manifest.incidents.len(),
+        out.display()
+    ));
+    Ok(ExitCode::SUCCESS)
 }

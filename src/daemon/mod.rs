@@ -20,7 +20,7 @@
 //! is acknowledged (not ready meanwhile), and a process restarted after a crash
 //! joins its group only once the dead one's session is over.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ use crate::schema::Catalog;
 use crate::sink::alertmanager::Notifier;
 use crate::sink::kafka::{Deliveries, KafkaSink, OutputTopics};
 use crate::sink::observe::{Observed, Observers};
-use crate::source::kafka::KafkaSource;
+use crate::source::kafka::{KafkaSource, Offsets};
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(
@@ -85,24 +85,8 @@ pub fn run(
         .checkpoints_set_aside
         .inc_by(loaded.set_aside.len() as u64);
 
-    // What a previous process sent after its last checkpoint (all of it, if it
-    // never took one) is not sent again. Read before joining the group, so the
-    // group's rebalance does not wait on it.
-    let from = loaded
-        .checkpoint
-        .as_ref()
-        .map(|cp| cp.outputs.clone())
-        .unwrap_or_default();
-    let output_topics = [
-        k.topics.alerts.as_str(),
-        k.topics.tasks.as_str(),
-        k.topics.dead_letters.as_str(),
-    ];
-    let Some((already_sent, start_ends)) =
-        until_it_works("reading back the output topics", &stop, || {
-            read_back(&k, &output_topics, &from)
-        })
-    else {
+    let from = loaded.checkpoint.as_ref().map(|cp| &cp.outputs);
+    let Some((already_sent, start_ends)) = read_back_outputs(&k, from, &stop) else {
         return Ok(());
     };
     let consumer_config = consumer_config(&k);
@@ -114,12 +98,6 @@ pub fn run(
     let mut kafka_sink = kafka_sink(&k, deliveries.clone(), &metrics)?;
     if let Some(n) = config.max_output_bytes {
         kafka_sink.max_output_bytes = n;
-    }
-    if !already_sent.is_empty() {
-        tracing::info!(
-            records = already_sent.len(),
-            "already sent before the restart"
-        );
     }
     kafka_sink.sent = already_sent;
     let sink = Observed::new(kafka_sink, &observers);
@@ -142,6 +120,31 @@ pub fn run(
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
     driver.run()?;
     Ok(())
+}
+
+/// What a previous process sent after its last checkpoint (all of it, if it
+/// never took one) is not sent again: the ids on the output topics from the
+/// checkpoint's ends (`from`), and where the topics end now. Read before joining
+/// the group, so the group's rebalance does not wait on it; `None` if the
+/// daemon was told to stop first.
+fn read_back_outputs(
+    k: &KafkaConfig,
+    from: Option<&Offsets>,
+    stop: &AtomicBool,
+) -> Option<(HashSet<String>, Offsets)> {
+    let from = from.cloned().unwrap_or_default();
+    let output_topics = [
+        k.topics.alerts.as_str(),
+        k.topics.tasks.as_str(),
+        k.topics.dead_letters.as_str(),
+    ];
+    let (sent, ends) = until_it_works("reading back the output topics", stop, || {
+        read_back(k, &output_topics, &from)
+    })?;
+    if !sent.is_empty() {
+        tracing::info!(records = sent.len(), "already sent before the restart");
+    }
+    Some((sent, ends))
 }
 
 fn consumer_config(k: &KafkaConfig) -> ClientConfig {
