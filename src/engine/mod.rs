@@ -3,62 +3,31 @@
 //! every pipeline that reads the feed; closed windows go to the sink. Sources and
 //! sinks differ between replay, demo and the daemon; this code path does not.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::core::deadletter::{DeadLetter, Origin, Reason};
-use crate::core::time::{Millis, format_rfc3339};
+use crate::core::time::Millis;
 use crate::decode::{DecodeOptions, Decoder};
-use crate::detect::compound::CompoundState;
 use crate::detect::compound::{CompoundDef, CompoundDetector};
-use crate::detect::runner::{DetectorState, PipelineDetector};
+use crate::detect::runner::PipelineDetector;
 use crate::error::{Error, Result};
 use crate::pipeline::{Compiled, Pipeline};
 use crate::query::WindowSpec;
 use crate::query::tables::feed_table_schema;
 use crate::schema::Catalog;
-use crate::sink::{Progress, Sink};
+use crate::sink::Sink;
 use crate::source::Chunk;
 use crate::task::TaskManager;
 use crate::task::command::INPUT;
-use crate::window::OperatorState;
-use crate::window::{OperatorStats, WindowOperator, WindowResult};
+use crate::window::{OperatorStats, WindowOperator};
 
-/// Everything the engine remembers but its open bins, for checkpoints: per
-/// pipeline the window clocks and detector state, compound and task state. Open
-/// bins are rebuilt by re-reading their events (see [`Engine::earliest_open`]).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct EngineState {
-    pipelines: BTreeMap<String, (OperatorState, Option<DetectorState>)>,
-    compounds: BTreeMap<String, CompoundState>,
-    tasks: Option<crate::task::TaskState>,
-    max_time: Option<Millis>,
-    /// Per pipeline, the fingerprint of the definition the state belongs to.
-    #[serde(default)]
-    definitions: BTreeMap<String, String>,
-}
+mod running;
+mod state;
 
-impl EngineState {
-    /// Removes the state of pipelines whose clocks are past `latest` (written by
-    /// a build that let a far-future record move them: every later event would be
-    /// late) and returns their names; they start afresh.
-    pub fn drop_clocks_after(&mut self, latest: Millis) -> Vec<String> {
-        let poisoned: Vec<String> = self
-            .pipelines
-            .iter()
-            .filter(|(_, (op, _))| op.latest_time().is_some_and(|t| t > latest))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in &poisoned {
-            self.pipelines.remove(name);
-        }
-        if self.max_time.is_some_and(|t| t > latest) {
-            self.max_time = None;
-        }
-        poisoned
-    }
-}
+use running::RunningPipeline;
+pub use state::EngineState;
 
 /// Totals over a run.
 #[derive(Debug, Default, Clone, Copy)]
@@ -72,121 +41,6 @@ pub struct EngineStats {
     pub windows: u64,
     pub window_rows: u64,
     pub alerts: u64,
-}
-
-struct RunningPipeline {
-    pipeline: Pipeline,
-    name: Arc<str>,
-    operator: WindowOperator,
-    detector: Option<PipelineDetector>,
-}
-
-impl RunningPipeline {
-    /// Windows whose SQL failed at run time become dead letters naming the
-    /// pipeline; the pipeline and the others go on.
-    fn report_failures(&mut self, stats: &mut EngineStats, sink: &mut dyn Sink) -> Result<()> {
-        let failures = self.operator.take_failures();
-        if failures.is_empty() {
-            return Ok(());
-        }
-        let feeds: Vec<&str> = self
-            .pipeline
-            .query
-            .feeds
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let feed = feeds.join("+");
-        for f in failures {
-            tracing::warn!(pipeline = %self.name, error = %f.error, "a window failed");
-            let error = crate::decode::truncate(&f.error, 1024);
-            let detail = format!(
-                "the pipeline's SQL failed on the window {} – {}: {error}",
-                format_rfc3339(f.start),
-                format_rfc3339(f.end)
-            );
-            let window = Origin::Window {
-                window_start: f.start,
-                window_end: f.end,
-            };
-            sink.dead_letter(
-                &DeadLetter::new(&feed, Reason::PipelineError, detail, String::new(), window)
-                    .pipeline(&self.name),
-            )?;
-            stats.dead_letters += 1;
-        }
-        Ok(())
-    }
-
-    /// Writes closed windows and runs the pipeline's detector over them, then
-    /// reports the step's progress (`started`: when its input arrived).
-    fn emit(
-        &mut self,
-        stats: &mut EngineStats,
-        sink: &mut dyn Sink,
-        windows: &[WindowResult],
-        compounds: &mut [CompoundDetector],
-        tasks: &mut Option<TaskManager>,
-        started: Instant,
-    ) -> Result<()> {
-        self.report_failures(stats, sink)?;
-        let mut warming_up = None;
-        for w in windows {
-            let _span = tracing::debug_span!(
-                "window",
-                start = %format_rfc3339(w.start),
-                end = %format_rfc3339(w.end),
-                rows = w.num_rows()
-            )
-            .entered();
-            // A window whose rows were all filtered out has nothing to show, but its
-            // keys were quiet in it.
-            if w.num_rows() > 0 {
-                stats.windows += 1;
-                stats.window_rows += w.num_rows() as u64;
-                sink.window(w, self.pipeline.query.ordered)?;
-            }
-            if let Some(d) = &mut self.detector {
-                let before = d.warming_up;
-                let alerts = d.on_window(w).map_err(|source| Error::Query {
-                    pipeline: self.name.to_string(),
-                    source,
-                })?;
-                warming_up = Some(d.warming_up - before);
-                for a in &alerts {
-                    tracing::info!(
-                        pipeline = %a.pipeline,
-                        level = a.level.as_str(),
-                        status = ?a.status,
-                        incident = %a.incident_id,
-                        "alert"
-                    );
-                    stats.alerts += 1;
-                    sink.alert(a)?;
-                    if let Some(t) = tasks.as_mut() {
-                        t.alert(a);
-                    }
-                    for c in compounds.iter_mut() {
-                        for combined in c.on_alert(a) {
-                            stats.alerts += 1;
-                            sink.alert(&combined)?;
-                            if let Some(t) = tasks.as_mut() {
-                                t.alert(&combined);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let watermark = self.operator.watermark();
-        sink.progress(&Progress {
-            pipeline: &self.name,
-            watermark: (watermark > Millis::MIN && watermark < Millis::MAX).then_some(watermark),
-            closed: windows.len(),
-            latency: started.elapsed(),
-            warming_up,
-        })
-    }
 }
 
 pub struct Engine {
@@ -345,79 +199,6 @@ impl Engine {
         self.tasks.as_ref().and_then(|t| t.now()).or(self.max_time)
     }
 
-    /// The state to checkpoint.
-    pub fn state(&self) -> EngineState {
-        EngineState {
-            pipelines: self
-                .pipelines
-                .iter()
-                .map(|p| {
-                    (
-                        p.name.to_string(),
-                        (p.operator.state(), p.detector.as_ref().map(|d| d.state())),
-                    )
-                })
-                .collect(),
-            compounds: self
-                .compounds
-                .iter()
-                .map(|c| (c.name().to_string(), c.state()))
-                .collect(),
-            tasks: self.tasks.as_ref().map(|t| t.state.clone()),
-            max_time: self.max_time,
-            definitions: self
-                .pipelines
-                .iter()
-                .map(|p| (p.name.to_string(), p.pipeline.def.fingerprint()))
-                .collect(),
-        }
-    }
-
-    /// Restores a checkpoint taken by [`Engine::state`]; pipelines it does not
-    /// know start afresh, and so do pipelines whose definition changed since (a
-    /// new SQL or detector on old state would mix two series). Returns those.
-    pub fn restore(&mut self, mut s: EngineState) -> Vec<String> {
-        let mut discarded = Vec::new();
-        // Checkpoints of format 1 recorded no definitions: restored by name.
-        let by_name_only = s.definitions.is_empty();
-        for p in &mut self.pipelines {
-            let saved = s.definitions.get(p.name.as_ref());
-            if !by_name_only
-                && s.pipelines.contains_key(p.name.as_ref())
-                && saved != Some(&p.pipeline.def.fingerprint())
-            {
-                s.pipelines.remove(p.name.as_ref());
-                discarded.push(p.name.to_string());
-                continue;
-            }
-            if let Some((op, det)) = s.pipelines.remove(p.name.as_ref()) {
-                p.operator.restore(op);
-                if let (Some(d), Some(state)) = (p.detector.as_mut(), det) {
-                    d.restore(state);
-                }
-            }
-        }
-        for c in &mut self.compounds {
-            if let Some(state) = s.compounds.remove(c.name()) {
-                c.restore(state);
-            }
-        }
-        if let (Some(t), Some(state)) = (self.tasks.as_mut(), s.tasks) {
-            t.state = state;
-        }
-        self.max_time = s.max_time;
-        discarded
-    }
-
-    /// The earliest event time whose events a restart must re-read: the start of
-    /// the earliest open bin of any pipeline (`None`: nothing open).
-    pub fn earliest_open(&self) -> Option<Millis> {
-        self.pipelines
-            .iter()
-            .filter_map(|p| p.operator.earliest_open())
-            .min()
-    }
-
     /// Applies what is due on the task clock now (updates that arrived while no
     /// events did).
     pub fn tick(&mut self, sink: &mut dyn Sink) -> Result<()> {
@@ -510,51 +291,9 @@ impl Engine {
                     pipeline: p.name.to_string(),
                     source,
                 })?;
-            // Rows this pipeline refused: late for every window, or a key too many.
-            let refused = emitted.late.iter().map(|r| (*r, Reason::Late)).chain(
-                emitted
-                    .too_many_keys
-                    .iter()
-                    .map(|r| (*r, Reason::TooManyKeys)),
-            );
-            for (row, reason) in refused {
-                let line = decoded.rows[row] as usize;
-                let event_id = decoded
-                    .batch
-                    .column(self.catalog.feeds[feed].event_id_index)
-                    .as_any()
-                    .downcast_ref::<arrow::array::StringArray>()
-                    .map(|a| a.value(row).to_string());
-                let t = decoded
-                    .batch
-                    .column(time_col)
-                    .as_any()
-                    .downcast_ref::<arrow::array::TimestampMillisecondArray>()
-                    .map(|a| a.value(row))
-                    .unwrap_or_default();
-                let (field, detail) = match reason {
-                    Reason::Late => (
-                        Some(crate::schema::EVENT_TIME.into()),
-                        format!(
-                            "event at {} is later than the allowed lateness of {}: every window it belongs to had closed (watermark {})",
-                            format_rfc3339(t),
-                            crate::core::time::format_duration(p.pipeline.def.lateness),
-                            format_rfc3339(wm_before.max(t)),
-                        ),
-                    ),
-                    _ => (
-                        None,
-                        format!(
-                            "its window already holds max_keys = {} keys; this event would open another",
-                            p.pipeline.def.max_keys
-                        ),
-                    ),
-                };
-                let raw = self.decoders[feed].redacted_raw(chunk.raw(line));
-                let dead = DeadLetter::new(feed, reason, detail, raw, chunk.origin(line))
-                    .field(field)
-                    .event_id(event_id)
-                    .pipeline(&p.name);
+            let decoder = &self.decoders[feed];
+            let event_id_col = self.catalog.feeds[feed].event_id_index;
+            for dead in p.refused(&emitted, &decoded, chunk, decoder, event_id_col, wm_before) {
                 sink.dead_letter(&dead)?;
                 self.stats.dead_letters += 1;
             }
