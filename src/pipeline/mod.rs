@@ -6,12 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use toml::de::{DeTable, DeValue};
-
 use arrow::datatypes::SchemaRef;
 use toml::Spanned;
 
-use crate::core::time::{Millis, parse_duration};
+use crate::core::time::Millis;
 use crate::detect::compound::{self, CompoundDef};
 use crate::detect::config::Sections;
 use crate::detect::rule::CompiledRule;
@@ -20,19 +18,10 @@ use crate::query::{CompiledQuery, compile};
 use crate::schema::Catalog;
 use crate::task::routing::RoutingTable;
 
-/// Keys a pipeline file may have.
-const KNOWN_KEYS: [&str; 10] = [
-    "name",
-    "description",
-    "sql",
-    "lateness",
-    "timezone",
-    "enabled",
-    "detect",
-    "rule",
-    "task_level",
-    "max_keys",
-];
+mod parse;
+
+use parse::string_content_start;
+pub use parse::{parse_pipeline, parse_pipeline_partial};
 
 /// Default bound on the keys one window bin of a pipeline may hold: far above a
 /// district's grids × topics, far below what exhausts memory.
@@ -183,6 +172,16 @@ impl PipelineDef {
                 ));
             }
         }
+        let rules = self.compile_rules(output, &mut diags);
+        if diags.is_empty() {
+            Ok(rules)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// Plans the `[[rule]]` conditions over the query's result columns.
+    fn compile_rules(&self, output: &SchemaRef, diags: &mut Vec<Diagnostic>) -> Vec<CompiledRule> {
         let mut rules = Vec::new();
         for r in &self.sections.rule {
             match crate::detect::rule::compile_condition(r.when.get_ref(), output) {
@@ -205,205 +204,8 @@ impl PipelineDef {
                 }
             }
         }
-        if diags.is_empty() {
-            Ok(rules)
-        } else {
-            Err(diags)
-        }
+        rules
     }
-}
-
-/// Parses one pipeline file, collecting every mistake.
-pub fn parse_pipeline(file: &Path, text: &str) -> Result<PipelineDef, Vec<Diagnostic>> {
-    match parse_pipeline_partial(file, text) {
-        (Some(def), diags) if diags.is_empty() => Ok(def),
-        (_, diags) => Err(diags),
-    }
-}
-
-/// Parses what it can of a pipeline file: the definition as far as it goes (when
-/// the TOML itself parses) and every mistake, so `check` can still plan the SQL
-/// of a file whose other keys are wrong.
-pub fn parse_pipeline_partial(file: &Path, text: &str) -> (Option<PipelineDef>, Vec<Diagnostic>) {
-    let shared: Arc<str> = text.into();
-    let at = |offset: usize, message: String| Diagnostic::at(file, text, offset, message);
-    let table = match DeTable::parse(text) {
-        Ok(t) => t,
-        Err(e) => {
-            return (
-                None,
-                vec![at(
-                    e.span().map_or(0, |s| s.start),
-                    e.message().trim().to_string(),
-                )],
-            );
-        }
-    };
-    let mut diags = Vec::new();
-    let mut def = PipelineDef {
-        file: file.to_path_buf(),
-        name: String::new(),
-        description: String::new(),
-        sql: String::new(),
-        lateness: 0,
-        utc_offset: 0,
-        enabled: true,
-        sections: Sections::default(),
-        task_level: None,
-        max_keys: DEFAULT_MAX_KEYS,
-        sql_offset: 0,
-        text: shared,
-    };
-    let mut seen_sql = false;
-    let mut seen_lateness = false;
-    for (key, value) in table.get_ref().iter() {
-        let k: &str = key.get_ref();
-        let vspan = value.span();
-        let string = |diags: &mut Vec<Diagnostic>| -> Option<String> {
-            match value.get_ref() {
-                DeValue::String(s) => Some(s.to_string()),
-                _ => {
-                    diags.push(at(vspan.start, format!("`{k}` must be a string")));
-                    None
-                }
-            }
-        };
-        match k {
-            "name" => {
-                if let Some(s) = string(&mut diags) {
-                    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                        diags.push(at(
-                            vspan.start,
-                            format!("name `{s}` must be letters, digits and `_`"),
-                        ));
-                    }
-                    def.name = s;
-                }
-            }
-            "description" => def.description = string(&mut diags).unwrap_or_default(),
-            "sql" => {
-                if let Some(s) = string(&mut diags) {
-                    seen_sql = true;
-                    def.sql = s;
-                    def.sql_offset = string_content_start(text, vspan.start);
-                }
-            }
-            "lateness" => {
-                if let Some(s) = string(&mut diags) {
-                    seen_lateness = true;
-                    match parse_duration(&s) {
-                        Ok(v) => def.lateness = v,
-                        Err(m) => diags.push(at(vspan.start, format!("bad lateness: {m}"))),
-                    }
-                }
-            }
-            "timezone" => {
-                if let Some(s) = string(&mut diags) {
-                    match parse_utc_offset(&s) {
-                        Some(v) => def.utc_offset = v,
-                        None => diags.push(at(
-                            vspan.start,
-                            format!("bad timezone `{s}`: write a UTC offset such as \"+08:00\""),
-                        )),
-                    }
-                }
-            }
-            // Read below with their own types.
-            "detect" | "rule" => {}
-            "task_level" => {
-                if let Some(s) = string(&mut diags) {
-                    match crate::core::level::Level::ALL
-                        .into_iter()
-                        .find(|l| l.as_str() == s)
-                    {
-                        Some(l) => def.task_level = Some(l),
-                        None => diags.push(at(
-                            vspan.start,
-                            format!("unknown level `{s}` (blue, yellow, orange, red)"),
-                        )),
-                    }
-                }
-            }
-            "max_keys" => match value.get_ref() {
-                DeValue::Integer(i) => match i.as_str().parse::<usize>() {
-                    Ok(n) if n > 0 => def.max_keys = n,
-                    _ => diags.push(at(
-                        vspan.start,
-                        "`max_keys` must be a positive integer".into(),
-                    )),
-                },
-                _ => diags.push(at(
-                    vspan.start,
-                    "`max_keys` must be a positive integer".into(),
-                )),
-            },
-            "enabled" => match value.get_ref() {
-                DeValue::Boolean(b) => def.enabled = *b,
-                _ => diags.push(at(vspan.start, "`enabled` must be true or false".into())),
-            },
-            other => diags.push(at(
-                key.span().start,
-                format!(
-                    "unknown key `{other}` (a pipeline has {})",
-                    KNOWN_KEYS.map(|k| format!("`{k}`")).join(", ")
-                ),
-            )),
-        }
-    }
-    match toml::from_str::<Sections>(text) {
-        Ok(sections) => def.sections = sections,
-        Err(e) => diags.push(at(
-            e.span().map_or(0, |s| s.start),
-            format!("in [detect] or [[rule]]: {}", e.message().trim()),
-        )),
-    }
-    let end = text.len();
-    if def.name.is_empty() && !diags.iter().any(|d| d.message.starts_with("name")) {
-        diags.push(at(end, "missing `name`".into()));
-    }
-    if !seen_sql {
-        diags.push(at(end, "missing `sql`".into()));
-    }
-    if !seen_lateness {
-        diags.push(at(
-            end,
-            "missing `lateness` (how late an event may be, e.g. \"5m\")".into(),
-        ));
-    }
-    diags.sort_by_key(|d| (d.line, d.col));
-    (seen_sql.then_some(def), diags)
-}
-
-fn parse_utc_offset(s: &str) -> Option<Millis> {
-    if s == "UTC" || s == "Z" {
-        return Some(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':')?;
-    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 14 && m < 60 && rest.len() == 5).then_some(sign * (h * 60 + m) * 60_000)
-}
-
-/// Where the characters of a TOML string value start, given where its token starts.
-fn string_content_start(text: &str, token_start: usize) -> usize {
-    let rest = &text[token_start..];
-    let mut offset = token_start;
-    if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
-        offset += 3;
-        // A newline right after the opening quotes is not part of the string.
-        if text[offset..].starts_with("\r\n") {
-            offset += 2;
-        } else if text[offset..].starts_with('\n') {
-            offset += 1;
-        }
-    } else if rest.starts_with('"') || rest.starts_with('\'') {
-        offset += 1;
-    }
-    offset
 }
 
 /// Reads every `*.toml` of a directory as a pipeline (sorted by file name).
