@@ -5,7 +5,6 @@
 //! [`DeadLetter`] with its reason. PII fields are replaced by a keyed hash here,
 //! so personal data never reaches windows, alerts, logs or metrics.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,12 +14,16 @@ use arrow::array::{
     TimestampMillisecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::DeserializeSeed;
 
 use crate::core::deadletter::{DeadLetter, Reason};
 use crate::core::time::{Clock, MINUTE, Millis, format_rfc3339, parse_rfc3339};
-use crate::schema::{FeedSchema, FieldType, MAX_FIELDS};
+use crate::schema::{FeedSchema, FieldDef, FieldType, MAX_FIELDS};
 use crate::source::Chunk;
+
+mod json;
+
+use json::{RowSeed, Slot, TopLevel};
 
 /// Default limit on one record's size.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -98,41 +101,6 @@ pub struct Decoded {
     pub dead: Vec<DeadLetter>,
 }
 
-/// One field's value as read from JSON, before validation.
-#[derive(Debug, Default)]
-enum Slot<'de> {
-    #[default]
-    Missing,
-    Null,
-    Str(Cow<'de, str>),
-    Int(i64),
-    /// Integers beyond i64.
-    BigInt,
-    Float(f64),
-    Bool(bool),
-    List(Vec<Cow<'de, str>>),
-    /// A list with a non-string element.
-    BadList,
-    Array,
-    Object,
-    /// A validated time.
-    Time(i64),
-}
-
-impl Slot<'_> {
-    fn json_kind(&self) -> &'static str {
-        match self {
-            Slot::Missing => "nothing",
-            Slot::Null => "null",
-            Slot::Str(_) | Slot::Time(_) => "a string",
-            Slot::Int(_) | Slot::BigInt | Slot::Float(_) => "a number",
-            Slot::Bool(_) => "a boolean",
-            Slot::List(_) | Slot::BadList | Slot::Array => "an array",
-            Slot::Object => "an object",
-        }
-    }
-}
-
 enum Builder {
     String(StringBuilder),
     Int(Int64Builder),
@@ -183,6 +151,14 @@ struct Rejection {
     reason: Reason,
     field: Option<String>,
     detail: String,
+}
+
+fn reject(reason: Reason, field: Option<&str>, detail: String) -> Rejection {
+    Rejection {
+        reason,
+        field: field.map(str::to_string),
+        detail,
+    }
 }
 
 impl Decoder {
@@ -245,189 +221,188 @@ impl Decoder {
     }
 
     fn decode_line(&mut self, raw: &[u8]) -> Result<(), (Rejection, Option<String>)> {
-        let reject = |reason, field: Option<&str>, detail: String| Rejection {
-            reason,
-            field: field.map(str::to_string),
-            detail,
-        };
-        if raw.len() > self.options.max_record_bytes {
-            return Err((
-                reject(
-                    Reason::TooLarge,
-                    None,
-                    format!(
-                        "record is {} bytes; the limit is {}",
-                        raw.len(),
-                        self.options.max_record_bytes
-                    ),
-                ),
-                None,
-            ));
-        }
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            return Err((reject(Reason::InvalidJson, None, "empty line".into()), None));
-        }
-        // Validate UTF-8 once for the whole line; the parser then need not per string.
-        let Ok(text) = std::str::from_utf8(raw) else {
-            return Err((reject(Reason::InvalidJson, None, "not UTF-8".into()), None));
-        };
+        let text = self.admit(raw).map_err(|r| (r, None))?;
         // One slot per schema field, on the stack: nothing to allocate or free per record.
         let mut slots: ArrayVec<Slot<'_>, MAX_FIELDS> =
             self.schema.fields.iter().map(|_| Slot::Missing).collect();
-        let mut de = serde_json::Deserializer::from_str(text);
-        let parsed = RowSeed {
-            schema: &self.schema,
-            slots: &mut slots,
-        }
-        .deserialize(&mut de)
-        .and_then(|top| de.end().map(|()| top));
-        match parsed {
-            Err(e) => {
-                return Err((reject(Reason::InvalidJson, None, e.to_string()), None));
-            }
-            Ok(TopLevel::NotObject(kind)) => {
-                return Err((
-                    reject(
-                        Reason::NotObject,
-                        None,
-                        format!("expected a JSON object, found {kind}"),
-                    ),
-                    None,
-                ));
-            }
-            Ok(TopLevel::Object) => {}
-        }
-        let fields = &self.schema.fields;
+        self.parse(text, &mut slots).map_err(|r| (r, None))?;
         let event_id = match &slots[self.schema.event_id_index] {
             Slot::Str(s) => Some(s.to_string()),
             _ => None,
         };
         // Validate everything before appending anything, so a bad record leaves no trace in the batch.
-        for (i, f) in fields.iter().enumerate() {
-            let slot = &mut slots[i];
-            let bad_type = |slot: &Slot| {
-                reject(
-                    Reason::BadType,
-                    Some(&f.name),
-                    format!(
-                        "`{}` must be {}, found {}",
-                        f.name,
-                        f.ty.json_name(),
-                        slot.json_kind()
-                    ),
-                )
-            };
-            match slot {
-                Slot::Missing | Slot::Null => {
-                    if f.required {
-                        let what = if matches!(slot, Slot::Null) {
-                            "null"
-                        } else {
-                            "absent"
-                        };
-                        return Err((
-                            reject(
-                                Reason::MissingField,
-                                Some(&f.name),
-                                format!("required field `{}` is {what}", f.name),
-                            ),
-                            event_id,
-                        ));
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            let bytes = match &*slot {
-                Slot::Str(v) => v.len(),
-                Slot::List(items) => items.iter().map(|v| v.len()).sum(),
-                _ => 0,
-            };
-            if bytes > self.options.max_field_bytes {
-                return Err((
-                    reject(
-                        Reason::TooLarge,
+        for (i, f) in self.schema.fields.iter().enumerate() {
+            self.check_field(i, f, &mut slots[i])
+                .map_err(|r| (r, event_id.clone()))?;
+        }
+        self.append(&mut slots);
+        Ok(())
+    }
+
+    /// The line as text, if it is within the size limit, not blank and UTF-8.
+    fn admit<'a>(&self, raw: &'a [u8]) -> Result<&'a str, Rejection> {
+        if raw.len() > self.options.max_record_bytes {
+            let detail = format!(
+                "record is {} bytes; the limit is {}",
+                raw.len(),
+                self.options.max_record_bytes
+            );
+            return Err(reject(Reason::TooLarge, None, detail));
+        }
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Err(reject(Reason::InvalidJson, None, "empty line".into()));
+        }
+        // Validate UTF-8 once for the whole line; the parser then need not per string.
+        std::str::from_utf8(raw).map_err(|_| reject(Reason::InvalidJson, None, "not UTF-8".into()))
+    }
+
+    /// Parses a JSON object into the schema's slots.
+    fn parse<'de>(
+        &self,
+        text: &'de str,
+        slots: &mut ArrayVec<Slot<'de>, MAX_FIELDS>,
+    ) -> Result<(), Rejection> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parsed = RowSeed {
+            schema: &self.schema,
+            slots,
+        }
+        .deserialize(&mut de)
+        .and_then(|top| de.end().map(|()| top));
+        match parsed {
+            Err(e) => Err(reject(Reason::InvalidJson, None, e.to_string())),
+            Ok(TopLevel::NotObject(kind)) => Err(reject(
+                Reason::NotObject,
+                None,
+                format!("expected a JSON object, found {kind}"),
+            )),
+            Ok(TopLevel::Object) => Ok(()),
+        }
+    }
+
+    /// Checks one field's slot against its definition: present if required,
+    /// within the size limit, of its type and range; times parsed and not too
+    /// far in the future.
+    fn check_field(&self, i: usize, f: &FieldDef, slot: &mut Slot<'_>) -> Result<(), Rejection> {
+        match slot {
+            Slot::Missing | Slot::Null => {
+                if f.required {
+                    let what = if matches!(slot, Slot::Null) {
+                        "null"
+                    } else {
+                        "absent"
+                    };
+                    return Err(reject(
+                        Reason::MissingField,
                         Some(&f.name),
-                        format!(
-                            "`{}` is {} bytes; the limit is {}",
-                            f.name, bytes, self.options.max_field_bytes
-                        ),
-                    ),
-                    event_id,
-                ));
-            }
-            let ok = match (f.ty, &*slot) {
-                (FieldType::String, Slot::Str(_)) => true,
-                (FieldType::Bool, Slot::Bool(_)) => true,
-                (FieldType::StringList, Slot::List(_)) => true,
-                (FieldType::Int, Slot::Int(v)) => {
-                    self.check_range(f, *v as f64)
-                        .map_err(|r| (r, event_id.clone()))?;
-                    true
-                }
-                (FieldType::Float, Slot::Int(v)) => {
-                    let v = *v as f64;
-                    self.check_range(f, v).map_err(|r| (r, event_id.clone()))?;
-                    *slot = Slot::Float(v);
-                    true
-                }
-                (FieldType::Float, Slot::Float(v)) => {
-                    self.check_range(f, *v).map_err(|r| (r, event_id.clone()))?;
-                    true
-                }
-                (FieldType::Int, Slot::BigInt) => {
-                    return Err((
-                        reject(
-                            Reason::OutOfRange,
-                            Some(&f.name),
-                            format!("`{}` does not fit in 64 bits", f.name),
-                        ),
-                        event_id,
+                        format!("required field `{}` is {what}", f.name),
                     ));
                 }
-                (FieldType::Timestamp, Slot::Str(s)) => match parse_rfc3339(s) {
-                    Some(t) if i == self.schema.event_time_index && t > self.future_limit => {
-                        return Err((
-                            reject(
-                                Reason::Future,
-                                Some(&f.name),
-                                // No clock reading in the text: a replay's output
-                                // stays the same from one run to the next.
-                                format!(
-                                    "`{}` {} is more than {} ahead of the processing clock",
-                                    f.name,
-                                    format_rfc3339(t),
-                                    crate::core::time::format_duration(self.options.max_future),
-                                ),
-                            ),
-                            event_id,
-                        ));
-                    }
-                    Some(t) => {
-                        *slot = Slot::Time(t);
-                        true
-                    }
-                    None => {
-                        return Err((
-                            reject(
-                                Reason::BadTime,
-                                Some(&f.name),
-                                format!(
-                                    "`{}` is not an RFC 3339 time: {:?}",
-                                    f.name,
-                                    truncate(s, 64)
-                                ),
-                            ),
-                            event_id,
-                        ));
-                    }
-                },
-                _ => false,
-            };
-            if !ok {
-                return Err((bad_type(slot), event_id));
+                return Ok(());
             }
+            _ => {}
         }
+        let bytes = match &*slot {
+            Slot::Str(v) => v.len(),
+            Slot::List(items) => items.iter().map(|v| v.len()).sum(),
+            _ => 0,
+        };
+        if bytes > self.options.max_field_bytes {
+            return Err(reject(
+                Reason::TooLarge,
+                Some(&f.name),
+                format!(
+                    "`{}` is {} bytes; the limit is {}",
+                    f.name, bytes, self.options.max_field_bytes
+                ),
+            ));
+        }
+        self.check_type(i, f, slot)
+    }
+
+    /// The slot is of the field's type and within its range.
+    fn check_type(&self, i: usize, f: &FieldDef, slot: &mut Slot<'_>) -> Result<(), Rejection> {
+        let bad_type = |slot: &Slot| {
+            reject(
+                Reason::BadType,
+                Some(&f.name),
+                format!(
+                    "`{}` must be {}, found {}",
+                    f.name,
+                    f.ty.json_name(),
+                    slot.json_kind()
+                ),
+            )
+        };
+        let ok = match (f.ty, &*slot) {
+            (FieldType::String, Slot::Str(_)) => true,
+            (FieldType::Bool, Slot::Bool(_)) => true,
+            (FieldType::StringList, Slot::List(_)) => true,
+            (FieldType::Int, Slot::Int(v)) => {
+                self.check_range(f, *v as f64)?;
+                true
+            }
+            (FieldType::Float, Slot::Int(v)) => {
+                let v = *v as f64;
+                self.check_range(f, v)?;
+                *slot = Slot::Float(v);
+                true
+            }
+            (FieldType::Float, Slot::Float(v)) => {
+                self.check_range(f, *v)?;
+                true
+            }
+            (FieldType::Int, Slot::BigInt) => {
+                return Err(reject(
+                    Reason::OutOfRange,
+                    Some(&f.name),
+                    format!("`{}` does not fit in 64 bits", f.name),
+                ));
+            }
+            (FieldType::Timestamp, Slot::Str(s)) => {
+                *slot = Slot::Time(self.check_time(i, f, s)?);
+                true
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(bad_type(slot));
+        }
+        Ok(())
+    }
+
+    /// A time field's value, if RFC 3339 and, for the event time, not too far ahead.
+    fn check_time(&self, i: usize, f: &FieldDef, s: &str) -> Result<Millis, Rejection> {
+        match parse_rfc3339(s) {
+            Some(t) if i == self.schema.event_time_index && t > self.future_limit => Err(reject(
+                Reason::Future,
+                Some(&f.name),
+                // No clock reading in the text: a replay's output stays the
+                // same from one run to the next.
+                format!(
+                    "`{}` {} is more than {} ahead of the processing clock",
+                    f.name,
+                    format_rfc3339(t),
+                    crate::core::time::format_duration(self.options.max_future),
+                ),
+            )),
+            Some(t) => Ok(t),
+            None => Err(reject(
+                Reason::BadTime,
+                Some(&f.name),
+                format!(
+                    "`{}` is not an RFC 3339 time: {:?}",
+                    f.name,
+                    truncate(s, 64)
+                ),
+            )),
+        }
+    }
+
+    /// Appends a checked record's slots to the column builders (PII fields as
+    /// keyed hashes).
+    fn append(&mut self, slots: &mut ArrayVec<Slot<'_>, MAX_FIELDS>) {
+        let fields = &self.schema.fields;
         for (i, f) in fields.iter().enumerate() {
             let slot = std::mem::take(&mut slots[i]);
             match (&mut self.builders[i], slot) {
@@ -456,10 +431,9 @@ impl Decoder {
                 (Builder::List(b), _) => b.append_null(),
             }
         }
-        Ok(())
     }
 
-    fn check_range(&self, f: &crate::schema::FieldDef, v: f64) -> Result<(), Rejection> {
+    fn check_range(&self, f: &FieldDef, v: f64) -> Result<(), Rejection> {
         let below = f.min.is_some_and(|m| v < m);
         let above = f.max.is_some_and(|m| v > m);
         if below || above || v.is_nan() {
@@ -507,159 +481,6 @@ impl Decoder {
 /// At most `max` bytes of `s`, cut at a character boundary.
 pub fn truncate(s: &str, max: usize) -> &str {
     &s[..s.floor_char_boundary(max)]
-}
-
-enum TopLevel {
-    Object,
-    NotObject(&'static str),
-}
-
-struct RowSeed<'a, 'de> {
-    schema: &'a FeedSchema,
-    slots: &'a mut ArrayVec<Slot<'de>, MAX_FIELDS>,
-}
-
-impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
-    type Value = TopLevel;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<TopLevel, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
-    type Value = TopLevel;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
-        while let Some(index) = map.next_key_seed(KeySeed(self.schema))? {
-            match index {
-                Some(i) => {
-                    let want_list = self.schema.fields[i].ty == FieldType::StringList;
-                    self.slots[i] = map.next_value_seed(ValueSeed { want_list })?;
-                }
-                // Fields the schema does not know are ignored, so producers can add fields first.
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(TopLevel::Object)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TopLevel, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(TopLevel::NotObject("an array"))
-    }
-    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
-        Ok(TopLevel::NotObject("a string"))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
-        Ok(TopLevel::NotObject("a number"))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
-        Ok(TopLevel::NotObject("a number"))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
-        Ok(TopLevel::NotObject("a number"))
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
-        Ok(TopLevel::NotObject("a boolean"))
-    }
-    fn visit_unit<E>(self) -> Result<TopLevel, E> {
-        Ok(TopLevel::NotObject("null"))
-    }
-}
-
-/// Resolves an object key to the schema field it names, without allocating.
-struct KeySeed<'a>(&'a FeedSchema);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.index_of(key))
-    }
-}
-
-struct ValueSeed {
-    want_list: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Slot<'de>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Slot<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Slot<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Slot<'de>, E> {
-        Ok(Slot::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Slot<'de>, E> {
-        Ok(Slot::Str(Cow::Owned(v.to_string())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Slot<'de>, E> {
-        Ok(Slot::Str(Cow::Owned(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Slot<'de>, E> {
-        Ok(Slot::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Slot<'de>, E> {
-        Ok(i64::try_from(v).map_or(Slot::BigInt, Slot::Int))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Slot<'de>, E> {
-        Ok(Slot::Float(v))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Slot<'de>, E> {
-        Ok(Slot::Bool(v))
-    }
-    fn visit_unit<E>(self) -> Result<Slot<'de>, E> {
-        Ok(Slot::Null)
-    }
-    fn visit_none<E>(self) -> Result<Slot<'de>, E> {
-        Ok(Slot::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slot<'de>, A::Error> {
-        if !self.want_list {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return Ok(Slot::Array);
-        }
-        let mut items = Vec::new();
-        let mut bad = false;
-        while let Some(item) = seq.next_element_seed(ValueSeed { want_list: false })? {
-            match item {
-                Slot::Str(s) => items.push(s),
-                _ => bad = true,
-            }
-        }
-        Ok(if bad {
-            Slot::BadList
-        } else {
-            Slot::List(items)
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slot<'de>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Slot::Object)
-    }
 }
 
 #[cfg(test)]
