@@ -35,6 +35,20 @@ pub struct Measure {
     pub method: String,
 }
 
+impl Measure {
+    /// A value observed without a baseline (a rule, a quiet key): nothing expected.
+    pub fn observed(value: f64, method: String) -> Self {
+        Measure {
+            value,
+            expected: None,
+            threshold: None,
+            score: None,
+            p_value: None,
+            method,
+        }
+    }
+}
+
 /// One alert event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {

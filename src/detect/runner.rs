@@ -177,101 +177,106 @@ impl PipelineDetector {
         w: &WindowResult,
     ) -> Result<Vec<Alert>, datafusion::error::DataFusionError> {
         let rows = self.key_rows(w)?;
-        let mut findings = Vec::new();
-        let key_columns = self.key_columns.clone();
-        let finding = |key: &str, row: Option<&KeyRow>, measure: Measure, level| Finding {
-            key: key.to_string(),
-            labels: row.map_or_else(|| labels_of(key, &key_columns), |r| r.labels.clone()),
-            start: w.start,
-            end: w.end,
-            measure,
-            level,
-            event_ids: row.map_or_else(Vec::new, |r| r.event_ids.iter().cloned().collect()),
+        let judged = match self.config.clone() {
+            Some(c) => self.judge_points(&c, w, &rows),
+            None => rows
+                .iter()
+                .map(|(key, row)| {
+                    let method = row
+                        .rule
+                        .as_ref()
+                        .map_or("rule".into(), |r| format!("rule: {}", r.1));
+                    let level = row.rule.as_ref().map(|r| r.0);
+                    (key.clone(), Measure::observed(row.value, method), level)
+                })
+                .collect(),
         };
-        match self.config.clone() {
-            Some(c) => {
-                let values: Vec<(String, f64)> =
-                    rows.iter().map(|(k, r)| (k.clone(), r.value)).collect();
-                let trials: Vec<(String, f64)> =
-                    rows.iter().map(|(k, r)| (k.clone(), r.trials)).collect();
-                let trial_points = match self.trials.as_mut() {
-                    Some(store) => store.record(w.start, &trials),
-                    None => Vec::new(),
-                };
-                let points = self.store.record(w.start, &values);
-                for (i, point) in points.into_iter().enumerate() {
-                    // Both stores hold the same keys, so their points line up.
-                    let trials = trial_points.get(i).filter(|t| t.key == point.key);
-                    let verdict = self.judge(&c, &point, trials, w.start);
-                    let row = rows.get(&point.key);
-                    let rule = row.and_then(|r| r.rule.clone());
-                    let method_level = verdict
-                        .filter(|v| v.alarm && point.value >= c.min_value)
-                        .map(|v| c.levels.grade(*c.method.get_ref(), v.p_value, v.score));
-                    let level = method_level.max(rule.as_ref().map(|r| r.0));
-                    let method = match (&rule, method_level) {
-                        (Some((l, name)), m) if Some(*l) >= m => format!("rule: {name}"),
-                        _ => c.method.get_ref().as_str().to_string(),
-                    };
-                    let measure = Measure {
-                        value: point.value,
-                        expected: verdict.map(|v| v.expected).filter(|e| e.is_finite()),
-                        threshold: verdict.map(|v| v.threshold).filter(|e| e.is_finite()),
-                        score: verdict.map(|v| v.score).filter(|e| e.is_finite()),
-                        p_value: verdict.and_then(|v| v.p_value),
-                        method,
-                    };
-                    findings.push(finding(&point.key, row, measure, level));
-                }
-            }
-            None => {
-                for (key, row) in &rows {
-                    let measure = Measure {
-                        value: row.value,
-                        expected: None,
-                        threshold: None,
-                        score: None,
-                        p_value: None,
-                        method: row
-                            .rule
-                            .as_ref()
-                            .map_or("rule".into(), |r| format!("rule: {}", r.1)),
-                    };
-                    findings.push(finding(
-                        key,
-                        Some(row),
-                        measure,
-                        row.rule.as_ref().map(|r| r.0),
-                    ));
-                }
-            }
-        }
+        let mut findings: Vec<Finding> = judged
+            .into_iter()
+            .map(|(key, measure, level)| self.finding(w, &key, rows.get(&key), measure, level))
+            .collect();
         // A key with an open episode but no point this window (rules only, or a
         // series expired for idleness) was quiet: judge it normal so it can resolve.
-        let judged: std::collections::BTreeSet<&str> =
+        let seen: std::collections::BTreeSet<&str> =
             findings.iter().map(|f| f.key.as_str()).collect();
         let quiet: Vec<String> = self
             .lifecycle
             .keys()
-            .filter(|k| !judged.contains(k.as_str()))
+            .filter(|k| !seen.contains(k.as_str()))
             .cloned()
             .collect();
         for key in quiet {
-            let measure = Measure {
-                value: 0.0,
-                expected: None,
-                threshold: None,
-                score: None,
-                p_value: None,
-                method: "quiet".into(),
-            };
-            findings.push(finding(&key, None, measure, None));
+            let measure = Measure::observed(0.0, "quiet".into());
+            findings.push(self.finding(w, &key, None, measure, None));
         }
         findings.sort_by(|a, b| a.key.cmp(&b.key));
         let timing = self.timing();
         Ok(self
             .lifecycle
             .step(&self.pipeline, &self.feeds, timing, &findings))
+    }
+
+    /// Records the window's values (and trials) in the series and judges each
+    /// key's point by the method, or by a rule where one grades higher.
+    fn judge_points(
+        &mut self,
+        c: &DetectConfig,
+        w: &WindowResult,
+        rows: &BTreeMap<String, KeyRow>,
+    ) -> Vec<(String, Measure, Option<Level>)> {
+        let values: Vec<(String, f64)> = rows.iter().map(|(k, r)| (k.clone(), r.value)).collect();
+        let trials: Vec<(String, f64)> = rows.iter().map(|(k, r)| (k.clone(), r.trials)).collect();
+        let trial_points = match self.trials.as_mut() {
+            Some(store) => store.record(w.start, &trials),
+            None => Vec::new(),
+        };
+        let points = self.store.record(w.start, &values);
+        let mut judged = Vec::with_capacity(points.len());
+        for (i, point) in points.into_iter().enumerate() {
+            // Both stores hold the same keys, so their points line up.
+            let trials = trial_points.get(i).filter(|t| t.key == point.key);
+            let verdict = self.judge(c, &point, trials, w.start);
+            let rule = rows.get(&point.key).and_then(|r| r.rule.clone());
+            let method_level = verdict
+                .filter(|v| v.alarm && point.value >= c.min_value)
+                .map(|v| c.levels.grade(*c.method.get_ref(), v.p_value, v.score));
+            let level = method_level.max(rule.as_ref().map(|r| r.0));
+            let method = match (&rule, method_level) {
+                (Some((l, name)), m) if Some(*l) >= m => format!("rule: {name}"),
+                _ => c.method.get_ref().as_str().to_string(),
+            };
+            let measure = Measure {
+                value: point.value,
+                expected: verdict.map(|v| v.expected).filter(|e| e.is_finite()),
+                threshold: verdict.map(|v| v.threshold).filter(|e| e.is_finite()),
+                score: verdict.map(|v| v.score).filter(|e| e.is_finite()),
+                p_value: verdict.and_then(|v| v.p_value),
+                method,
+            };
+            judged.push((point.key, measure, level));
+        }
+        judged
+    }
+
+    /// What was found for `key` in the window; its labels from its row, or (a
+    /// quiet key) from the key itself.
+    fn finding(
+        &self,
+        w: &WindowResult,
+        key: &str,
+        row: Option<&KeyRow>,
+        measure: Measure,
+        level: Option<Level>,
+    ) -> Finding {
+        Finding {
+            key: key.to_string(),
+            labels: row.map_or_else(|| labels_of(key, &self.key_columns), |r| r.labels.clone()),
+            start: w.start,
+            end: w.end,
+            measure,
+            level,
+            event_ids: row.map_or_else(Vec::new, |r| r.event_ids.iter().cloned().collect()),
+        }
     }
 
     /// The window's rows per key: labels, summed value and trials, highest rule met,

@@ -258,7 +258,6 @@ impl CompoundDetector {
             .iter()
             .filter_map(|k| a.key.get(k).map(|v| (k.clone(), v.clone())))
             .collect();
-        let t = a.window_start;
         if labels.len() < c.key.len() || c.min_level.is_some_and(|m| a.level < m) {
             return Vec::new();
         }
@@ -269,7 +268,32 @@ impl CompoundDetector {
             Value::Object(a.key.clone()),
             a.incident_id
         );
-        let spans = self.spans.entry(key.clone()).or_default();
+        let newest = self.track(&key, episode, a);
+        let findings = self.judge(&key, &labels, a, newest);
+        if spans_empty(&self.spans, &key) {
+            self.spans.remove(&key);
+        }
+        let feeds: BTreeSet<String> = self
+            .spans
+            .get(&key)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .flat_map(|s| s.feeds.iter().cloned())
+            .collect();
+        let feeds: Vec<String> = feeds.into_iter().collect();
+        let timing = Timing {
+            language: self.def.def.compound.language,
+            ..Timing::default()
+        };
+        self.lifecycle
+            .step(&self.def.def.name, &feeds, timing, &findings)
+    }
+
+    /// Records the alert's episode among the key's spans, forgetting those that
+    /// ended long before; returns the newest span's start.
+    fn track(&mut self, key: &str, episode: String, a: &Alert) -> Millis {
+        let t = a.window_start;
+        let spans = self.spans.entry(key.to_string()).or_default();
         match a.status {
             Status::Firing => {
                 let s = spans.entry(episode).or_insert_with(|| Span {
@@ -292,9 +316,26 @@ impl CompoundDetector {
         // Forget episodes that ended long before anything still to come.
         let newest = spans.values().map(|s| s.start).max().unwrap_or(t);
         spans.retain(|_, s| s.resolved_at.is_none_or(|r| r + RETAIN >= newest));
+        newest
+    }
+
+    /// Raises the key's best group of co-firing pipelines one level up, or
+    /// resolves what no longer co-fires.
+    fn judge(
+        &mut self,
+        key: &str,
+        labels: &Map<String, Value>,
+        a: &Alert,
+        newest: Millis,
+    ) -> Vec<Finding> {
+        let c = &self.def.def.compound;
+        let t = a.window_start;
+        let Some(spans) = self.spans.get(key) else {
+            return Vec::new();
+        };
         let group = best_group(spans, self.def.within, c.min_pipelines);
-        let firing = self.lifecycle.keys().any(|k| *k == key);
-        let raised = self.raised.entry(key.clone()).or_default();
+        let firing = self.lifecycle.keys().any(|k| k == key);
+        let raised = self.raised.entry(key.to_string()).or_default();
         raised.retain(|&at| at + RETAIN >= newest);
         let mut findings = Vec::new();
         match group {
@@ -308,16 +349,16 @@ impl CompoundDetector {
                 let live = open.len() >= c.min_pipelines;
                 if live || !raised.contains(&g.at) {
                     raised.insert(g.at);
-                    findings.push(self.finding(&key, &labels, &g, Some(one_up(g.level))));
+                    findings.push(self.finding(key, labels, &g, Some(one_up(g.level))));
                     if !live {
                         // The co-firing is over already (its inputs resolved before the
                         // last of them arrived): raise it and resolve it at its end.
                         let end = g.end(c.min_pipelines);
-                        findings.push(self.finding(&key, &labels, &g.at_end(end), None));
+                        findings.push(self.finding(key, labels, &g.at_end(end), None));
                     }
                 } else if firing {
                     let end = g.end(c.min_pipelines);
-                    findings.push(self.finding(&key, &labels, &g.at_end(end), None));
+                    findings.push(self.finding(key, labels, &g.at_end(end), None));
                 }
             }
             None if firing => {
@@ -326,27 +367,11 @@ impl CompoundDetector {
                     level: a.level,
                     members: Vec::new(),
                 };
-                findings.push(self.finding(&key, &labels, &g, None));
+                findings.push(self.finding(key, labels, &g, None));
             }
             None => {}
         }
-        if spans_empty(&self.spans, &key) {
-            self.spans.remove(&key);
-        }
-        let feeds: BTreeSet<String> = self
-            .spans
-            .get(&key)
-            .into_iter()
-            .flat_map(|m| m.values())
-            .flat_map(|s| s.feeds.iter().cloned())
-            .collect();
-        let feeds: Vec<String> = feeds.into_iter().collect();
-        let timing = Timing {
-            language: c.language,
-            ..Timing::default()
-        };
-        self.lifecycle
-            .step(&self.def.def.name, &feeds, timing, &findings)
+        findings
     }
 
     fn finding(
