@@ -143,6 +143,94 @@ struct Tally {
     delay: u64,
 }
 
+impl Tally {
+    fn add(&mut self, t: &Tally) {
+        self.quiet_weeks += t.quiet_weeks;
+        self.false_alarms += t.false_alarms;
+        self.outbreaks += t.outbreaks;
+        self.detected += t.detected;
+        self.delay += t.delay;
+    }
+
+    /// `FPR | POD | mean delay` as table cells.
+    fn cells(&self) -> String {
+        format!(
+            "{:.3} | {:.2} | {:.2}",
+            self.false_alarms as f64 / self.quiet_weeks.max(1) as f64,
+            self.detected as f64 / self.outbreaks.max(1) as f64,
+            self.delay as f64 / self.detected.max(1) as f64,
+        )
+    }
+}
+
+/// One simulated series: the counts, the outbreak added to them (per week),
+/// its first week and its size.
+struct Series {
+    counts: Vec<f64>,
+    outbreak: Vec<f64>,
+    start: usize,
+    size: f64,
+}
+
+/// Draws a scenario's series with one outbreak in the evaluated weeks: k·sd
+/// cases spread over up to three weeks.
+fn simulate(rng: &mut ChaCha8Rng, s: &Scenario, k: f64) -> Series {
+    let mut counts: Vec<f64> = (0..WEEKS)
+        .map(|t| draw(rng, mean_at(s, t), s.phi))
+        .collect();
+    let start = rng.random_range(EVAL_FROM..WEEKS - 3);
+    let mu = mean_at(s, start);
+    let sd = (s.phi.max(1.0) * mu).sqrt();
+    let size = Poisson::new((k * sd).max(1e-9)).map_or(0.0, |p| p.sample(rng));
+    let mut outbreak = vec![0.0; WEEKS];
+    for _ in 0..size as u64 {
+        let w = start + rng.random_range(0..3usize);
+        outbreak[w] += 1.0;
+    }
+    for (c, o) in counts.iter_mut().zip(&outbreak) {
+        *c += o;
+    }
+    Series {
+        counts,
+        outbreak,
+        start,
+        size,
+    }
+}
+
+/// Runs `method` over the evaluated weeks of a series and counts its alarms.
+fn score(method: &str, series: &Series, alpha: f64, baseline: usize, tally: &mut Tally) {
+    let Series {
+        counts,
+        outbreak,
+        start,
+        size,
+    } = series;
+    let start = *start;
+    let mut first_alarm = None;
+    for t in EVAL_FROM..WEEKS {
+        let alarm = alarms(
+            judge(method, &counts[..t], counts[t], alpha, baseline),
+            counts[t],
+        );
+        if outbreak[t] > 0.0 {
+            if alarm && first_alarm.is_none() {
+                first_alarm = Some(t - start);
+            }
+        } else if !(start..start + 3).contains(&t) {
+            tally.quiet_weeks += 1;
+            tally.false_alarms += alarm as u64;
+        }
+    }
+    if *size > 0.0 {
+        tally.outbreaks += 1;
+        if let Some(d) = first_alarm {
+            tally.detected += 1;
+            tally.delay += d as u64;
+        }
+    }
+}
+
 /// Runs the evaluation of `methods` (names from [`METHODS`]) and returns a Markdown report.
 pub fn run(
     seed: u64,
@@ -167,69 +255,25 @@ pub fn run(
         let mut tallies = vec![Tally::default(); methods.len()];
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for _ in 0..runs {
-            let mut counts: Vec<f64> = (0..WEEKS)
-                .map(|t| draw(&mut rng, mean_at(&s, t), s.phi))
-                .collect();
-            // One outbreak in the evaluated weeks: k·sd cases spread over up to three weeks.
-            let start = rng.random_range(EVAL_FROM..WEEKS - 3);
-            let mu = mean_at(&s, start);
-            let sd = (s.phi.max(1.0) * mu).sqrt();
-            let size = Poisson::new((k * sd).max(1e-9)).map_or(0.0, |p| p.sample(&mut rng));
-            let mut outbreak = vec![0.0; WEEKS];
-            for _ in 0..size as u64 {
-                let w = start + rng.random_range(0..3usize);
-                outbreak[w] += 1.0;
-            }
-            for (c, o) in counts.iter_mut().zip(&outbreak) {
-                *c += o;
-            }
+            let series = simulate(&mut rng, &s, k);
             for (m, method) in methods.iter().enumerate() {
-                let tally = &mut tallies[m];
-                let mut first_alarm = None;
-                for t in EVAL_FROM..WEEKS {
-                    let alarm = alarms(
-                        judge(method, &counts[..t], counts[t], alpha, baseline),
-                        counts[t],
-                    );
-                    if outbreak[t] > 0.0 {
-                        if alarm && first_alarm.is_none() {
-                            first_alarm = Some(t - start);
-                        }
-                    } else if !(start..start + 3).contains(&t) {
-                        tally.quiet_weeks += 1;
-                        tally.false_alarms += alarm as u64;
-                    }
-                }
-                if size > 0.0 {
-                    tally.outbreaks += 1;
-                    if let Some(d) = first_alarm {
-                        tally.detected += 1;
-                        tally.delay += d as u64;
-                    }
-                }
+                score(method, &series, alpha, baseline, &mut tallies[m]);
             }
         }
         for (m, method) in methods.iter().enumerate() {
             let t = tallies[m];
             let _ = writeln!(
                 out,
-                "| {}, {}, ({}, {}), {}, {} | {method} | {:.3} | {:.2} | {:.2} |",
+                "| {}, {}, ({}, {}), {}, {} | {method} | {} |",
                 s.theta,
                 s.beta,
                 s.gamma.0,
                 s.gamma.1,
                 s.harmonics,
                 s.phi,
-                t.false_alarms as f64 / t.quiet_weeks.max(1) as f64,
-                t.detected as f64 / t.outbreaks.max(1) as f64,
-                t.delay as f64 / t.detected.max(1) as f64,
+                t.cells(),
             );
-            let o = &mut overall[m];
-            o.quiet_weeks += t.quiet_weeks;
-            o.false_alarms += t.false_alarms;
-            o.outbreaks += t.outbreaks;
-            o.detected += t.detected;
-            o.delay += t.delay;
+            overall[m].add(&t);
         }
     }
     let _ = writeln!(
@@ -237,14 +281,7 @@ pub fn run(
         "\nAll scenarios together:\n\n| method | FPR | POD | mean delay (weeks) |\n|---|---:|---:|---:|"
     );
     for (m, method) in methods.iter().enumerate() {
-        let t = overall[m];
-        let _ = writeln!(
-            out,
-            "| {method} | {:.3} | {:.2} | {:.2} |",
-            t.false_alarms as f64 / t.quiet_weeks.max(1) as f64,
-            t.detected as f64 / t.outbreaks.max(1) as f64,
-            t.delay as f64 / t.detected.max(1) as f64,
-        );
+        let _ = writeln!(out, "| {method} | {} |", overall[m].cells());
     }
     out
 }

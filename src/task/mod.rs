@@ -354,34 +354,9 @@ impl TaskManager {
             return;
         }
         if !exists {
-            if a.level < open_at {
-                return;
+            if a.level >= open_at {
+                self.open_dispatch(a, dispatch_id, t, events);
             }
-            let mut ids = Vec::new();
-            for (track, department) in &a.departments {
-                let task_id = stable_id(&["task", &a.incident_id, track.as_str()]);
-                let mut task = Task {
-                    task_id: task_id.clone(),
-                    dispatch_id: dispatch_id.clone(),
-                    incident_id: a.incident_id.clone(),
-                    track: *track,
-                    department: department.clone(),
-                    level: a.level,
-                    status: TaskStatus::Open,
-                    pipeline: a.pipeline.clone(),
-                    key: a.key.clone(),
-                    alert_id: a.alert_id.clone(),
-                    opened_at: t,
-                    deadline: t + self.routing.deadline(a.level),
-                    escalations: 0,
-                    incident_firing: true,
-                    version: 0,
-                };
-                events.push(emit(&mut task, Change::Opened, t, "yujing", None));
-                self.state.tasks.insert(task_id.clone(), task);
-                ids.push(task_id);
-            }
-            self.state.dispatches.insert(dispatch_id, ids);
             return;
         }
         for id in self.dispatch_tasks(&dispatch_id) {
@@ -405,6 +380,42 @@ impl TaskManager {
                 ));
             }
         }
+    }
+
+    /// Opens the three-synchronous tasks of a new dispatch, one per track and
+    /// department the routing table names.
+    fn open_dispatch(
+        &mut self,
+        a: &AlertSnapshot,
+        dispatch_id: String,
+        t: Millis,
+        events: &mut Vec<TaskEvent>,
+    ) {
+        let mut ids = Vec::new();
+        for (track, department) in &a.departments {
+            let task_id = stable_id(&["task", &a.incident_id, track.as_str()]);
+            let mut task = Task {
+                task_id: task_id.clone(),
+                dispatch_id: dispatch_id.clone(),
+                incident_id: a.incident_id.clone(),
+                track: *track,
+                department: department.clone(),
+                level: a.level,
+                status: TaskStatus::Open,
+                pipeline: a.pipeline.clone(),
+                key: a.key.clone(),
+                alert_id: a.alert_id.clone(),
+                opened_at: t,
+                deadline: t + self.routing.deadline(a.level),
+                escalations: 0,
+                incident_firing: true,
+                version: 0,
+            };
+            events.push(emit(&mut task, Change::Opened, t, "yujing", None));
+            self.state.tasks.insert(task_id.clone(), task);
+            ids.push(task_id);
+        }
+        self.state.dispatches.insert(dispatch_id, ids);
     }
 
     /// A deadline passed: the task is overdue, and moves to the next department if

@@ -145,35 +145,7 @@ impl RoutingTable {
             }),
             None => Level::Orange,
         };
-        let mut deadlines: BTreeMap<Level, Millis> = [
-            (Level::Red, HOUR),
-            (Level::Orange, 4 * HOUR),
-            (Level::Yellow, 24 * HOUR),
-            (Level::Blue, 72 * HOUR),
-        ]
-        .into();
-        for (level, d) in &raw.deadlines {
-            let Some(l) = level_named(level.get_ref()) else {
-                diags.push(at(
-                    level.span().start,
-                    format!(
-                        "unknown level `{}` (blue, yellow, orange, red)",
-                        level.get_ref()
-                    ),
-                ));
-                continue;
-            };
-            match parse_duration(d.get_ref()) {
-                Ok(v) if v > 0 => {
-                    deadlines.insert(l, v);
-                }
-                Ok(_) => diags.push(at(
-                    d.span().start,
-                    "a deadline must be longer than 0".into(),
-                )),
-                Err(m) => diags.push(at(d.span().start, format!("bad deadline: {m}"))),
-            }
-        }
+        let deadlines = read_deadlines(&raw, &at, &mut diags);
         for track in Track::ALL {
             if raw.default.get(track).is_none() {
                 diags.push(at(
@@ -182,55 +154,7 @@ impl RoutingTable {
                 ));
             }
         }
-        // A route that names the same selectors as an earlier one never wins a
-        // track the earlier one also names.
-        let mut seen: Vec<(Selectors, BTreeSet<Track>)> = Vec::new();
-        for route in &raw.route {
-            let r = route.get_ref();
-            let start = route.span().start;
-            if let Some(f) = &r.feed
-                && !feeds.contains(f.get_ref())
-            {
-                diags.push(at(
-                    f.span().start,
-                    format!(
-                        "unknown feed `{}` (known: {})",
-                        f.get_ref(),
-                        feeds.iter().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-            let tracks: BTreeSet<Track> = Track::ALL
-                .into_iter()
-                .filter(|t| r.get(*t).is_some())
-                .collect();
-            if tracks.is_empty() {
-                diags.push(at(
-                    start,
-                    "this route names no department (legal, opinion or control)".into(),
-                ));
-                continue;
-            }
-            let selectors = selectors(r);
-            if selectors.is_empty() {
-                diags.push(at(
-                    start,
-                    "this route matches everything: put its departments in [default]".into(),
-                ));
-            }
-            let shadowed: BTreeSet<Track> = seen
-                .iter()
-                .filter(|(s, _)| *s == selectors)
-                .flat_map(|(_, t)| t.iter().copied())
-                .collect();
-            if tracks.is_subset(&shadowed) {
-                diags.push(at(
-                    start,
-                    "unreachable route: an earlier route with the same conditions already routes its tracks".into(),
-                ));
-            }
-            seen.push((selectors, tracks));
-        }
+        check_routes(&raw, feeds, &at, &mut diags);
         if !diags.is_empty() {
             diags.sort_by_key(|d| (d.line, d.col));
             return Err(diags);
@@ -330,6 +254,103 @@ fn fill(template: &str, key: &Map<String, Value>) -> String {
     template
         .replace("{street}", &value("street", "属地街道（镇）"))
         .replace("{district}", &value("district", "属地区"))
+}
+
+/// The deadline per level: the defaults, overridden by `[deadlines]`.
+fn read_deadlines(
+    raw: &RoutingFile,
+    at: &dyn Fn(usize, String) -> Diagnostic,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<Level, Millis> {
+    let mut deadlines: BTreeMap<Level, Millis> = [
+        (Level::Red, HOUR),
+        (Level::Orange, 4 * HOUR),
+        (Level::Yellow, 24 * HOUR),
+        (Level::Blue, 72 * HOUR),
+    ]
+    .into();
+    for (level, d) in &raw.deadlines {
+        let Some(l) = level_named(level.get_ref()) else {
+            diags.push(at(
+                level.span().start,
+                format!(
+                    "unknown level `{}` (blue, yellow, orange, red)",
+                    level.get_ref()
+                ),
+            ));
+            continue;
+        };
+        match parse_duration(d.get_ref()) {
+            Ok(v) if v > 0 => {
+                deadlines.insert(l, v);
+            }
+            Ok(_) => diags.push(at(
+                d.span().start,
+                "a deadline must be longer than 0".into(),
+            )),
+            Err(m) => diags.push(at(d.span().start, format!("bad deadline: {m}"))),
+        }
+    }
+    deadlines
+}
+
+/// Every route names a known feed, some department and some condition, and is
+/// reachable.
+fn check_routes(
+    raw: &RoutingFile,
+    feeds: &BTreeSet<String>,
+    at: &dyn Fn(usize, String) -> Diagnostic,
+    diags: &mut Vec<Diagnostic>,
+) {
+    // A route that names the same selectors as an earlier one never wins a
+    // track the earlier one also names.
+    let mut seen: Vec<(Selectors, BTreeSet<Track>)> = Vec::new();
+    for route in &raw.route {
+        let r = route.get_ref();
+        let start = route.span().start;
+        if let Some(f) = &r.feed
+            && !feeds.contains(f.get_ref())
+        {
+            diags.push(at(
+                f.span().start,
+                format!(
+                    "unknown feed `{}` (known: {})",
+                    f.get_ref(),
+                    feeds.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let tracks: BTreeSet<Track> = Track::ALL
+            .into_iter()
+            .filter(|t| r.get(*t).is_some())
+            .collect();
+        if tracks.is_empty() {
+            diags.push(at(
+                start,
+                "this route names no department (legal, opinion or control)".into(),
+            ));
+            continue;
+        }
+        let selectors = selectors(r);
+        if selectors.is_empty() {
+            diags.push(at(
+                start,
+                "this route matches everything: put its departments in [default]".into(),
+            ));
+        }
+        let shadowed: BTreeSet<Track> = seen
+            .iter()
+            .filter(|(s, _)| *s == selectors)
+            .flat_map(|(_, t)| t.iter().copied())
+            .collect();
+        if tracks.is_subset(&shadowed) {
+            diags.push(at(
+                start,
+                "unreachable route: an earlier route with the same conditions already routes its tracks".into(),
+            ));
+        }
+        seen.push((selectors, tracks));
+    }
 }
 
 #[cfg(test)]
