@@ -265,65 +265,19 @@ fn run(
     let mut book = Book::default();
     let mut next_resend = Instant::now() + resend;
     let mut retry_at: Option<Instant> = None;
-    let post = |book: &mut Book| {
-        let batch = book.pending();
-        if batch.is_empty() {
-            return true;
-        }
-        let body = match serde_json::to_vec(&batch) {
-            Ok(b) => b,
-            Err(_) => return false,
-        };
-        match agent
-            .post(endpoint)
-            .header("content-type", "application/json")
-            .send(&body[..])
-        {
-            Ok(_) => {
-                metrics.alertmanager_posts.with_label_values(&["ok"]).inc();
-                book.pending.clear();
-                true
-            }
-            Err(e) => {
-                metrics
-                    .alertmanager_posts
-                    .with_label_values(&["error"])
-                    .inc();
-                tracing::warn!(error = %e, alerts = batch.len(), "posting to Alertmanager; will retry");
-                false
-            }
-        }
-    };
     loop {
         let wait = retry_at
             .unwrap_or(next_resend)
             .min(next_resend)
             .saturating_duration_since(Instant::now());
-        let first = rx.recv_timeout(wait.max(Duration::from_millis(1)));
-        let mut closed = false;
-        match first {
-            Ok(n) => apply(&mut book, n),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => closed = true,
-        }
-        // Whatever else is queued goes in the same post.
-        loop {
-            match rx.try_recv() {
-                Ok(n) => apply(&mut book, n),
-                Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
+        let closed = receive(&rx, wait, &mut book);
         if Instant::now() >= next_resend {
             book.resend_all();
             next_resend = Instant::now() + resend;
         }
         let waiting = retry_at.is_some_and(|t| Instant::now() < t);
         if closed || !waiting {
-            retry_at = if post(&mut book) {
+            retry_at = if post(&agent, endpoint, &mut book, metrics) {
                 None
             } else {
                 Some(Instant::now() + Duration::from_secs(1))
@@ -331,6 +285,54 @@ fn run(
         }
         if closed {
             return;
+        }
+    }
+}
+
+/// Takes what arrives within `wait`, and whatever else is queued, into the
+/// book: one post carries it all. True once the sender has gone.
+fn receive(rx: &Receiver<Notice>, wait: Duration, book: &mut Book) -> bool {
+    let mut closed = false;
+    match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+        Ok(n) => apply(book, n),
+        Err(RecvTimeoutError::Timeout) => {}
+        Err(RecvTimeoutError::Disconnected) => closed = true,
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(n) => apply(book, n),
+            Err(std::sync::mpsc::TryRecvError::Empty) => return closed,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return true,
+        }
+    }
+}
+
+/// Posts what is pending; true if there was nothing to post or it was taken.
+fn post(agent: &ureq::Agent, endpoint: &str, book: &mut Book, metrics: &Metrics) -> bool {
+    let batch = book.pending();
+    if batch.is_empty() {
+        return true;
+    }
+    let Ok(body) = serde_json::to_vec(&batch) else {
+        return false;
+    };
+    match agent
+        .post(endpoint)
+        .header("content-type", "application/json")
+        .send(&body[..])
+    {
+        Ok(_) => {
+            metrics.alertmanager_posts.with_label_values(&["ok"]).inc();
+            book.pending.clear();
+            true
+        }
+        Err(e) => {
+            metrics
+                .alertmanager_posts
+                .with_label_values(&["error"])
+                .inc();
+            tracing::warn!(error = %e, alerts = batch.len(), "posting to Alertmanager; will retry");
+            false
         }
     }
 }

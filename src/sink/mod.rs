@@ -159,87 +159,37 @@ pub fn window_rows(window: &WindowResult, ordered: bool) -> Vec<Map<String, Valu
 
 /// One Arrow value as JSON. Times become RFC 3339 strings; non-finite floats become null.
 pub fn json_value(array: &dyn Array, row: usize) -> Value {
+    use arrow::datatypes as t;
     if array.is_null(row) {
         return Value::Null;
     }
+    // One arm per Arrow type; the value of a primitive array at `row`.
+    macro_rules! value {
+        ($ty:ty) => {
+            array.as_primitive::<$ty>().value(row)
+        };
+    }
     match array.data_type() {
         DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
-        DataType::Int8 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::Int8Type>()
-                .value(row),
-        ),
-        DataType::Int16 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::Int16Type>()
-                .value(row),
-        ),
-        DataType::Int32 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::Int32Type>()
-                .value(row),
-        ),
-        DataType::Int64 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .value(row),
-        ),
-        DataType::UInt8 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::UInt8Type>()
-                .value(row),
-        ),
-        DataType::UInt16 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::UInt16Type>()
-                .value(row),
-        ),
-        DataType::UInt32 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::UInt32Type>()
-                .value(row),
-        ),
-        DataType::UInt64 => Value::from(
-            array
-                .as_primitive::<arrow::datatypes::UInt64Type>()
-                .value(row),
-        ),
-        DataType::Float32 => float(
-            array
-                .as_primitive::<arrow::datatypes::Float32Type>()
-                .value(row) as f64,
-        ),
-        DataType::Float64 => float(
-            array
-                .as_primitive::<arrow::datatypes::Float64Type>()
-                .value(row),
-        ),
+        DataType::Int8 => Value::from(value!(t::Int8Type)),
+        DataType::Int16 => Value::from(value!(t::Int16Type)),
+        DataType::Int32 => Value::from(value!(t::Int32Type)),
+        DataType::Int64 => Value::from(value!(t::Int64Type)),
+        DataType::UInt8 => Value::from(value!(t::UInt8Type)),
+        DataType::UInt16 => Value::from(value!(t::UInt16Type)),
+        DataType::UInt32 => Value::from(value!(t::UInt32Type)),
+        DataType::UInt64 => Value::from(value!(t::UInt64Type)),
+        DataType::Float32 => float(value!(t::Float32Type) as f64),
+        DataType::Float64 => float(value!(t::Float64Type)),
         DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
         DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
         DataType::Utf8View => Value::String(array.as_string_view().value(row).to_string()),
         DataType::Timestamp(unit, _) => {
             let raw = match unit {
-                TimeUnit::Second => {
-                    array
-                        .as_primitive::<arrow::datatypes::TimestampSecondType>()
-                        .value(row)
-                        * 1000
-                }
-                TimeUnit::Millisecond => array
-                    .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
-                    .value(row),
-                TimeUnit::Microsecond => {
-                    array
-                        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                        .value(row)
-                        / 1000
-                }
-                TimeUnit::Nanosecond => {
-                    array
-                        .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
-                        .value(row)
-                        / 1_000_000
-                }
+                TimeUnit::Second => value!(t::TimestampSecondType) * 1000,
+                TimeUnit::Millisecond => value!(t::TimestampMillisecondType),
+                TimeUnit::Microsecond => value!(t::TimestampMicrosecondType) / 1000,
+                TimeUnit::Nanosecond => value!(t::TimestampNanosecondType) / 1_000_000,
             };
             Value::String(format_rfc3339(raw))
         }

@@ -11,6 +11,7 @@
 //! restarts never open a task twice.
 
 pub mod command;
+mod model;
 pub mod routing;
 
 use std::collections::BTreeMap;
@@ -20,130 +21,10 @@ use serde_json::{Map, Value};
 
 use crate::alert::{Alert, Status, stable_id};
 use crate::core::level::Level;
-use crate::core::time::{Millis, format_rfc3339};
+use crate::core::time::Millis;
 pub use command::{Action, Command};
+pub use model::{Change, Rejected, Task, TaskEvent, TaskStatus, Track};
 use routing::RoutingTable;
-
-/// The three tracks of a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Track {
-    Legal,
-    Opinion,
-    Control,
-}
-
-impl Track {
-    pub const ALL: [Track; 3] = [Track::Legal, Track::Opinion, Track::Control];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Track::Legal => "legal",
-            Track::Opinion => "opinion",
-            Track::Control => "control",
-        }
-    }
-
-    /// 依法处理, 舆论引导, 社会面管控.
-    pub fn zh(self) -> &'static str {
-        match self {
-            Track::Legal => "依法处理",
-            Track::Opinion => "舆论引导",
-            Track::Control => "社会面管控",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskStatus {
-    Open,
-    Acknowledged,
-    Done,
-    /// Past its deadline where there is nobody further to escalate to.
-    Overdue,
-    /// Moved to the next department after its deadline passed; awaiting acknowledgement.
-    Escalated,
-}
-
-impl TaskStatus {
-    /// Waiting to be acknowledged, so its deadline runs.
-    fn awaiting(self) -> bool {
-        matches!(self, TaskStatus::Open | TaskStatus::Escalated)
-    }
-}
-
-/// What a task event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    Opened,
-    LevelRaised,
-    Acknowledged,
-    Done,
-    Overdue,
-    Escalated,
-    Reassigned,
-    Noted,
-    /// The incident resolved while the task was open; it stays open.
-    IncidentResolved,
-    /// All three tasks of the dispatch are done.
-    DispatchClosed,
-}
-
-/// One task, in full.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Task {
-    pub task_id: String,
-    pub dispatch_id: String,
-    pub incident_id: String,
-    pub track: Track,
-    pub department: String,
-    pub level: Level,
-    pub status: TaskStatus,
-    pub pipeline: String,
-    pub key: Map<String, Value>,
-    /// The latest alert of the incident.
-    pub alert_id: String,
-    #[serde(with = "crate::core::time::rfc3339")]
-    pub opened_at: Millis,
-    /// When it must be acknowledged by.
-    #[serde(with = "crate::core::time::rfc3339")]
-    pub deadline: Millis,
-    pub escalations: u32,
-    /// Whether the incident that opened it is still firing.
-    pub incident_firing: bool,
-    /// Changes so far; the event ids count them.
-    pub version: u32,
-}
-
-/// One change to a task, with the task's state after it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskEvent {
-    pub event_id: String,
-    pub change: Change,
-    #[serde(with = "crate::core::time::rfc3339")]
-    pub time: Millis,
-    pub actor: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    pub task: Task,
-}
-
-/// Why a command could not be applied.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Rejected {
-    #[error("no task `{0}` (tasks open only once their alert's window has closed)")]
-    UnknownTask(String),
-    #[error("task `{task}` is {status:?}: it cannot be {action}")]
-    NotAllowed {
-        task: String,
-        status: TaskStatus,
-        action: &'static str,
-    },
-    #[error("reassign needs a `department`")]
-    NoDepartment,
-}
 
 /// Something waiting for the clock: an alert or a command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -526,26 +407,6 @@ fn emit(
         actor: actor.to_string(),
         note,
         task: task.clone(),
-    }
-}
-
-impl TaskEvent {
-    /// A one-line account for the demo, with Chinese department and track names.
-    pub fn describe(&self) -> String {
-        let t = &self.task;
-        format!(
-            "{} {} {} → {}（{}，{}级，时限 {}）",
-            format_rfc3339(self.time),
-            serde_json::to_value(self.change)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            t.track.zh(),
-            t.department,
-            t.track.as_str(),
-            t.level.as_str(),
-            format_rfc3339(t.deadline),
-        )
     }
 }
 

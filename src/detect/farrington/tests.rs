@@ -134,6 +134,8 @@ fn series(slope: f64) -> Vec<f64> {
 /// The whole algorithm against an independent implementation of the reference's
 /// R code in Python (statsmodels GLM with var_weights and X² scale, t-test for the
 /// trend, SciPy quantiles): Noufaily settings, α = 0.01.
+// layout: long — the independent implementation is written out in one piece,
+// so that it shares nothing with the code it checks.
 #[test]
 fn whole_algorithm_matches_an_independent_implementation() {
     // (slope, week, method, trend kept, expected, upper, P(Y ≥ y))
