@@ -6,20 +6,11 @@
 //! the other pipelines' results exactly as they are without it.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
-use common::{GRID_RULES, escalating_incidents, with_hostile_records};
-
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
-}
+use common::{GRID_RULES, Replay, escalating_incidents, json_lines, with_hostile_records};
 
 /// Replays `records` (raw lines) of police_incident through the pipelines in
 /// `pipelines`; returns the output directory.
@@ -43,21 +34,14 @@ fn replay(
     let file = dir.join(format!("{name}.jsonl"));
     std::fs::write(&file, input).expect("write");
     let out = dir.join(format!("{name}-out"));
-    let run = Command::new(env!("CARGO_BIN_EXE_yujing"))
-        .args(["replay", "--quiet", "--now", now, "--pipelines"])
-        .arg(&pdir)
-        .arg("--input")
-        .arg(format!("police_incident={}", file.display()))
-        .arg("--out")
-        .arg(&out)
-        .env("YUJING_PII_KEY", "hostile-test")
-        .output()
-        .expect("replay");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    Replay {
+        pipelines: &pdir,
+        input: &file,
+        out: &out,
+        updates: None,
+        now: Some(now),
+    }
+    .run();
     out
 }
 
@@ -83,8 +67,8 @@ fn hostile_records_are_dead_letters_and_the_good_ones_count_as_if_alone() {
             "{f}: the hostile records changed the good ones' results"
         );
     }
-    assert!(!lines(&alone.join("alerts.jsonl")).is_empty());
-    let dead = lines(&mixed.join("dead_letters.jsonl"));
+    assert!(!json_lines(&alone.join("alerts.jsonl")).is_empty());
+    let dead = json_lines(&mixed.join("dead_letters.jsonl"));
     let mut got: Vec<&str> = dead
         .iter()
         .map(|d| d["reason"].as_str().unwrap_or(""))
@@ -122,7 +106,7 @@ fn a_near_future_record_counts_and_the_processing_clock_decides_what_is_future()
         &good(),
         "2026-03-14T02:30:00Z",
     );
-    let dead = lines(&out.join("dead_letters.jsonl"));
+    let dead = json_lines(&out.join("dead_letters.jsonl"));
     let ids: Vec<&str> = dead.iter().filter_map(|d| d["event_id"].as_str()).collect();
     // 02:41, 02:49, 10:30, 12:10 are more than 5 minutes ahead; 02:33 is not.
     assert_eq!(
@@ -172,13 +156,13 @@ fn a_pipeline_failing_at_run_time_does_not_stop_the_others() {
         );
     }
     // The failing pipeline's other windows still close.
-    let windows = lines(&both.join("windows.jsonl"));
+    let windows = json_lines(&both.join("windows.jsonl"));
     let own: Vec<&Value> = windows
         .iter()
         .filter(|w| w["pipeline"] == "fails_sometimes")
         .collect();
     assert_eq!(own.len(), 3, "{own:?}");
-    let dead = lines(&both.join("dead_letters.jsonl"));
+    let dead = json_lines(&both.join("dead_letters.jsonl"));
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["reason"], "pipeline_error");
     assert_eq!(dead[0]["pipeline"], "fails_sometimes");
@@ -226,12 +210,12 @@ fn a_record_that_would_open_a_key_past_max_keys_is_a_dead_letter() {
         &records,
         "2026-03-15T00:00:00Z",
     );
-    let dead = lines(&out.join("dead_letters.jsonl"));
+    let dead = json_lines(&out.join("dead_letters.jsonl"));
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["reason"], "too_many_keys");
     assert_eq!(dead[0]["event_id"], "PI-0003");
     assert_eq!(dead[0]["pipeline"], "two_streets");
-    let windows = lines(&out.join("windows.jsonl"));
+    let windows = json_lines(&out.join("windows.jsonl"));
     let first: Vec<(&str, i64)> = windows
         .iter()
         .filter(|w| w["window_start"] == "2026-03-14T01:00:00Z")

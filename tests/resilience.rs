@@ -246,7 +246,7 @@ fn shipped_run(kills: &[u64]) {
     replay
         .args(["replay", "--quiet", "--out"])
         .arg(s.dir.path().join("replay"))
-        .env("YUJING_PII_KEY", "daemon-test");
+        .env("YUJING_PII_KEY", common::PII_KEY);
     for (feed, _) in feeds {
         replay.arg("--input").arg(format!(
             "{feed}={}",
@@ -259,7 +259,7 @@ fn shipped_run(kills: &[u64]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let want = broker::lines(&s.dir.path().join("replay/alerts.jsonl"));
+    let want = common::json_lines(&s.dir.path().join("replay/alerts.jsonl"));
     // Windows a live stream has closed: the ten days end on 2026-03-12 (local
     // time); those ending two days before are closed by any partition's clock.
     let last_day = "2026-03-10T00:00:00Z";

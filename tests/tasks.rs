@@ -4,18 +4,11 @@
 //! the right event times.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
 mod common;
-use common::{GRID_RULES, escalating_incidents};
-
-fn yujing() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
-    c.env("YUJING_PII_KEY", "tasks-test-key");
-    c
-}
+use common::{GRID_RULES, Replay, escalating_incidents, json_lines};
 
 /// The scenario as one JSON-lines file.
 fn input() -> String {
@@ -23,32 +16,15 @@ fn input() -> String {
 }
 
 fn replay(dir: &Path, out: &str, updates: Option<&Path>) -> Vec<Value> {
-    let mut c = yujing();
-    c.arg("replay")
-        .arg("--quiet")
-        .arg("--pipelines")
-        .arg(dir.join("pipelines"))
-        .arg("--input")
-        .arg(format!(
-            "police_incident={}",
-            dir.join("police.jsonl").display()
-        ))
-        .arg("--out")
-        .arg(dir.join(out));
-    if let Some(u) = updates {
-        c.arg("--task-updates").arg(u);
-    }
-    let o = c.output().expect("run");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    read(&dir.join(out).join("tasks.jsonl"))
-}
-
-fn read(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("read")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
+    let run = Replay {
+        pipelines: &dir.join("pipelines"),
+        input: &dir.join("police.jsonl"),
+        out: &dir.join(out),
+        updates,
+        now: None,
+    };
+    run.run();
+    run.output("tasks.jsonl")
 }
 
 fn field<'a>(e: &'a Value, path: &[&str]) -> &'a str {
@@ -167,7 +143,7 @@ fn orange_opens_three_red_updates_and_deadlines_run_in_event_time() {
     assert_eq!(events.iter().filter(|e| e["change"] == "opened").count(), 3);
 
     // The bad lines are dead letters with their reasons; nothing else is.
-    let dead = read(&dir.path().join("second/dead_letters.jsonl"));
+    let dead = json_lines(&dir.path().join("second/dead_letters.jsonl"));
     let reasons: Vec<&str> = dead.iter().map(|d| field(d, &["reason"])).collect();
     assert_eq!(reasons, ["bad_time", "rejected"]);
     assert!(dead.iter().all(|d| d["feed"] == "task_updates"));

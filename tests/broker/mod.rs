@@ -169,14 +169,6 @@ impl Drop for Daemon {
     }
 }
 
-pub fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON"))
-        .collect()
-}
-
 pub fn sorted(mut v: Vec<Value>) -> Vec<String> {
     let mut s: Vec<String> = v.drain(..).map(|x| x.to_string()).collect();
     s.sort();
@@ -316,7 +308,7 @@ impl Setup {
             Command::new(env!("CARGO_BIN_EXE_yujing"))
                 .args(["run", "--config"])
                 .arg(self.dir.path().join(config))
-                .env("YUJING_PII_KEY", "daemon-test")
+                .env("YUJING_PII_KEY", crate::common::PII_KEY)
                 .env("YUJING_API_TOKEN", "s3cret")
                 .spawn()
                 .expect("spawn"),
@@ -350,28 +342,15 @@ impl Setup {
     pub fn replay(&self, records: &[String]) -> (Vec<Value>, Vec<Value>) {
         let dir = self.dir.path();
         std::fs::write(dir.join("police.jsonl"), records.join("\n") + "\n").expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_yujing"))
-            .args(["replay", "--quiet", "--pipelines"])
-            .arg(dir.join("pipelines"))
-            .arg("--input")
-            .arg(format!(
-                "police_incident={}",
-                dir.join("police.jsonl").display()
-            ))
-            .arg("--out")
-            .arg(dir.join("replay"))
-            .env("YUJING_PII_KEY", "daemon-test")
-            .output()
-            .expect("replay");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            lines(&dir.join("replay/alerts.jsonl")),
-            lines(&dir.join("replay/tasks.jsonl")),
-        )
+        let run = crate::common::Replay {
+            pipelines: &dir.join("pipelines"),
+            input: &dir.join("police.jsonl"),
+            out: &dir.join("replay"),
+            updates: None,
+            now: None,
+        };
+        run.run();
+        (run.output("alerts.jsonl"), run.output("tasks.jsonl"))
     }
 }
 

@@ -1,9 +1,65 @@
 //! What the task and daemon tests share: a rules pipeline over police incidents
 //! per street and hour, and the incidents of one street that it turns orange,
-//! then red, then resolved; and hostile records to put between them.
+//! then red, then resolved; hostile records to put between them; and the one
+//! way the tests run `yujing replay`.
 
 // Each test crate that includes this module uses a part of it.
 #![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The PII key every test run uses, so replay and the daemon hash alike.
+pub const PII_KEY: &str = "test-pii-key";
+
+/// `yujing replay` of police incidents through the pipelines of a folder.
+pub struct Replay<'a> {
+    pub pipelines: &'a Path,
+    /// Police incidents, one JSON object a line.
+    pub input: &'a Path,
+    pub out: &'a Path,
+    pub updates: Option<&'a Path>,
+    /// The processing clock (RFC 3339); the wall clock if `None`.
+    pub now: Option<&'a str>,
+}
+
+impl Replay<'_> {
+    /// Runs it; fails the test with replay's own words if replay fails.
+    pub fn run(&self) {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
+        c.args(["replay", "--quiet", "--pipelines"])
+            .arg(self.pipelines)
+            .arg("--input")
+            .arg(format!("police_incident={}", self.input.display()))
+            .arg("--out")
+            .arg(self.out)
+            .env("YUJING_PII_KEY", PII_KEY);
+        if let Some(u) = self.updates {
+            c.arg("--task-updates").arg(u);
+        }
+        if let Some(now) = self.now {
+            c.args(["--now", now]);
+        }
+        let o = c.output().expect("run replay");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// What it wrote to `name` (`alerts.jsonl`, `tasks.jsonl`, …).
+    pub fn output(&self, name: &str) -> Vec<Value> {
+        json_lines(&self.out.join(name))
+    }
+}
+
+/// The JSON objects of a JSON-lines file; none if there is no file.
+pub fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
+}
 
 /// Orange at 3 incidents an hour, red at 6; lateness 0.
 pub const GRID_RULES: &str = r#"name = "grid_rules"
