@@ -1,4 +1,5 @@
-//! The command line as users call it: `check`, `gen`, `replay`, `demo`.
+//! The command line as users call it: `check`, `gen`, `replay`, `demo`. What
+//! `check` says about mistakes is held as data in `tests/check/` (`tests/cases.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -11,30 +12,6 @@ fn yujing() -> Command {
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write");
-}
-
-/// Runs `yujing check` on a folder that has mistakes; returns what it printed.
-fn check_fails(dir: &Path) -> String {
-    let out = yujing()
-        .arg("check")
-        .arg("--pipelines")
-        .arg(dir)
-        .output()
-        .expect("run");
-    assert!(!out.status.success(), "check must fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs `yujing check --config` on a config with mistakes; returns what it printed.
-fn check_config_fails(config: &Path) -> String {
-    let out = yujing()
-        .arg("check")
-        .arg("--config")
-        .arg(config)
-        .output()
-        .expect("run");
-    assert!(!out.status.success(), "check must fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -52,64 +29,6 @@ fn check_accepts_the_shipped_pipelines() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 9 pipelines"));
-}
-
-#[test]
-fn check_reports_every_mistake_with_file_line_col() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write(
-        dir.path(),
-        "bad.toml",
-        "name = \"bad\"\nlateness = \"5 parsecs\"\nthreshold = 3\nsql = \"\"\"\nSELECT grid_id, count(*) AS n\nFROM police_incident\nWHERE nonexistent > 1\nGROUP BY grid_id, tumble(INTERVAL '1 hour')\n\"\"\"\n",
-    );
-    write(
-        dir.path(),
-        "bad_window.toml",
-        "name = \"bad_window\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT count(*) FROM petition\nGROUP BY tumble('one hour')\n\"\"\"\n",
-    );
-    write(
-        dir.path(),
-        "no_table.toml",
-        "name = \"no_table\"\nlateness = \"5m\"\nsql = \"SELECT count(*) FROM tweets GROUP BY tumble(INTERVAL '1 hour')\"\n",
-    );
-    let stderr = check_fails(dir.path());
-    let lines: Vec<&str> = stderr.lines().collect();
-    let bad = dir.path().join("bad.toml").display().to_string();
-    let has = |prefix: String, what: &str| {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&prefix) && l.contains(what)),
-            "missing `{prefix}` … `{what}` in:\n{stderr}"
-        )
-    };
-    // Three mistakes in one file: two keys and the SQL.
-    has(format!("{bad}:2:12: "), "bad lateness");
-    has(format!("{bad}:3:1: "), "unknown key `threshold`");
-    has(format!("{bad}:7:7: "), "nonexistent");
-    let win = dir.path().join("bad_window.toml").display().to_string();
-    has(format!("{win}:5:17: "), "interval");
-    let nt = dir.path().join("no_table.toml").display().to_string();
-    has(format!("{nt}:3:"), "tweets");
-    assert_eq!(
-        lines.iter().filter(|l| l.contains(".toml:")).count(),
-        5,
-        "{stderr}"
-    );
-}
-
-#[test]
-fn check_locates_unknown_columns_in_the_sql() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    write(
-        dir.path(),
-        "p.toml",
-        "name = \"p\"\nlateness = \"5m\"\nsql = \"\"\"\nSELECT grid_id, count(*) AS n\nFROM police_incident\nWHERE nonexistent > 1\nGROUP BY grid_id, tumble(INTERVAL '1 hour')\n\"\"\"\n",
-    );
-    let stderr = check_fails(dir.path());
-    let p = dir.path().join("p.toml").display().to_string();
-    assert!(stderr.starts_with(&format!("{p}:6:7: ")), "{stderr}");
-    assert!(stderr.contains("nonexistent"), "{stderr}");
 }
 
 #[test]
@@ -276,121 +195,6 @@ fn replay_reads_its_inputs_and_output_from_a_config_file() {
     assert!(
         stderr.contains("bad.toml:2:1: unknown field `colour`"),
         "{stderr}"
-    );
-}
-
-#[test]
-fn check_locates_mistakes_in_detect_and_rule_sections() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sql = "sql = \"\"\"\nSELECT street, count(*) AS petitions, max(persons) AS persons\nFROM petition\nGROUP BY street, tumble(INTERVAL '1 day')\n\"\"\"\n";
-    write(
-        dir.path(),
-        "a.toml",
-        &format!(
-            "name = \"a\"\nlateness = \"1h\"\n{sql}[detect]\nvalue = \"petitons\"\nmethod = \"bayes\"\n\n[[rule]]\nwhen = \"persons >= \"\nlevel = \"yellow\"\n"
-        ),
-    );
-    write(
-        dir.path(),
-        "b.toml",
-        &format!(
-            "name = \"b\"\nlateness = \"1h\"\n{sql}[detect]\nvalue = \"petitions\"\nmethod = \"bayes\"\nwindow = 3\n"
-        ),
-    );
-    write(
-        dir.path(),
-        "c.toml",
-        &format!(
-            "name = \"c\"\nlateness = \"1h\"\n{sql}[[rule]]\nwhen = \"persons >= 5\"\nlevel = \"purple\"\n"
-        ),
-    );
-    write(
-        dir.path(),
-        "ok.toml",
-        &format!(
-            "name = \"ok\"\nlateness = \"1h\"\n{sql}[detect]\nvalue = \"petitions\"\nkey = [\"street\"]\nmethod = \"poisson\"\nseasonality = \"day_of_week\"\nbaseline = 4\nlevels = {{ yellow = 0.001, red = 0.00001 }}\n\n[[rule]]\nwhen = \"persons >= 5\"\nlevel = \"yellow\"\n"
-        ),
-    );
-    let stderr = check_fails(dir.path());
-    let file = |n: &str| dir.path().join(n).display().to_string();
-    let has = |prefix: String, what: &str| {
-        assert!(
-            stderr
-                .lines()
-                .any(|l| l.starts_with(&prefix) && l.contains(what)),
-            "missing `{prefix}` … `{what}` in:\n{stderr}"
-        )
-    };
-    has(format!("{}:9:9: ", file("a.toml")), "no column `petitons`");
-    has(format!("{}:13:9: ", file("a.toml")), "in rule");
-    has(
-        format!("{}:11:1: ", file("b.toml")),
-        "unknown field `window`",
-    );
-    has(format!("{}:10:9: ", file("c.toml")), "purple");
-    assert!(!stderr.contains("ok.toml"), "{stderr}");
-}
-
-#[test]
-fn check_reports_bad_daemon_durations_with_their_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("yujing.toml");
-    std::fs::write(
-        &config,
-        "[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"g\"\nidle_timeout = \"soon\"\n[state]\ndir = \"s\"\ncheckpoint_interval = \"10 fortnights\"\n",
-    )
-    .expect("write");
-    let text = check_config_fails(&config);
-    let file = config.display().to_string();
-    assert!(
-        text.contains(&format!("{file}:4:1: bad `idle_timeout`")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("{file}:7:1: bad `checkpoint_interval`")),
-        "{text}"
-    );
-}
-
-#[test]
-fn check_reports_routing_mistakes_with_file_and_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let routing = dir.path().join("routing.toml");
-    std::fs::write(
-        &routing,
-        "open_at = \"orange\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n",
-    )
-    .expect("write");
-    let config = dir.path().join("yujing.toml");
-    std::fs::write(&config, "routing = \"routing.toml\"\n").expect("write");
-    let text = check_config_fails(&config);
-    let file = routing.display().to_string();
-    assert!(
-        text.contains(&format!("{file}:7:8: unknown feed `weather`")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("{file}:12:1: unreachable route")),
-        "{text}"
-    );
-}
-
-#[test]
-fn check_refuses_a_topic_for_a_name_that_is_not_a_feed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("yujing.toml");
-    std::fs::write(
-        &config,
-        "[kafka]\nbrokers = \"127.0.0.1:9092\"\ngroup_id = \"g\"\n[kafka.topics.feeds]\npolice_incident = \"feeds.police\"\ndistrict_population = \"population\"\n",
-    )
-    .expect("write");
-    let text = check_config_fails(&config);
-    let file = config.display().to_string();
-    assert!(
-        text.contains(&format!(
-            "{file}:6:1: `district_population` in [kafka.topics.feeds] is not a feed"
-        )),
-        "{text}"
     );
 }
 

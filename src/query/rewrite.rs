@@ -43,6 +43,17 @@ impl WindowSpec {
     }
 }
 
+impl std::fmt::Display for WindowSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::core::time::format_duration as d;
+        match *self {
+            WindowSpec::Tumble { width } => write!(f, "tumble {}", d(width)),
+            WindowSpec::Hop { slide, width } => write!(f, "hop {} every {}", d(width), d(slide)),
+            WindowSpec::Session { gap } => write!(f, "session gap {}", d(gap)),
+        }
+    }
+}
+
 /// A mistake in the SQL, at a 1-based line and column of the SQL text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
@@ -259,60 +270,25 @@ fn interval_millis(e: &Expr) -> Result<Millis, String> {
     parse_duration(&text).map_err(|m| format!("bad interval: {m}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Parses one query and rewrites its window calls: the window, and the SQL
+/// DataFusion plans. For tests and tools; the planner works on the statement.
+pub fn rewrite_sql(sql: &str) -> Result<(WindowSpec, String), Vec<SqlError>> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::parser::Parser;
-
-    fn rewrite(sql: &str) -> (Result<WindowSpec, Vec<SqlError>>, String) {
-        let mut stmts = Parser::new(&GenericDialect {})
-            .try_with_sql(sql)
-            .and_then(|mut p| p.parse_statements())
-            .expect("parses");
-        let ast::Statement::Query(q) = &mut stmts[0] else {
-            panic!("query")
-        };
-        let r = rewrite_windows(q);
-        (r, q.to_string())
-    }
-
-    #[test]
-    fn window_calls_become_window_columns() {
-        let (r, sql) = rewrite(
-            "SELECT g, count(*) FROM t GROUP BY g, hop(INTERVAL '10 minutes', INTERVAL '1 hour')",
-        );
-        assert_eq!(
-            r,
-            Ok(WindowSpec::Hop {
-                slide: 600_000,
-                width: 3_600_000
-            })
-        );
-        assert!(
-            sql.ends_with("GROUP BY g, window_start, window_end"),
-            "{sql}"
-        );
-        let (r, _) = rewrite("SELECT count(*) FROM t GROUP BY TUMBLE(interval '1' hour)");
-        assert_eq!(r, Ok(WindowSpec::Tumble { width: 3_600_000 }));
-        let (r, _) = rewrite("SELECT g FROM t GROUP BY g, session(INTERVAL '30 minutes')");
-        assert_eq!(r, Ok(WindowSpec::Session { gap: 1_800_000 }));
-    }
-
-    #[test]
-    fn window_mistakes_are_located() {
-        let msg = |sql: &str| rewrite(sql).0.expect_err("error")[0].clone();
-        let e = msg("SELECT count(*) FROM t GROUP BY g");
-        assert!(e.message.starts_with("no window"), "{e:?}");
-        let e = msg("SELECT tumble(INTERVAL '1 hour') FROM t GROUP BY tumble(INTERVAL '1 hour')");
-        assert_eq!((e.line, e.col), (1, 8));
-        let e = msg("SELECT 1 FROM t GROUP BY hop(INTERVAL '7 minutes', INTERVAL '1 hour')");
-        assert!(e.message.contains("multiple"), "{e:?}");
-        let e = msg("SELECT 1 FROM t\nGROUP BY tumble(INTERVAL '1 month')");
-        assert_eq!((e.line, e.col), (2, 26), "points at the interval's text");
-        let e = msg(
-            "WITH a AS (SELECT 1 FROM t GROUP BY tumble(INTERVAL '1 hour')), b AS (SELECT 1 FROM t GROUP BY tumble(INTERVAL '1 day')) SELECT * FROM a, b",
-        );
-        assert!(e.message.contains("same window"), "{e:?}");
-    }
+    let parse_error = |message: String| {
+        vec![SqlError {
+            line: 1,
+            col: 1,
+            message,
+        }]
+    };
+    let mut stmts = Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| parse_error(e.to_string()))?;
+    let Some(ast::Statement::Query(q)) = stmts.first_mut() else {
+        return Err(parse_error("expected one query".into()));
+    };
+    let window = rewrite_windows(q)?;
+    Ok((window, q.to_string()))
 }
