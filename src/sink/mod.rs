@@ -11,14 +11,13 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::alert::Alert;
 use crate::core::deadletter::DeadLetter;
+use crate::core::key::Cell;
 use crate::core::time::format_rfc3339;
 use crate::error::{Error, Result};
 use crate::query::tables::{WINDOW_END, WINDOW_START};
@@ -159,61 +158,7 @@ pub fn window_rows(window: &WindowResult, ordered: bool) -> Vec<Map<String, Valu
 
 /// One Arrow value as JSON. Times become RFC 3339 strings; non-finite floats become null.
 pub fn json_value(array: &dyn Array, row: usize) -> Value {
-    use arrow::datatypes as t;
-    if array.is_null(row) {
-        return Value::Null;
-    }
-    // One arm per Arrow type; the value of a primitive array at `row`.
-    macro_rules! value {
-        ($ty:ty) => {
-            array.as_primitive::<$ty>().value(row)
-        };
-    }
-    match array.data_type() {
-        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
-        DataType::Int8 => Value::from(value!(t::Int8Type)),
-        DataType::Int16 => Value::from(value!(t::Int16Type)),
-        DataType::Int32 => Value::from(value!(t::Int32Type)),
-        DataType::Int64 => Value::from(value!(t::Int64Type)),
-        DataType::UInt8 => Value::from(value!(t::UInt8Type)),
-        DataType::UInt16 => Value::from(value!(t::UInt16Type)),
-        DataType::UInt32 => Value::from(value!(t::UInt32Type)),
-        DataType::UInt64 => Value::from(value!(t::UInt64Type)),
-        DataType::Float32 => float(value!(t::Float32Type) as f64),
-        DataType::Float64 => float(value!(t::Float64Type)),
-        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
-        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
-        DataType::Utf8View => Value::String(array.as_string_view().value(row).to_string()),
-        DataType::Timestamp(unit, _) => {
-            let raw = match unit {
-                TimeUnit::Second => value!(t::TimestampSecondType) * 1000,
-                TimeUnit::Millisecond => value!(t::TimestampMillisecondType),
-                TimeUnit::Microsecond => value!(t::TimestampMicrosecondType) / 1000,
-                TimeUnit::Nanosecond => value!(t::TimestampNanosecondType) / 1_000_000,
-            };
-            Value::String(format_rfc3339(raw))
-        }
-        DataType::List(_) => {
-            let list = array.as_list::<i32>().value(row);
-            Value::Array(
-                (0..list.len())
-                    .map(|i| json_value(list.as_ref(), i))
-                    .collect(),
-            )
-        }
-        _ => {
-            // Decimals, dates, intervals…: their display form.
-            let opts = FormatOptions::default();
-            match ArrayFormatter::try_new(array, &opts) {
-                Ok(f) => Value::String(f.value(row).to_string()),
-                Err(_) => Value::Null,
-            }
-        }
-    }
-}
-
-fn float(v: f64) -> Value {
-    Number::from_f64(v).map_or(Value::Null, Value::Number)
+    Cell::from_arrow(array, row).into()
 }
 
 /// Writes `windows.jsonl` and `dead_letters.jsonl` into a directory.
