@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
+use crate::core::key::{Cell, Key};
 pub use crate::core::level::Language;
 use crate::core::level::Level;
 use crate::core::time::{Millis, format_rfc3339};
@@ -58,7 +58,7 @@ pub struct Alert {
     pub level: Level,
     pub pipeline: String,
     pub feeds: Vec<String>,
-    pub key: Map<String, Value>,
+    pub key: Key,
     #[serde(with = "crate::core::time::rfc3339")]
     pub window_start: Millis,
     #[serde(with = "crate::core::time::rfc3339")]
@@ -75,7 +75,7 @@ pub struct Alert {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     pub key: String,
-    pub labels: Map<String, Value>,
+    pub labels: Key,
     pub start: Millis,
     pub end: Millis,
     pub measure: Measure,
@@ -229,7 +229,7 @@ fn alert(
         .labels
         .iter()
         .map(|(k, v)| match v {
-            Value::String(s) => format!("{k}={s}"),
+            Cell::Text(s) => format!("{k}={s}"),
             other => format!("{k}={other}"),
         })
         .collect();
@@ -322,7 +322,7 @@ mod tests {
     fn finding(start: Millis, level: Option<Level>) -> Finding {
         Finding {
             key: "[\"a\"]".into(),
-            labels: Map::from_iter([("grid_id".to_string(), Value::String("a".into()))]),
+            labels: Key::new(vec![("grid_id".to_string(), Cell::Text("a".into()))]),
             start,
             end: start + 10,
             measure: Measure {

@@ -124,6 +124,13 @@ impl Cell {
     }
 }
 
+/// Its JSON text (a string in quotes).
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&serde_json::to_string(self).map_err(|_| fmt::Error)?)
+    }
+}
+
 impl From<Cell> for serde_json::Value {
     fn from(c: Cell) -> Self {
         use serde_json::Value;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::datatypes::SchemaRef;
-use serde_json::{Map, Value};
+use arrow::record_batch::RecordBatch;
 
 use super::baseline::select;
 use super::config::{DetectConfig, Method};
@@ -15,11 +15,11 @@ use super::rule::CompiledRule;
 use super::series::{Point, SeriesStore};
 use super::{Cusum, Ears, Ewma, Verdict};
 use crate::alert::{Alert, Finding, Lifecycle, Measure, Timing};
+use crate::core::key::{Cell, Key};
 use crate::core::level::Level;
 use crate::core::time::{DAY, Millis};
 use crate::query::sample::SAMPLE_SIZE;
 use crate::query::tables::{WINDOW_END, WINDOW_START};
-use crate::sink::batch_rows;
 use crate::window::WindowResult;
 
 /// The column a pipeline fills with `sample_ids(event_id)`; alerts carry its ids.
@@ -27,7 +27,7 @@ pub const SAMPLE_COLUMN: &str = "sample_event_ids";
 
 /// One key's rows in a window.
 struct KeyRow {
-    labels: Map<String, Value>,
+    labels: Key,
     /// The watched value.
     value: f64,
     /// `binomial`: the number of trials.
@@ -270,7 +270,10 @@ impl PipelineDetector {
     ) -> Finding {
         Finding {
             key: key.to_string(),
-            labels: row.map_or_else(|| labels_of(key, &self.key_columns), |r| r.labels.clone()),
+            labels: row.map_or_else(
+                || Key::from_id(key, &self.key_columns),
+                |r| r.labels.clone(),
+            ),
             start: w.start,
             end: w.end,
             measure,
@@ -286,54 +289,52 @@ impl PipelineDetector {
         w: &WindowResult,
     ) -> Result<BTreeMap<String, KeyRow>, datafusion::error::DataFusionError> {
         let mut rows: BTreeMap<String, KeyRow> = BTreeMap::new();
-        let number = |row: &Map<String, Value>, column: Option<&String>| {
-            column
-                .and_then(|c| row.get(c))
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0)
-        };
         for batch in &w.batches {
             let mut rule_hits: Vec<Vec<bool>> = Vec::new();
             for r in &self.rules {
                 rule_hits.push(r.matches(batch)?);
             }
-            for (i, row) in batch_rows(batch).into_iter().enumerate() {
-                let labels: Map<String, Value> = self
-                    .key_columns
+            let columns = Columns::of(batch, &self.key_columns, self.config.as_ref());
+            for i in 0..batch.num_rows() {
+                let labels: Key = columns
+                    .key
                     .iter()
-                    .map(|k| (k.clone(), row.get(k).cloned().unwrap_or(Value::Null)))
+                    .map(|(name, c)| {
+                        let cell = c.map_or(Cell::Null, |c| Cell::from_arrow(batch.column(c), i));
+                        (name.clone(), cell)
+                    })
                     .collect();
-                let key = Value::Array(labels.values().cloned().collect()).to_string();
-                let value = match &self.config {
-                    Some(c) => number(&row, Some(c.value.get_ref())),
-                    None => row
+                let number = |c: Option<usize>| {
+                    c.and_then(|c| Cell::from_arrow(batch.column(c), i).as_f64())
+                };
+                let value = match columns.value {
+                    Some(c) => number(Some(c)).unwrap_or(0.0),
+                    // Without [detect]: the first numeric column that is not a key.
+                    None => columns
+                        .measures
                         .iter()
-                        .filter(|(k, _)| !self.key_columns.contains(k))
-                        .find_map(|(_, v)| v.as_f64())
+                        .find_map(|c| number(Some(*c)))
                         .unwrap_or(0.0),
                 };
-                let trials = number(
-                    &row,
-                    self.config
-                        .as_ref()
-                        .and_then(|c| c.trials.as_ref())
-                        .map(|t| t.get_ref()),
-                );
+                let trials = number(columns.trials).unwrap_or(0.0);
                 let mut rule = None::<(Level, String)>;
                 for (r, hits) in self.rules.iter().zip(&rule_hits) {
                     if hits[i] && rule.as_ref().is_none_or(|(l, _)| r.level > *l) {
                         rule = Some((r.level, r.name.clone()));
                     }
                 }
-                let ids = row
-                    .get(SAMPLE_COLUMN)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string);
+                let ids = match columns.sample.map(|c| Cell::from_arrow(batch.column(c), i)) {
+                    Some(Cell::List(items)) => items
+                        .into_iter()
+                        .filter_map(|c| match c {
+                            Cell::Text(s) => Some(s),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 // Several rows of one key (a key coarser than the GROUP BY) add up.
-                let entry = rows.entry(key).or_insert_with(|| KeyRow {
+                let entry = rows.entry(labels.id()).or_insert_with(|| KeyRow {
                     labels,
                     value: 0.0,
                     trials: 0.0,
@@ -414,9 +415,33 @@ impl PipelineDetector {
     }
 }
 
-fn labels_of(key: &str, columns: &[String]) -> Map<String, Value> {
-    let values: Vec<Value> = serde_json::from_str(key).unwrap_or_default();
-    columns.iter().cloned().zip(values).collect()
+/// Where a window batch holds what a detector reads.
+struct Columns {
+    /// Each key column and its index (`None`: the batch lacks it).
+    key: Vec<(String, Option<usize>)>,
+    value: Option<usize>,
+    trials: Option<usize>,
+    /// Columns that are not keys, in order: the measure when no `value` is set.
+    measures: Vec<usize>,
+    sample: Option<usize>,
+}
+
+impl Columns {
+    fn of(batch: &RecordBatch, key_columns: &[String], config: Option<&DetectConfig>) -> Self {
+        let schema = batch.schema();
+        let index = |name: &str| schema.index_of(name).ok();
+        Columns {
+            key: key_columns.iter().map(|k| (k.clone(), index(k))).collect(),
+            value: config.and_then(|c| index(c.value.get_ref())),
+            trials: config
+                .and_then(|c| c.trials.as_ref())
+                .and_then(|t| index(t.get_ref())),
+            measures: (0..schema.fields().len())
+                .filter(|c| !key_columns.contains(schema.field(*c).name()))
+                .collect(),
+            sample: index(SAMPLE_COLUMN),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -471,7 +496,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].measure.value, 5.0);
-        assert_eq!(a[0].key.get("street"), Some(&Value::String("S".into())));
+        assert_eq!(a[0].key.get("street"), Some(&Cell::Text("S".into())));
         assert_eq!(a[0].status, Status::Firing);
         // A window without S: S is quiet (0), so its alert resolves.
         let a = d.on_window(&window(10, &[("T", "a", 1)])).unwrap();

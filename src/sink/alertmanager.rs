@@ -17,9 +17,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::alert::{Alert, Status};
+use crate::core::key::Cell;
 use crate::core::time::{Millis, format_rfc3339, parse_rfc3339};
 use crate::metrics::Metrics;
 use crate::task::Task;
@@ -47,9 +47,9 @@ fn label_name(name: &str) -> String {
     out
 }
 
-fn text(v: &Value) -> String {
+fn text(v: &Cell) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Cell::Text(s) => s.clone(),
         other => other.to_string(),
     }
 }
@@ -64,7 +64,7 @@ fn now_ms() -> Millis {
 /// the alert's window (when it could first be known), but never in the future.
 pub fn to_alertmanager(alert: &Alert, now: Millis) -> AmAlert {
     let mut labels = BTreeMap::new();
-    for (k, v) in &alert.key {
+    for (k, v) in alert.key.iter() {
         let mut name = label_name(k);
         if matches!(name.as_str(), "alertname" | "severity" | "feed") {
             name = format!("key_{name}");
@@ -351,9 +351,10 @@ mod tests {
     use crate::core::level::Level;
 
     fn alert(level: Level, status: Status) -> Alert {
-        let mut key = serde_json::Map::new();
-        key.insert("district".into(), Value::String("西湖区".into()));
-        key.insert("street-name".into(), Value::String("北山街道".into()));
+        let key = crate::core::key::Key::new(vec![
+            ("district".into(), Cell::Text("西湖区".into())),
+            ("street-name".into(), Cell::Text("北山街道".into())),
+        ]);
         Alert {
             alert_id: format!("a-{}", level.as_str()),
             incident_id: "inc-1".into(),

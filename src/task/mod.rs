@@ -17,9 +17,9 @@ pub mod routing;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::alert::{Alert, Status, stable_id};
+use crate::core::key::Key;
 use crate::core::level::Level;
 use crate::core::time::Millis;
 pub use command::{Action, Command};
@@ -41,7 +41,7 @@ struct AlertSnapshot {
     firing: bool,
     level: Level,
     pipeline: String,
-    key: Map<String, Value>,
+    key: Key,
     /// A department per track, routed when the alert arrived.
     departments: Vec<(Track, String)>,
 }

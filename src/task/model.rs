@@ -2,8 +2,8 @@
 //! events that carry its full state to the sinks.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
+use crate::core::key::Key;
 use crate::core::level::Level;
 use crate::core::time::{Millis, format_rfc3339};
 
@@ -85,7 +85,7 @@ pub struct Task {
     pub level: Level,
     pub status: TaskStatus,
     pub pipeline: String,
-    pub key: Map<String, Value>,
+    pub key: Key,
     /// The latest alert of the incident.
     pub alert_id: String,
     #[serde(with = "crate::core::time::rfc3339")]

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::Track;
 use crate::alert::Alert;
+use crate::core::key::{Cell, Key};
 use crate::core::level::Level;
 use crate::core::time::{HOUR, Millis, parse_duration};
 use crate::error::Diagnostic;
@@ -229,7 +229,7 @@ fn specificity(r: &Route) -> usize {
 fn matches(r: &Route, alert: &Alert) -> bool {
     let label = |name: &str, want: &Option<String>| {
         want.as_ref()
-            .is_none_or(|w| alert.key.get(name).and_then(Value::as_str) == Some(w.as_str()))
+            .is_none_or(|w| alert.key.get(name).and_then(Cell::as_str) == Some(w.as_str()))
     };
     r.feed
         .as_ref()
@@ -244,10 +244,10 @@ fn matches(r: &Route, alert: &Alert) -> bool {
 }
 
 /// Fills `{street}` and `{district}` from the alert's key.
-fn fill(template: &str, key: &Map<String, Value>) -> String {
+fn fill(template: &str, key: &Key) -> String {
     let value = |name: &str, fallback: &str| {
         key.get(name)
-            .and_then(Value::as_str)
+            .and_then(Cell::as_str)
             .unwrap_or(fallback)
             .to_string()
     };
@@ -379,7 +379,7 @@ mod tests {
             feeds: vec![feed.into()],
             key: labels
                 .iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .map(|(k, v)| (k.to_string(), Cell::Text(v.to_string())))
                 .collect(),
             window_start: 0,
             window_end: 0,

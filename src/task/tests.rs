@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::alert::Measure;
+use crate::core::key::Cell;
 use crate::core::time::{HOUR, MINUTE};
 use std::collections::BTreeSet;
 
@@ -31,8 +32,8 @@ fn alert(level: Level, status: Status, end: Millis) -> Alert {
         pipeline: "police_grid_hour".into(),
         feeds: vec!["police_incident".into()],
         key: [
-            ("district".to_string(), Value::String("西湖区".into())),
-            ("street".to_string(), Value::String("北山街道".into())),
+            ("district".to_string(), Cell::Text("西湖区".into())),
+            ("street".to_string(), Cell::Text("北山街道".into())),
         ]
         .into_iter()
         .collect(),

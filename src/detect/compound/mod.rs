@@ -23,10 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use toml::Spanned;
 
 use crate::alert::{Alert, Finding, Language, Lifecycle, Measure, Status, Timing};
+use crate::core::key::Key;
 use crate::core::level::Level;
 use crate::core::time::{Millis, parse_duration};
 use crate::error::Diagnostic;
@@ -253,7 +253,7 @@ impl CompoundDetector {
             return Vec::new();
         }
         let c = &self.def.def.compound;
-        let labels: Map<String, Value> = c
+        let labels: Key = c
             .key
             .iter()
             .filter_map(|k| a.key.get(k).map(|v| (k.clone(), v.clone())))
@@ -261,11 +261,11 @@ impl CompoundDetector {
         if labels.len() < c.key.len() || c.min_level.is_some_and(|m| a.level < m) {
             return Vec::new();
         }
-        let key = Value::Array(labels.values().cloned().collect()).to_string();
+        let key = labels.id();
         let episode = format!(
             "{}|{}|{}",
             a.pipeline,
-            Value::Object(a.key.clone()),
+            serde_json::to_string(&a.key).unwrap_or_default(),
             a.incident_id
         );
         let newest = self.track(&key, episode, a);
@@ -321,13 +321,7 @@ impl CompoundDetector {
 
     /// Raises the key's best group of co-firing pipelines one level up, or
     /// resolves what no longer co-fires.
-    fn judge(
-        &mut self,
-        key: &str,
-        labels: &Map<String, Value>,
-        a: &Alert,
-        newest: Millis,
-    ) -> Vec<Finding> {
+    fn judge(&mut self, key: &str, labels: &Key, a: &Alert, newest: Millis) -> Vec<Finding> {
         let c = &self.def.def.compound;
         let t = a.window_start;
         let Some(spans) = self.spans.get(key) else {
@@ -374,13 +368,7 @@ impl CompoundDetector {
         findings
     }
 
-    fn finding(
-        &self,
-        key: &str,
-        labels: &Map<String, Value>,
-        g: &Group,
-        level: Option<Level>,
-    ) -> Finding {
+    fn finding(&self, key: &str, labels: &Key, g: &Group, level: Option<Level>) -> Finding {
         let pipelines: BTreeSet<&str> = g.members.iter().map(|s| s.pipeline.as_str()).collect();
         let mut ids: BTreeSet<String> = BTreeSet::new();
         for s in &g.members {

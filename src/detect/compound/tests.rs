@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::alert::Measure;
+use crate::core::key::Cell;
 use crate::core::time::{DAY, HOUR};
 
 fn def() -> CompoundDef {
@@ -17,9 +18,10 @@ fn alert(
     start: Millis,
     width: Millis,
 ) -> Alert {
-    let mut key = Map::new();
-    key.insert("district".into(), Value::String("西湖区".into()));
-    key.insert("street".into(), Value::String(street.into()));
+    let key = Key::new(vec![
+        ("district".into(), Cell::Text("西湖区".into())),
+        ("street".into(), Cell::Text(street.into())),
+    ]);
     Alert {
         alert_id: String::new(),
         incident_id: String::new(),
