@@ -12,7 +12,6 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::Array;
-use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
 use crate::alert::Alert;
@@ -267,21 +266,6 @@ impl Sink for MemorySink {
         self.tasks.push(event.clone());
         Ok(())
     }
-}
-
-/// Rows of a batch as JSON objects (tests and summaries).
-pub fn batch_rows(batch: &RecordBatch) -> Vec<Map<String, Value>> {
-    let schema = batch.schema();
-    (0..batch.num_rows())
-        .map(|r| {
-            schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(c, f)| (f.name().clone(), json_value(batch.column(c).as_ref(), r)))
-                .collect()
-        })
-        .collect()
 }
 
 #[cfg(test)]
