@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::observe::{Observed, Observers};
-use crate::sink::{Sink, window_rows};
+use crate::sink::{MemorySink, Sink, window_rows};
 use crate::source::generated::GeneratedReader;
 use crate::source::merge::{Merge, Reader};
 use crate::synth::{GenOptions, generate};
@@ -41,9 +41,9 @@ struct PipelineSummary {
 #[derive(Default)]
 struct Summary {
     windows: BTreeMap<String, PipelineSummary>,
-    alerts: Vec<Alert>,
     dead: BTreeMap<Reason, u64>,
-    tasks: Vec<TaskEvent>,
+    /// Alerts and task events, kept as they came.
+    kept: MemorySink,
 }
 
 impl Sink for Summary {
@@ -101,13 +101,11 @@ impl Sink for Summary {
     }
 
     fn alert(&mut self, alert: &Alert) -> Result<()> {
-        self.alerts.push(alert.clone());
-        Ok(())
+        self.kept.alert(alert)
     }
 
     fn task(&mut self, event: &TaskEvent) -> Result<()> {
-        self.tasks.push(event.clone());
-        Ok(())
+        self.kept.task(event)
     }
 }
 
@@ -194,6 +192,7 @@ impl Summary {
     /// Firing alerts: orange and red in full, blue and yellow counted per pipeline.
     fn alerts_section(&self, out: &mut String) {
         let firing: Vec<&Alert> = self
+            .kept
             .alerts
             .iter()
             .filter(|a| a.status == Status::Firing)
@@ -202,7 +201,7 @@ impl Summary {
             out,
             "\nalerts: {} firing, {} resolved",
             firing.len(),
-            self.alerts.len() - firing.len()
+            self.kept.alerts.len() - firing.len()
         );
         // Orange and red in full; blue and yellow counted per pipeline.
         for level in Level::ALL.iter().rev() {
@@ -244,6 +243,7 @@ impl Summary {
     fn dispatches_section(&self, out: &mut String) {
         // Dispatches: the three tasks each opened, with departments and deadlines.
         let opened: Vec<&TaskEvent> = self
+            .kept
             .tasks
             .iter()
             .filter(|e| e.change == Change::Opened)
@@ -253,7 +253,7 @@ impl Summary {
             "\n三同步 dispatches: {} opened ({} tasks), {} task events",
             opened.len() / 3,
             opened.len(),
-            self.tasks.len()
+            self.kept.tasks.len()
         );
         for e in &opened {
             let t = &e.task;
@@ -278,7 +278,7 @@ impl Summary {
             );
         }
         let mut changes: BTreeMap<String, usize> = BTreeMap::new();
-        for e in &self.tasks {
+        for e in &self.kept.tasks {
             let name = serde_json::to_value(e.change)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))

@@ -14,7 +14,7 @@ use crate::engine::{Engine, EngineStats};
 use crate::error::{Error, Result};
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
-use crate::sink::{JsonlSink, Sink};
+use crate::sink::JsonlSink;
 use crate::source::Arrival;
 use crate::source::file::FileReader;
 use crate::source::merge::{Merge, Reader};
@@ -59,14 +59,15 @@ pub struct Inputs<'a> {
     pub task_updates: Option<&'a Path>,
 }
 
-/// Runs `pipelines` over `inputs` into `sink`.
-pub fn replay_into(
+/// `yujing replay … --out DIR`: runs the pipelines over `inputs` and writes
+/// `windows.jsonl`, `alerts.jsonl`, `tasks.jsonl` and `dead_letters.jsonl`.
+pub fn replay_to_dir(
     catalog: Catalog,
     compiled: Compiled,
     inputs: Inputs<'_>,
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
-    sink: &mut dyn Sink,
+    out: &Path,
     progress: bool,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
@@ -94,8 +95,9 @@ pub fn replay_into(
         source = source.with_progress_bar(progress_bar(inputs.feeds));
     }
     let engine = Engine::compiled(catalog, compiled, options.clone(), runtime)?;
-    let mut driver = Driver::new(engine, source, sink, options)?;
+    let mut driver = Driver::new(engine, source, JsonlSink::create(out)?, options)?;
     driver.run()?;
+    driver.sink.flush()?;
     let engine = &driver.engine;
     Ok(ReplaySummary {
         stats: engine.stats,
@@ -141,23 +143,4 @@ fn read_task_updates(path: &Path) -> Result<Vec<Arrival>> {
             },
         })
         .collect())
-}
-
-/// `yujing replay … --out DIR`: writes `windows.jsonl`, `alerts.jsonl`,
-/// `tasks.jsonl` and `dead_letters.jsonl`.
-pub fn replay_to_dir(
-    catalog: Catalog,
-    compiled: Compiled,
-    inputs: Inputs<'_>,
-    options: DecodeOptions,
-    runtime: Arc<tokio::runtime::Runtime>,
-    out: &Path,
-    progress: bool,
-) -> Result<ReplaySummary> {
-    let mut sink = JsonlSink::create(out)?;
-    let summary = replay_into(
-        catalog, compiled, inputs, options, runtime, &mut sink, progress,
-    )?;
-    sink.flush()?;
-    Ok(summary)
 }

@@ -325,14 +325,7 @@ mod tests {
             labels: Key::new(vec![("grid_id".to_string(), Cell::Text("a".into()))]),
             start,
             end: start + 10,
-            measure: Measure {
-                value: 1.0,
-                expected: None,
-                threshold: None,
-                score: None,
-                p_value: None,
-                method: "test".into(),
-            },
+            measure: Measure::observed(1.0, "test".into()),
             level,
             event_ids: vec![],
         }

@@ -21,7 +21,8 @@ use crate::sink::Sink;
 use crate::source::Chunk;
 use crate::task::TaskManager;
 use crate::task::command::INPUT;
-use crate::window::{OperatorStats, WindowOperator};
+use crate::window::{OperatorStats, WindowOperator, WindowResult};
+use datafusion::error::DataFusionError;
 
 mod running;
 mod state;
@@ -311,36 +312,16 @@ impl Engine {
         Ok(max_time)
     }
 
-    /// An input ended (end of file) or went idle: it stops holding watermarks back.
-    pub fn finish_feed(&mut self, feed: &str, sink: &mut dyn Sink) -> Result<()> {
+    /// Emits, pipeline by pipeline, the windows `close` closes.
+    fn close_windows(
+        &mut self,
+        sink: &mut dyn Sink,
+        close: impl Fn(&mut WindowOperator) -> std::result::Result<Vec<WindowResult>, DataFusionError>,
+    ) -> Result<()> {
         for p in &mut self.pipelines {
             let _span = tracing::debug_span!("pipeline", pipeline = %p.name).entered();
             let started = Instant::now();
-            let windows = p
-                .operator
-                .finish_input(feed)
-                .map_err(|source| Error::Query {
-                    pipeline: p.name.to_string(),
-                    source,
-                })?;
-            p.emit(
-                &mut self.stats,
-                sink,
-                &windows,
-                &mut self.compounds,
-                &mut self.tasks,
-                started,
-            )?;
-        }
-        self.advance_tasks(self.task_clock(), sink)
-    }
-
-    /// End of all input: every open window closes.
-    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<()> {
-        for p in &mut self.pipelines {
-            let _span = tracing::debug_span!("pipeline", pipeline = %p.name).entered();
-            let started = Instant::now();
-            let windows = p.operator.finish().map_err(|source| Error::Query {
+            let windows = close(&mut p.operator).map_err(|source| Error::Query {
                 pipeline: p.name.to_string(),
                 source,
             })?;
@@ -353,6 +334,18 @@ impl Engine {
                 started,
             )?;
         }
+        Ok(())
+    }
+
+    /// An input ended (end of file) or went idle: it stops holding watermarks back.
+    pub fn finish_feed(&mut self, feed: &str, sink: &mut dyn Sink) -> Result<()> {
+        self.close_windows(sink, |op| op.finish_input(feed))?;
+        self.advance_tasks(self.task_clock(), sink)
+    }
+
+    /// End of all input: every open window closes.
+    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        self.close_windows(sink, WindowOperator::finish)?;
         // The clock ends at the last event, or at the last queued update if later,
         // so every update is applied.
         let last = self.tasks.as_ref().and_then(|t| t.last_pending());

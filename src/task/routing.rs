@@ -358,15 +358,10 @@ mod tests {
     use super::*;
     use crate::alert::{Measure, Status};
 
+    /// The feeds of the shipped schemas.
     fn feeds() -> BTreeSet<String> {
-        [
-            "petition",
-            "labor_dispute",
-            "police_incident",
-            "public_opinion",
-        ]
-        .map(String::from)
-        .into()
+        let catalog = crate::schema::Catalog::embedded().expect("schemas");
+        catalog.feeds.keys().cloned().collect()
     }
 
     fn alert(pipeline: &str, feed: &str, labels: &[(&str, &str)]) -> Alert {

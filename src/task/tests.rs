@@ -8,15 +8,10 @@ use std::collections::BTreeSet;
 
 const T0: Millis = 1_773_446_400_000; // 2026-03-14T00:00:00Z
 
+/// The feeds of the shipped schemas.
 fn feeds() -> BTreeSet<String> {
-    [
-        "petition",
-        "labor_dispute",
-        "police_incident",
-        "public_opinion",
-    ]
-    .map(String::from)
-    .into()
+    let catalog = crate::schema::Catalog::embedded().expect("schemas");
+    catalog.feeds.keys().cloned().collect()
 }
 
 fn manager() -> TaskManager {

@@ -10,6 +10,12 @@ fn def() -> CompoundDef {
     parse(Path::new("c.toml"), text).unwrap()
 }
 
+/// The compound alerts a fresh detector raises for `alerts`, in order.
+fn run(alerts: &[Alert]) -> Vec<Alert> {
+    let mut c = CompoundDetector::new(def());
+    alerts.iter().flat_map(|a| c.on_alert(a)).collect()
+}
+
 fn alert(
     pipeline: &str,
     street: &str,
@@ -32,14 +38,7 @@ fn alert(
         key,
         window_start: start,
         window_end: start + width,
-        measure: Measure {
-            value: 1.0,
-            expected: None,
-            threshold: None,
-            score: None,
-            p_value: None,
-            method: "t".into(),
-        },
+        measure: Measure::observed(1.0, "t".into()),
         summary: String::new(),
         event_ids: vec![format!("{pipeline}-1")],
     }
@@ -98,13 +97,6 @@ fn the_same_alerts_whatever_order_pipelines_deliver_in() {
         in_order[2].clone(),
         in_order[1].clone(),
     ];
-    let run = |alerts: &[Alert]| {
-        let mut c = CompoundDetector::new(def());
-        alerts
-            .iter()
-            .flat_map(|a| c.on_alert(a))
-            .collect::<Vec<_>>()
-    };
     let (a, b) = (run(&in_order), run(&skewed));
     assert_eq!(a.len(), 2);
     assert_eq!(
@@ -117,13 +109,6 @@ fn the_same_alerts_whatever_order_pipelines_deliver_in() {
 
 #[test]
 fn episodes_apart_do_not_combine() {
-    let run = |alerts: &[Alert]| {
-        let mut c = CompoundDetector::new(def());
-        alerts
-            .iter()
-            .flat_map(|a| c.on_alert(a))
-            .collect::<Vec<_>>()
-    };
     // Still firing, but its episode began more than `within` (2 days) earlier.
     let far = [
         alert("p", "a", Level::Yellow, Status::Firing, 0, DAY),

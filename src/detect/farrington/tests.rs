@@ -34,22 +34,16 @@ fn delta_limits_reproduce_the_reference_package_tests() {
 fn noufaily_limits_reproduce_the_reference_package_tests() {
     // η₀ = log 5, se = log 2, α = 0.05, y = 11.
     let t = |phi, m| noufaily_limits(5f64.ln(), 2f64.ln(), phi, 0.05, m, 11.0);
-    all_close(
-        t(1.5, ThresholdMethod::Muan),
-        [8.0, 24.0, 0.8597797, 0.4193982],
-    );
-    all_close(
-        t(1.0, ThresholdMethod::Muan),
-        [9.0, 22.0, 0.9093099, 0.4605347],
-    );
-    all_close(
-        t(1.5, ThresholdMethod::NbPlugin),
-        [1.0, 10.0, 0.03763657, 1.11918153],
-    );
-    all_close(
-        t(1.0, ThresholdMethod::NbPlugin),
-        [2.0, 9.0, 0.01369527, 1.27061541],
-    );
+    use ThresholdMethod::{Muan, NbPlugin};
+    let cases = [
+        (1.5, Muan, [8.0, 24.0, 0.8597797, 0.4193982]),
+        (1.0, Muan, [9.0, 22.0, 0.9093099, 0.4605347]),
+        (1.5, NbPlugin, [1.0, 10.0, 0.03763657, 1.11918153]),
+        (1.0, NbPlugin, [2.0, 9.0, 0.01369527, 1.27061541]),
+    ];
+    for (phi, method, want) in cases {
+        all_close(t(phi, method), want);
+    }
 }
 
 #[test]
