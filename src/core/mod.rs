@@ -6,4 +6,5 @@
 pub mod deadletter;
 pub mod key;
 pub mod level;
+pub mod stage;
 pub mod time;

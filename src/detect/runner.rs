@@ -17,6 +17,7 @@ use super::{Cusum, Ears, Ewma, Verdict};
 use crate::alert::{Alert, Finding, Lifecycle, Measure, Timing};
 use crate::core::key::{Cell, Key};
 use crate::core::level::Level;
+use crate::core::stage::Stateful;
 use crate::core::time::{DAY, Millis};
 use crate::query::sample::SAMPLE_SIZE;
 use crate::query::tables::{WINDOW_END, WINDOW_START};
@@ -140,26 +141,6 @@ impl PipelineDetector {
             lifecycle: Lifecycle::default(),
             warming_up: 0,
         })
-    }
-
-    pub fn state(&self) -> DetectorState {
-        DetectorState {
-            store: self.store.clone(),
-            trials: self.trials.clone(),
-            ewma: self.ewma.clone(),
-            cusum: self.cusum.clone(),
-            lifecycle: self.lifecycle.clone(),
-            warming_up: self.warming_up,
-        }
-    }
-
-    pub fn restore(&mut self, s: DetectorState) {
-        self.store = s.store;
-        self.trials = s.trials;
-        self.ewma = s.ewma;
-        self.cusum = s.cusum;
-        self.lifecycle = s.lifecycle;
-        self.warming_up = s.warming_up;
     }
 
     fn timing(&self) -> Timing {
@@ -412,6 +393,30 @@ impl PipelineDetector {
             self.warming_up += 1;
         }
         v
+    }
+}
+
+impl Stateful for PipelineDetector {
+    type State = DetectorState;
+
+    fn state(&self) -> DetectorState {
+        DetectorState {
+            store: self.store.clone(),
+            trials: self.trials.clone(),
+            ewma: self.ewma.clone(),
+            cusum: self.cusum.clone(),
+            lifecycle: self.lifecycle.clone(),
+            warming_up: self.warming_up,
+        }
+    }
+
+    fn restore(&mut self, s: DetectorState) {
+        self.store = s.store;
+        self.trials = s.trials;
+        self.ewma = s.ewma;
+        self.cusum = s.cusum;
+        self.lifecycle = s.lifecycle;
+        self.warming_up = s.warming_up;
     }
 }
 

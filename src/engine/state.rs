@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::Engine;
+use super::running::RunningPipeline;
+use crate::core::stage::{Named, Stateful, restore_all, save_all};
 use crate::core::time::Millis;
 use crate::detect::compound::CompoundState;
 use crate::detect::runner::DetectorState;
@@ -44,26 +46,33 @@ impl EngineState {
     }
 }
 
+/// A pipeline's state: its window clocks and its detector's.
+impl Stateful for RunningPipeline {
+    type State = (OperatorState, Option<DetectorState>);
+
+    fn state(&self) -> Self::State {
+        (self.operator.state(), self.detector.state())
+    }
+
+    fn restore(&mut self, (operator, detector): Self::State) {
+        self.operator.restore(operator);
+        self.detector.restore(detector);
+    }
+}
+
+impl Named for RunningPipeline {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 impl Engine {
     /// The state to checkpoint.
     pub fn state(&self) -> EngineState {
         EngineState {
-            pipelines: self
-                .pipelines
-                .iter()
-                .map(|p| {
-                    (
-                        p.name.to_string(),
-                        (p.operator.state(), p.detector.as_ref().map(|d| d.state())),
-                    )
-                })
-                .collect(),
-            compounds: self
-                .compounds
-                .iter()
-                .map(|c| (c.name().to_string(), c.state()))
-                .collect(),
-            tasks: self.tasks.as_ref().map(|t| t.state.clone()),
+            pipelines: save_all(&self.pipelines),
+            compounds: save_all(&self.compounds),
+            tasks: self.tasks.state(),
             max_time: self.max_time,
             definitions: self
                 .pipelines
@@ -79,32 +88,20 @@ impl Engine {
     pub fn restore(&mut self, mut s: EngineState) -> Vec<String> {
         let mut discarded = Vec::new();
         // Checkpoints of format 1 recorded no definitions: restored by name.
-        let by_name_only = s.definitions.is_empty();
-        for p in &mut self.pipelines {
-            let saved = s.definitions.get(p.name.as_ref());
-            if !by_name_only
-                && s.pipelines.contains_key(p.name.as_ref())
-                && saved != Some(&p.pipeline.def.fingerprint())
-            {
-                s.pipelines.remove(p.name.as_ref());
-                discarded.push(p.name.to_string());
-                continue;
-            }
-            if let Some((op, det)) = s.pipelines.remove(p.name.as_ref()) {
-                p.operator.restore(op);
-                if let (Some(d), Some(state)) = (p.detector.as_mut(), det) {
-                    d.restore(state);
+        if !s.definitions.is_empty() {
+            for p in &self.pipelines {
+                let saved = s.definitions.get(p.name.as_ref());
+                if s.pipelines.contains_key(p.name.as_ref())
+                    && saved != Some(&p.pipeline.def.fingerprint())
+                {
+                    s.pipelines.remove(p.name.as_ref());
+                    discarded.push(p.name.to_string());
                 }
             }
         }
-        for c in &mut self.compounds {
-            if let Some(state) = s.compounds.remove(c.name()) {
-                c.restore(state);
-            }
-        }
-        if let (Some(t), Some(state)) = (self.tasks.as_mut(), s.tasks) {
-            t.state = state;
-        }
+        restore_all(&mut self.pipelines, &mut s.pipelines);
+        restore_all(&mut self.compounds, &mut s.compounds);
+        self.tasks.restore(s.tasks);
         self.max_time = s.max_time;
         discarded
     }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::{Alert, Status, stable_id};
 use crate::core::key::Key;
 use crate::core::level::Level;
+use crate::core::stage::Stateful;
 use crate::core::time::Millis;
 pub use command::{Action, Command};
 pub use model::{Change, Rejected, Task, TaskEvent, TaskStatus, Track};
@@ -389,6 +390,18 @@ impl TaskManager {
             }
         }
         Ok(())
+    }
+}
+
+impl Stateful for TaskManager {
+    type State = TaskState;
+
+    fn state(&self) -> TaskState {
+        self.state.clone()
+    }
+
+    fn restore(&mut self, state: TaskState) {
+        self.state = state;
     }
 }
 

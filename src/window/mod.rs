@@ -26,6 +26,7 @@ use datafusion::error::DataFusionError;
 mod bins;
 pub mod session;
 
+use crate::core::stage::Stateful;
 use crate::core::time::Millis;
 use crate::query::{CompiledQuery, RunningStage, WindowSpec};
 
@@ -391,29 +392,6 @@ impl WindowOperator {
         std::mem::take(&mut self.failures)
     }
 
-    /// The input clocks and how far windows have closed, for checkpoints. Open
-    /// bins are not in it: a restart re-reads their events from the source.
-    pub fn state(&self) -> OperatorState {
-        OperatorState {
-            inputs: self
-                .inputs
-                .iter()
-                .map(|(k, c)| (k.clone(), (c.max_time, c.finished)))
-                .collect(),
-            closed_upto: self.closed_upto,
-        }
-    }
-
-    /// Restores clocks and progress; bins fill again as their events are re-read.
-    pub fn restore(&mut self, s: OperatorState) {
-        self.inputs = s
-            .inputs
-            .into_iter()
-            .map(|(k, (max_time, finished))| (k, InputClock { max_time, finished }))
-            .collect();
-        self.closed_upto = s.closed_upto;
-    }
-
     /// Start of the earliest bin still held (its events must be re-read after a
     /// restart); `None` when nothing is open. Session pipelines raise no alerts
     /// and are not counted.
@@ -455,5 +433,32 @@ impl WindowOperator {
         let mut windows = Vec::new();
         self.close_until(Millis::MAX, &mut windows)?;
         Ok(windows)
+    }
+}
+
+impl Stateful for WindowOperator {
+    type State = OperatorState;
+
+    /// The input clocks and how far windows have closed, for checkpoints. Open
+    /// bins are not in it: a restart re-reads their events from the source.
+    fn state(&self) -> OperatorState {
+        OperatorState {
+            inputs: self
+                .inputs
+                .iter()
+                .map(|(k, c)| (k.clone(), (c.max_time, c.finished)))
+                .collect(),
+            closed_upto: self.closed_upto,
+        }
+    }
+
+    /// Restores clocks and progress; bins fill again as their events are re-read.
+    fn restore(&mut self, s: OperatorState) {
+        self.inputs = s
+            .inputs
+            .into_iter()
+            .map(|(k, (max_time, finished))| (k, InputClock { max_time, finished }))
+            .collect();
+        self.closed_upto = s.closed_upto;
     }
 }

@@ -28,6 +28,7 @@ use toml::Spanned;
 use crate::alert::{Alert, Finding, Language, Lifecycle, Measure, Status, Timing};
 use crate::core::key::Key;
 use crate::core::level::Level;
+use crate::core::stage::{Named, Stateful};
 use crate::core::time::{Millis, parse_duration};
 use crate::error::Diagnostic;
 use crate::query::sample::SAMPLE_SIZE;
@@ -226,25 +227,6 @@ impl CompoundDetector {
             raised: BTreeMap::new(),
             lifecycle: Lifecycle::default(),
         }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.def.def.name
-    }
-
-    /// What it remembers, for checkpoints.
-    pub fn state(&self) -> CompoundState {
-        CompoundState {
-            spans: self.spans.clone(),
-            raised: self.raised.clone(),
-            lifecycle: self.lifecycle.clone(),
-        }
-    }
-
-    pub fn restore(&mut self, s: CompoundState) {
-        self.spans = s.spans;
-        self.raised = s.raised;
-        self.lifecycle = s.lifecycle;
     }
 
     /// Takes one alert of any pipeline and returns the compound alerts it causes.
@@ -476,6 +458,31 @@ fn best_group(spans: &BTreeMap<String, Span>, within: Option<Millis>, min: usize
         }
     }
     best.map(|b| b.1)
+}
+
+impl Named for CompoundDetector {
+    fn name(&self) -> &str {
+        &self.def.def.name
+    }
+}
+
+impl Stateful for CompoundDetector {
+    type State = CompoundState;
+
+    /// What it remembers, for checkpoints.
+    fn state(&self) -> CompoundState {
+        CompoundState {
+            spans: self.spans.clone(),
+            raised: self.raised.clone(),
+            lifecycle: self.lifecycle.clone(),
+        }
+    }
+
+    fn restore(&mut self, s: CompoundState) {
+        self.spans = s.spans;
+        self.raised = s.raised;
+        self.lifecycle = s.lifecycle;
+    }
 }
 
 #[cfg(test)]
