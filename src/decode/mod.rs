@@ -99,6 +99,8 @@ pub struct Decoded {
     pub batch: RecordBatch,
     pub rows: Vec<u32>,
     pub dead: Vec<DeadLetter>,
+    /// For dead letters of rows refused later.
+    pub redactor: Redactor,
 }
 
 enum Builder {
@@ -145,6 +147,7 @@ pub struct Decoder {
     hex: String,
     /// Latest event time accepted in the chunk being decoded.
     future_limit: Millis,
+    redactor: Redactor,
 }
 
 struct Rejection {
@@ -165,6 +168,11 @@ impl Decoder {
     pub fn new(schema: Arc<FeedSchema>, options: DecodeOptions) -> Self {
         // Schemas with more fields are refused when they are loaded.
         debug_assert!(schema.fields.len() <= MAX_FIELDS);
+        let redactor = Redactor {
+            schema: schema.clone(),
+            pii_key: options.pii_key,
+            max_record_bytes: options.max_record_bytes,
+        };
         let builders = schema
             .fields
             .iter()
@@ -177,6 +185,7 @@ impl Decoder {
             rows: Vec::new(),
             hex: String::with_capacity(64),
             future_limit: Millis::MAX,
+            redactor,
         }
     }
 
@@ -201,7 +210,7 @@ impl Decoder {
                     reason: rejection.reason,
                     field: rejection.field,
                     detail: rejection.detail,
-                    raw: self.redacted_raw(raw),
+                    raw: self.redactor.redacted_raw(raw),
                     source: chunk.origin(i),
                     event_id,
                     pipeline: None,
@@ -217,6 +226,7 @@ impl Decoder {
             batch,
             rows: std::mem::take(&mut self.rows),
             dead,
+            redactor: self.redactor.clone(),
         }
     }
 
@@ -451,6 +461,32 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// Makes raw lines safe for dead letters: PII values replaced by their keyed
+/// hash. Decoded batches carry one, so a stage that refuses a row later (late,
+/// a key too many) can describe it without going back to the decoder.
+#[derive(Clone)]
+pub struct Redactor {
+    schema: Arc<FeedSchema>,
+    pii_key: [u8; 32],
+    max_record_bytes: usize,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key.
+        f.debug_struct("Redactor")
+            .field("feed", &self.schema.feed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redactor {
+    /// The schema of the rows it describes.
+    pub fn schema(&self) -> &FeedSchema {
+        &self.schema
+    }
 
     /// The raw text for a dead letter, with PII values replaced by their hash when the
     /// line is a JSON object; otherwise the text as received (cut to the size limit).
@@ -458,13 +494,13 @@ impl Decoder {
         let text = String::from_utf8_lossy(raw);
         let has_pii = self.schema.fields.iter().any(|f| f.pii);
         if has_pii
-            && raw.len() <= self.options.max_record_bytes
+            && raw.len() <= self.max_record_bytes
             && let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(raw)
         {
             let mut changed = false;
             for f in self.schema.fields.iter().filter(|f| f.pii) {
                 if let Some(serde_json::Value::String(s)) = map.get_mut(&f.name) {
-                    let h = blake3::keyed_hash(&self.options.pii_key, s.as_bytes());
+                    let h = blake3::keyed_hash(&self.pii_key, s.as_bytes());
                     *s = h.to_hex()[..32].to_string();
                     changed = true;
                 }

@@ -292,9 +292,7 @@ impl Engine {
                     pipeline: p.name.to_string(),
                     source,
                 })?;
-            let decoder = &self.decoders[feed];
-            let event_id_col = self.catalog.feeds[feed].event_id_index;
-            for dead in p.refused(&emitted, &decoded, chunk, decoder, event_id_col, wm_before) {
+            for dead in p.refused(&emitted, &decoded, chunk, wm_before) {
                 sink.dead_letter(&dead)?;
                 self.stats.dead_letters += 1;
             }

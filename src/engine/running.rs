@@ -10,7 +10,7 @@ use arrow::array::{StringArray, TimestampMillisecondArray};
 use super::EngineStats;
 use crate::core::deadletter::{DeadLetter, Origin, Reason};
 use crate::core::time::{Millis, format_duration, format_rfc3339};
-use crate::decode::{Decoded, Decoder};
+use crate::decode::Decoded;
 use crate::detect::compound::CompoundDetector;
 use crate::detect::runner::PipelineDetector;
 use crate::error::{Error, Result};
@@ -146,11 +146,10 @@ impl RunningPipeline {
         emitted: &Emitted,
         decoded: &Decoded,
         chunk: &Chunk,
-        decoder: &Decoder,
-        event_id_col: usize,
         wm_before: Millis,
     ) -> Vec<DeadLetter> {
-        let time_col = decoder.schema().event_time_index;
+        let schema = decoded.redactor.schema();
+        let (time_col, event_id_col) = (schema.event_time_index, schema.event_id_index);
         let refused = emitted.late.iter().map(|r| (*r, Reason::Late)).chain(
             emitted
                 .too_many_keys
@@ -191,7 +190,7 @@ impl RunningPipeline {
                     ),
                 ),
             };
-            let raw = decoder.redacted_raw(chunk.raw(line));
+            let raw = decoded.redactor.redacted_raw(chunk.raw(line));
             letters.push(
                 DeadLetter::new(chunk.feed.as_ref(), reason, detail, raw, chunk.origin(line))
                     .field(field)
