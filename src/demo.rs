@@ -135,7 +135,7 @@ pub fn run(
     for c in &compiled.compounds {
         descriptions.insert(c.def.name.clone(), c.def.description.clone());
     }
-    let engine = Engine::compiled(catalog, compiled, options.clone(), runtime)?;
+    let engine = Engine::compiled(catalog, compiled, options, runtime)?;
     let readers = std::mem::take(&mut generated.feeds)
         .into_iter()
         .map(|(feed, lines)| {
@@ -144,7 +144,7 @@ pub fn run(
         .collect();
     let sink = Observed::new(Summary::default(), observers);
     let started = std::time::Instant::now();
-    let mut driver = Driver::new(engine, Merge::new(readers), sink, options)?;
+    let mut driver = Driver::new(engine, Merge::new(readers), sink)?;
     driver.run()?;
     let seconds = started.elapsed().as_secs_f64();
     let (engine, sink) = (driver.engine, driver.sink);

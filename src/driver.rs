@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use crate::core::deadletter::{DeadLetter, Origin};
-use crate::decode::{DecodeOptions, capped_raw};
+use crate::decode::capped_raw;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::sink::Sink;
@@ -26,15 +26,6 @@ pub trait Checkpointer<Src, S> {
     fn at_stop(&mut self, engine: &Engine, source: &mut Src, sink: &mut S) -> Result<()>;
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// The source was exhausted: every window closed.
-    Exhausted,
-    /// Told to stop: open windows are left to the checkpoint.
-    Stopped,
-}
-
 pub struct Driver<Src, S> {
     pub engine: Engine,
     pub source: Src,
@@ -43,19 +34,12 @@ pub struct Driver<Src, S> {
     /// Task updates from the HTTP API, dated when they are applied.
     updates: Option<Receiver<Update>>,
     stop: Option<Arc<AtomicBool>>,
-    /// For the limits of task updates, judged against the processing clock.
-    options: DecodeOptions,
 }
 
 impl<Src: Source, S: Sink> Driver<Src, S> {
     /// Feeds whose feed-level input the source does not drive step aside at
     /// once (nothing has been read, so nothing is emitted).
-    pub fn new(
-        mut engine: Engine,
-        source: Src,
-        mut sink: S,
-        options: DecodeOptions,
-    ) -> Result<Self> {
+    pub fn new(mut engine: Engine, source: Src, mut sink: S) -> Result<Self> {
         let driven = source.feed_inputs();
         for feed in engine.feeds_read() {
             if !driven.contains(&feed) {
@@ -69,7 +53,6 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             checkpointer: None,
             updates: None,
             stop: None,
-            options,
         })
     }
 
@@ -94,18 +77,18 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
-    /// Runs until the source is exhausted or the run is told to stop.
-    pub fn run(&mut self) -> Result<Ending> {
+    /// Runs until the source is exhausted (every window closes) or the run is
+    /// told to stop (open windows are left to the last checkpoint).
+    pub fn run(&mut self) -> Result<()> {
         while !self.stopped() {
             if !self.step()? {
-                self.engine.finish(&mut self.sink)?;
-                return Ok(Ending::Exhausted);
+                return self.engine.finish(&mut self.sink);
             }
         }
-        if let Some(c) = self.checkpointer.as_mut() {
-            c.at_stop(&self.engine, &mut self.source, &mut self.sink)?;
+        match self.checkpointer.as_mut() {
+            Some(c) => c.at_stop(&self.engine, &mut self.source, &mut self.sink),
+            None => Ok(()),
         }
-        Ok(Ending::Stopped)
     }
 
     /// One step; false once the source is exhausted.
@@ -146,7 +129,7 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
     /// A task update waits in the engine for its time; one that is not a valid
     /// command goes to the dead letters with its reason.
     fn task_update(&mut self, text: &str, origin: Origin) -> Result<()> {
-        match Command::parse_within(text, self.options.command_limits()) {
+        match Command::parse_within(text, self.engine.command_limits()) {
             Ok(mut c) => {
                 c.origin = Some(origin);
                 self.engine.task_command(c);

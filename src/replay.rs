@@ -94,8 +94,8 @@ pub fn replay_to_dir(
     if progress && std::io::stderr().is_terminal() {
         source = source.with_progress_bar(progress_bar(inputs.feeds));
     }
-    let engine = Engine::compiled(catalog, compiled, options.clone(), runtime)?;
-    let mut driver = Driver::new(engine, source, JsonlSink::create(out)?, options)?;
+    let engine = Engine::compiled(catalog, compiled, options, runtime)?;
+    let mut driver = Driver::new(engine, source, JsonlSink::create(out)?)?;
     driver.run()?;
     driver.sink.flush()?;
     let engine = &driver.engine;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{self, Checkpoint, StateDir};
-use crate::core::time::Millis;
 use crate::driver::{Checkpointer, Driver};
 use crate::engine::Engine;
 use crate::error::Result;
@@ -159,15 +158,16 @@ impl Checkpointer<KafkaSource, DaemonSink> for DaemonCheckpointer {
     }
 }
 
-/// Puts a checkpoint back: the engine state (but pipelines whose clocks are past
-/// `latest` or whose definition changed start afresh), the API's view, what the
-/// previous process already sent, and the offsets below which it consumed.
+/// Puts a checkpoint back: the engine state (but pipelines whose clocks are
+/// past what the processing clock allows, or whose definition changed, start
+/// afresh), the API's view, what the previous process already sent, and the
+/// offsets below which it consumed.
 pub fn restore(
     driver: &mut Driver<KafkaSource, DaemonSink>,
     mut cp: Checkpoint,
-    latest: Millis,
     metrics: &Metrics,
 ) {
+    let latest = driver.engine.command_limits().latest;
     let discarded = |name: &str| {
         metrics
             .pipeline_state_discarded

@@ -63,7 +63,7 @@ pub fn run(
         .kafka
         .clone()
         .ok_or_else(|| Error::Other("`yujing run` needs a [kafka] section in the config".into()))?;
-    let engine = Engine::compiled(catalog, compiled, options.clone(), runtime)?;
+    let engine = Engine::compiled(catalog, compiled, options, runtime)?;
     let metrics = Arc::new(Metrics::new());
     let observers = Observers {
         metrics: metrics.clone(),
@@ -102,10 +102,10 @@ pub fn run(
     kafka_sink.sent = already_sent;
     let sink = Observed::new(kafka_sink, &observers);
     drop(observers);
-    let mut driver = Driver::new(engine, source, sink, options.clone())?;
+    let mut driver = Driver::new(engine, source, sink)?;
     if let Some(cp) = loaded.checkpoint {
         let format = cp.format;
-        checkpointer::restore(&mut driver, cp, options.command_limits().latest, &metrics);
+        checkpointer::restore(&mut driver, cp, &metrics);
         tracing::info!(dir = %state.path().display(), format, "restored the checkpoint");
     }
     let interval = Duration::from_millis(

@@ -54,6 +54,9 @@ pub struct Engine {
     tasks: Option<TaskManager>,
     /// The latest event time seen in any input.
     max_time: Option<Millis>,
+    /// What records and task updates may be: sizes, and how far ahead of the
+    /// processing clock.
+    options: DecodeOptions,
     pub stats: EngineStats,
 }
 
@@ -116,6 +119,7 @@ impl Engine {
             compounds: Vec::new(),
             tasks: None,
             max_time: None,
+            options,
             stats: EngineStats::default(),
         })
     }
@@ -138,6 +142,11 @@ impl Engine {
     pub fn with_tasks(mut self, tasks: TaskManager) -> Self {
         self.tasks = Some(tasks);
         self
+    }
+
+    /// What a task update may be, judged against the processing clock now.
+    pub fn command_limits(&self) -> crate::task::command::Limits {
+        self.options.command_limits()
     }
 
     /// Queues a task update; it applies when the clock reaches its time.

@@ -42,28 +42,6 @@ pub trait Sink {
     }
 }
 
-/// A sink lent to a driver.
-impl<T: Sink + ?Sized> Sink for &mut T {
-    fn window(&mut self, window: &WindowResult, ordered: bool) -> Result<()> {
-        (**self).window(window, ordered)
-    }
-    fn dead_letter(&mut self, dead: &DeadLetter) -> Result<()> {
-        (**self).dead_letter(dead)
-    }
-    fn alert(&mut self, alert: &Alert) -> Result<()> {
-        (**self).alert(alert)
-    }
-    fn task(&mut self, event: &TaskEvent) -> Result<()> {
-        (**self).task(event)
-    }
-    fn ingested(&mut self, feed: &str, events: u64) -> Result<()> {
-        (**self).ingested(feed, events)
-    }
-    fn progress(&mut self, progress: &Progress) -> Result<()> {
-        (**self).progress(progress)
-    }
-}
-
 /// Default bound on one output record (alert, task event, dead letter), in bytes:
 /// well below Kafka's default `message.max.bytes` of 1,000,000.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 256 << 10;
