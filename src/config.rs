@@ -8,8 +8,18 @@ use serde::Deserialize;
 
 use crate::error::{Diagnostic, Diagnostics, Error, Result, line_col};
 
-/// Environment variable holding the secret behind PII pseudonyms.
+/// The secret behind PII pseudonyms (see [`crate::secret`] for where it is looked up).
 pub const PII_KEY_ENV: &str = "YUJING_PII_KEY";
+
+/// The secret holding the Kafka SASL password.
+pub const KAFKA_PASSWORD: &str = "YUJING_KAFKA_PASSWORD";
+
+/// Shortest PII key `yujing run` accepts: 32 bytes, the BLAKE3 key size, so
+/// guessing the key is no easier than guessing a hash.
+pub const MIN_PII_KEY_BYTES: usize = 32;
+
+/// The development key `replay` and `demo` fall back to.
+pub const DEVELOPMENT_PII_KEY: &str = "yujing-development-key";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,9 +80,12 @@ pub struct KafkaConfig {
     pub idle_timeout: String,
     #[serde(default)]
     pub topics: TopicsConfig,
-    /// Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, …).
+    /// Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, …),
+    /// all but the password.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub sasl_password: Option<crate::secret::Secret>,
 }
 
 fn default_idle() -> String {
@@ -80,12 +93,29 @@ fn default_idle() -> String {
 }
 
 impl KafkaConfig {
-    /// A librdkafka client configuration: the brokers and the `settings` as given.
+    /// Reads the SASL password from the secret [`KAFKA_PASSWORD`], when set, for
+    /// every client made after.
+    pub fn with_secrets(mut self) -> Result<Self> {
+        if self.settings.contains_key("sasl.password") {
+            return Err(Error::Other(format!(
+                "`sasl.password` does not belong in yujing.toml: give it in ${KAFKA_PASSWORD} \
+                 (or ${KAFKA_PASSWORD}_FILE, or the systemd credential `{KAFKA_PASSWORD}`)"
+            )));
+        }
+        self.sasl_password = crate::secret::read(KAFKA_PASSWORD)?.map(|(s, _)| s);
+        Ok(self)
+    }
+
+    /// A librdkafka client configuration: the brokers, the `settings` as given,
+    /// and the SASL password read by [`KafkaConfig::with_secrets`].
     pub fn client(&self) -> rdkafka::config::ClientConfig {
         let mut c = rdkafka::config::ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         for (key, value) in &self.settings {
             c.set(key, value);
+        }
+        if let Some(password) = &self.sasl_password {
+            c.set("sasl.password", password.expose());
         }
         c
     }
@@ -139,25 +169,70 @@ impl Default for StateConfig {
     }
 }
 
-/// `[http]`.
+/// `[http]`: where the API listens, who may use it, and HTTPS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: String,
-    /// Bearer token for `POST /api/tasks/{id}`; read from this environment variable.
-    #[serde(default = "default_token_env")]
-    pub token_env: String,
+    /// Who may call `/api/*`; without any, every `/api/*` request is refused.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// The secret (see [`crate::secret`]) Prometheus must send as a bearer
+    /// token for `/metrics`; open when absent.
+    pub metrics_token: Option<String>,
+    /// HTTPS: a PEM certificate chain and its key; plain HTTP when absent. A path
+    /// may start with `$CREDENTIALS_DIRECTORY/` (systemd's `LoadCredential=`).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Longest a request may take, from its first byte to the response.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: String,
+    /// Largest request body accepted (task actions are a few hundred bytes).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
 }
 
-fn default_token_env() -> String {
-    "YUJING_API_TOKEN".into()
+/// One `[[http.tokens]]`: a bearer token with a role. Its name is the `actor`
+/// recorded for every task action taken with it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub role: Role,
+    /// An operator bound to a department acts only on that department's tasks.
+    pub department: Option<String>,
+    /// The secret holding the token (see [`crate::secret`]), e.g. `YUJING_TOKEN_DUTY`.
+    pub secret: String,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read alerts and tasks.
+    Viewer,
+    /// Read, and act on tasks (acknowledge, done, reassign, note).
+    Operator,
+}
+
+fn default_request_timeout() -> String {
+    "10s".into()
+}
+
+fn default_max_body() -> usize {
+    16 << 10
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:9464".into(),
-            token_env: default_token_env(),
+            tokens: Vec::new(),
+            metrics_token: None,
+            tls_cert: None,
+            tls_key: None,
+            request_timeout: default_request_timeout(),
+            max_body_bytes: default_max_body(),
         }
     }
 }
@@ -166,8 +241,16 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
-    /// Base URL, e.g. `http://127.0.0.1:9093` (plain HTTP).
+    /// Base URL, e.g. `https://alertmanager.district.internal:9093`.
     pub url: String,
+    /// For `https://`: the CA certificate (PEM) that signed Alertmanager's; the
+    /// system's web roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// Basic auth: the user, with the password in the secret `password_secret`.
+    pub username: Option<String>,
+    pub password_secret: Option<String>,
+    /// Bearer auth (for a proxy in front): the secret holding the token.
+    pub bearer_secret: Option<String>,
     /// Firing alerts are sent again this often; keep it below Alertmanager's `resolve_timeout`.
     #[serde(default = "default_resend")]
     pub resend_interval: String,
@@ -198,7 +281,11 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
-            if p.is_relative() {
+            if let Ok(rest) = p.strip_prefix("$CREDENTIALS_DIRECTORY")
+                && let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")
+            {
+                *p = Path::new(&dir).join(rest);
+            } else if p.is_relative() {
                 *p = base.join(&*p);
             }
         };
@@ -207,6 +294,11 @@ impl Config {
         config.replay.out.as_mut().map(rebase);
         config.replay.task_updates.as_mut().map(rebase);
         config.routing.as_mut().map(rebase);
+        config.http.tls_cert.as_mut().map(rebase);
+        config.http.tls_key.as_mut().map(rebase);
+        if let Some(am) = config.alertmanager.as_mut() {
+            am.ca_file.as_mut().map(rebase);
+        }
         rebase(&mut config.state.dir);
         config.replay.inputs.values_mut().for_each(rebase);
         // Durations are checked here, so `yujing check` reports them with a position.
@@ -234,6 +326,7 @@ impl Config {
             duration("idle_timeout", &k.idle_timeout);
         }
         duration("checkpoint_interval", &config.state.checkpoint_interval);
+        duration("request_timeout", &config.http.request_timeout);
         if let Some(d) = &config.max_future {
             duration("max_future", d);
         }
@@ -241,23 +334,38 @@ impl Config {
             duration("resend_interval", &am.resend_interval);
             duration("timeout", &am.timeout);
         }
-        if let Some(am) = &config.alertmanager
-            && !am.url.starts_with("http://")
-        {
-            let offset = text.find(&am.url).unwrap_or(0);
-            diags.push(Diagnostic::at(
-                path,
-                &text,
-                offset,
-                "`alertmanager.url` must start with http:// (put a TLS proxy in front for https)"
-                    .into(),
-            ));
-        }
+        diags.extend(config.check_endpoints(path, &text));
         if !diags.is_empty() {
             return Err(Error::Invalid(Diagnostics(diags)));
         }
         config.source = Some((path.to_path_buf(), text));
         Ok(config)
+    }
+
+    /// The endpoints' mistakes: an Alertmanager URL that is not HTTP(S), half an HTTPS pair.
+    fn check_endpoints(&self, path: &Path, text: &str) -> Vec<Diagnostic> {
+        let mut diags = Vec::new();
+    if let Some(am) = &self.alertmanager
+        && !(am.url.starts_with("http://") || am.url.starts_with("https://"))
+    {
+        let offset = text.find(&am.url).unwrap_or(0);
+        diags.push(Diagnostic::at(
+            path,
+            text,
+            offset,
+            "`alertmanager.url` must start with https:// or http://".into(),
+        ));
+    }
+    if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+        let offset = text.find("tls_").unwrap_or(0);
+        diags.push(Diagnostic::at(
+            path,
+            text,
+            offset,
+            "HTTPS needs both `tls_cert` and `tls_key`".into(),
+        ));
+    }
+        diags
     }
 
     /// Mistakes only the catalog can tell: a `[kafka.topics.feeds]` entry for a
@@ -290,13 +398,40 @@ impl Config {
     }
 }
 
-/// The PII secret from the environment, or a fixed development secret (with a warning).
-pub fn pii_secret() -> String {
-    match std::env::var(PII_KEY_ENV) {
-        Ok(s) if !s.is_empty() => s,
-        _ => {
-            tracing::warn!("{PII_KEY_ENV} is not set; PII pseudonyms use the development key");
-            "yujing-development-key".to_string()
+/// Whether a run may fall back to the development PII key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// `yujing run`: a key of at least [`MIN_PII_KEY_BYTES`] or no start.
+    Required,
+    /// `replay`, `demo`, and `run --insecure-dev-key`: the development key
+    /// when none is set, with a warning.
+    DevelopmentAllowed,
+}
+
+/// The PII secret, by `policy`.
+pub fn pii_secret(policy: KeyPolicy) -> Result<String> {
+    let found = crate::secret::read(PII_KEY_ENV)?;
+    match (found, policy) {
+        (Some((key, _)), _) if key.len() >= MIN_PII_KEY_BYTES => Ok(key.expose().to_string()),
+        (Some((key, at)), KeyPolicy::Required) => Err(Error::Other(format!(
+            "the PII key in {at} is {} bytes; it must be at least {MIN_PII_KEY_BYTES} \
+             (e.g. `head -c 32 /dev/urandom | base64`)",
+            key.len()
+        ))),
+        (None, KeyPolicy::Required) => Err(Error::Other(format!(
+            "no PII key: set ${PII_KEY_ENV}, ${PII_KEY_ENV}_FILE or the systemd credential \
+             `{PII_KEY_ENV}` to at least {MIN_PII_KEY_BYTES} random bytes \
+             (`--insecure-dev-key` runs with a public development key, for trials only)"
+        ))),
+        (Some((key, _)), KeyPolicy::DevelopmentAllowed) => {
+            tracing::warn!("the PII key is shorter than {MIN_PII_KEY_BYTES} bytes");
+            Ok(key.expose().to_string())
+        }
+        (None, KeyPolicy::DevelopmentAllowed) => {
+            tracing::warn!(
+                "{PII_KEY_ENV} is not set; PII pseudonyms use the public development key"
+            );
+            Ok(DEVELOPMENT_PII_KEY.to_string())
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod query;
 pub mod replay;
 pub mod schema;
+pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod synth;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use yujing::config::{Config, pii_secret};
+use yujing::config::{Config, KeyPolicy, pii_secret};
 use yujing::decode::DecodeOptions;
 use yujing::error::Error;
 use yujing::pipeline;
@@ -99,6 +99,10 @@ enum Command {
         /// and start afresh (without it the daemon refuses to start).
         #[arg(long)]
         reset_state: bool,
+        /// Run without a PII key, on the public development key: for trials on
+        /// test data only, never on real feeds.
+        #[arg(long)]
+        insecure_dev_key: bool,
     },
     /// Validate configuration, schemas and pipelines without running them.
     Check {
@@ -245,8 +249,8 @@ fn load(sources: &Sources) -> anyhow::Result<Loaded> {
     })
 }
 
-fn decode_options(config: &Config) -> anyhow::Result<DecodeOptions> {
-    let mut o = DecodeOptions::with_secret(&pii_secret());
+fn decode_options(config: &Config, policy: KeyPolicy) -> anyhow::Result<DecodeOptions> {
+    let mut o = DecodeOptions::with_secret(&pii_secret(policy)?);
     if let Some(n) = config.max_record_bytes {
         o.max_record_bytes = n;
     }
@@ -279,7 +283,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run {
             sources,
             reset_state,
-        } => run_daemon(sources, reset_state),
+            insecure_dev_key,
+        } => run_daemon(sources, reset_state, insecure_dev_key),
         Command::Check { sources } => check(sources),
         Command::Eval {
             seed,
@@ -297,6 +302,28 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             scale,
         } => generate(out, seed, days, late, bad, scale),
     }
+}
+
+/// The secret that fixes the demo's viewer token (a random one when unset).
+const DEMO_TOKEN: &str = "YUJING_DEMO_TOKEN";
+
+/// The demo takes no task updates: one viewer token, its own unless given.
+fn demo_guard() -> anyhow::Result<(yujing::http::Guard, String)> {
+    let token = match yujing::secret::read(DEMO_TOKEN)? {
+        Some((t, _)) => t.expose().to_string(),
+        None => {
+            use rand::Rng;
+            let bytes: [u8; 16] = rand::rng().random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let viewer = yujing::http::access::Caller {
+        name: "demo".into(),
+        role: yujing::config::Role::Viewer,
+        department: None,
+    };
+    let access = yujing::http::access::Access::single(&token, viewer);
+    Ok((yujing::http::Guard::new(access), token))
 }
 
 /// `yujing demo`: generated feeds through the shipped pipelines, a report.
@@ -319,25 +346,28 @@ fn demo(
         bad: 20,
         ..GenOptions::default()
     };
-    let metrics = Arc::new(yujing::metrics::Metrics::new());
+    let metrics = Arc::new(yujing::metrics::Metrics::new().with_departments(compiled.routing.departments()));
     let observers = Observers {
-        alertmanager: alertmanager.map(|url| {
-            Arc::new(Notifier::start(
-                &url,
+        alertmanager: match alertmanager {
+            Some(url) => Some(Arc::new(Notifier::start(
+                yujing::sink::alertmanager::Target::plain(&url),
                 Duration::from_secs(60),
                 Duration::from_secs(5),
                 metrics.clone(),
-            ))
-        }),
+            )?)),
+            None => None,
+        },
         metrics,
         view: Default::default(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(addr) = &listen {
-        // The demo takes no task updates: no token.
-        let (ready, _) = yujing::http::serve(addr, &observers, None, stop.clone())?;
+        let (guard, token) = demo_guard()?;
+        let (ready, _) = yujing::http::serve(addr, &observers, guard, stop.clone())?;
         ready.set(true);
-        say(&format!("serving /metrics and /api on http://{addr}"));
+        say(&format!(
+            "serving /metrics and /api on http://{addr} (API: Authorization: Bearer {token})"
+        ));
     }
     let report = yujing::demo::run(
         catalog,
@@ -406,7 +436,7 @@ fn replay(
     };
     let rt = runtime()?;
     let (config, catalog, compiled) = loaded.compile(&rt)?;
-    let mut options = decode_options(&config)?;
+    let mut options = decode_options(&config, KeyPolicy::DevelopmentAllowed)?;
     if let Some(now) = &now {
         let t = yujing::core::time::parse_rfc3339(now)
             .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?;
@@ -430,11 +460,25 @@ fn replay(
 }
 
 /// `yujing run`: the daemon.
-fn run_daemon(sources: Sources, reset_state: bool) -> anyhow::Result<ExitCode> {
+fn run_daemon(
+    sources: Sources,
+    reset_state: bool,
+    insecure_dev_key: bool,
+) -> anyhow::Result<ExitCode> {
     let loaded = load(&sources)?;
+    let policy = if insecure_dev_key {
+        KeyPolicy::DevelopmentAllowed
+    } else {
+        KeyPolicy::Required
+    };
+    // Before anything is compiled or connected: a missing key is the operator's to fix.
+    let options = decode_options(&loaded.config, policy)?;
+    tracing::info!(
+        pii_key = %yujing::decode::key_fingerprint(&options.pii_key),
+        "PII pseudonyms by this key"
+    );
     let rt = runtime()?;
     let (config, catalog, compiled) = loaded.compile(&rt)?;
-    let options = decode_options(&config)?;
     yujing::daemon::run(config, catalog, compiled, options, rt, reset_state)?;
     Ok(ExitCode::SUCCESS)
 }

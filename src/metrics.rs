@@ -41,6 +41,8 @@ pub struct Metrics {
     pub checkpoints_set_aside: IntCounter,
     /// Watermarks in event-time milliseconds, so the lag is computed when scraped.
     watermarks: Mutex<BTreeMap<String, Millis>>,
+    /// The departments a `department` label may name (the routing table's).
+    departments: std::collections::BTreeSet<String>,
 }
 
 // Names, help and labels are constants of this module, so creating a metric
@@ -200,6 +202,7 @@ impl Metrics {
             )
             .made("checkpoints_set_aside"),
             watermarks: Mutex::new(BTreeMap::new()),
+            departments: Default::default(),
         };
         let mut m = m;
         m.register_all();
@@ -245,6 +248,23 @@ impl Metrics {
                 .register(c)
                 .unwrap_or_else(|e| panic!("registering {names:?}: {e}"));
             self.names.extend(names);
+        }
+    }
+
+    /// Bounds the `department` label to these names (the routing table's).
+    pub fn with_departments(mut self, departments: std::collections::BTreeSet<String>) -> Self {
+        self.departments = departments;
+        self
+    }
+
+    /// The `department` label for a task's department: itself if the routing
+    /// table names it, else `other` — a department filled in from data or given
+    /// by a reassignment never becomes a series of its own.
+    pub fn department_label<'a>(&self, department: &'a str) -> &'a str {
+        if self.departments.contains(department) {
+            department
+        } else {
+            "other"
         }
     }
 

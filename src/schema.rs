@@ -89,8 +89,13 @@ pub struct FieldDef {
     #[serde(default)]
     pub required: bool,
     /// Personal data: hashed with a keyed hash at decode time, never shown in clear.
+    /// Only on `string` and `string_list` fields, which can hold the hash.
     #[serde(default)]
     pub pii: bool,
+    /// Free text that may carry personal data (a post, a note): kept for the
+    /// pipelines' SQL, but never repeated in a dead letter.
+    #[serde(default)]
+    pub personal: bool,
     pub min: Option<f64>,
     pub max: Option<f64>,
     #[serde(default)]
@@ -207,6 +212,23 @@ pub fn toml_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
+/// Why a field's `pii` or `personal` mark cannot be honoured, if it cannot.
+fn refused_mark(f: &FieldDef) -> Option<String> {
+    let text = matches!(f.ty, FieldType::String | FieldType::StringList);
+    let key_field = matches!(f.name.as_str(), EVENT_ID | EVENT_TIME);
+    [(f.pii, "pii"), (f.personal, "personal")]
+        .into_iter()
+        .find(|(marked, _)| *marked && (!text || key_field))
+        .map(|(_, what)| {
+            format!(
+                "field `{}`: `{what} = true` needs a string or string_list field other than \
+                 event_id and event_time (a hash or a withheld text cannot stand in for {})",
+                f.name,
+                f.ty.json_name()
+            )
+        })
+}
+
 fn parse_schema(path: &Path, text: &str) -> Result<FeedSchema, Vec<Diagnostic>> {
     let diag = |offset: Option<usize>, message: String| {
         let (line, col) = offset.map_or((0, 0), |o| line_col(text, o));
@@ -224,6 +246,9 @@ fn parse_schema(path: &Path, text: &str) -> Result<FeedSchema, Vec<Diagnostic>> 
     for f in &file.fields {
         if !seen.insert(f.name.as_str()) {
             diags.push(diag(None, format!("field `{}` is declared twice", f.name)));
+        }
+        if let Some(m) = refused_mark(f) {
+            diags.push(diag(None, m));
         }
         if matches!(f.name.as_str(), "window_start" | "window_end") {
             diags.push(diag(
@@ -296,6 +321,25 @@ mod tests {
         assert!(p.fields[p.index_of("petitioner_id").unwrap()].pii);
         let o = c.get("public_opinion").unwrap();
         assert!(o.fields[o.index_of("author_id").unwrap()].pii);
+        assert!(o.fields[o.index_of("text").unwrap()].personal);
+    }
+
+    #[test]
+    fn pii_is_refused_where_no_hash_can_stand() {
+        let base = "feed = \"f\"\n[[fields]]\nname = \"event_id\"\ntype = \"string\"\nrequired = true\n\
+                    [[fields]]\nname = \"event_time\"\ntype = \"timestamp\"\nrequired = true\n";
+        for (ty, ok) in [("string", true), ("string_list", true), ("int", false), ("float", false), ("bool", false), ("timestamp", false)] {
+            for mark in ["pii", "personal"] {
+                let text = format!("{base}[[fields]]\nname = \"x\"\ntype = \"{ty}\"\n{mark} = true\n");
+                let got = parse_schema(Path::new("f.toml"), &text);
+                assert_eq!(got.is_ok(), ok, "{mark} on {ty}");
+                if let Err(d) = got {
+                    assert!(d[0].message.contains(&format!("`{mark} = true` needs a string")), "{}", d[0].message);
+                }
+            }
+        }
+        let id = base.replace("required = true\n[[", "required = true\npii = true\n[[");
+        assert!(parse_schema(Path::new("f.toml"), &id).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 mod broker;
 mod common;
-use broker::{Daemon, Setup, free_port, http, stop};
+use broker::{AUTH, Daemon, Setup, free_port, http, stop};
 use common::{GRID_RULES, escalating_incidents};
 
 fn repo() -> PathBuf {
@@ -354,6 +354,7 @@ fn the_demo_serves_metrics_that_promtool_accepts_and_holds_until_sigterm() {
         Command::new(env!("CARGO_BIN_EXE_yujing"))
             .args(["demo", "--hold", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
+            .env("YUJING_DEMO_TOKEN", broker::OPERATOR_TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -390,7 +391,8 @@ fn the_demo_serves_metrics_that_promtool_accepts_and_holds_until_sigterm() {
     assert!(text.contains("yujing_dead_letters_total{feed=\"petition\",reason=\"invalid_json\"}"));
     assert!(text.contains("yujing_window_close_latency_seconds_bucket{pipeline="));
     assert!(text.contains("yujing_tasks_open{department="));
-    let (status, body) = http(port, "GET", "/api/tasks", &[], "");
+    assert_eq!(http(port, "GET", "/api/tasks", &[], "").0, 401, "no token");
+    let (status, body) = http(port, "GET", "/api/tasks", &[AUTH], "");
     assert_eq!(status, 200);
     let tasks: Vec<Value> = serde_json::from_str(&body).expect("JSON");
     assert_eq!(tasks.len() % 3, 0);

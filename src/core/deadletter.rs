@@ -112,6 +112,10 @@ pub struct DeadLetter {
     /// The pipeline that found the record late; absent for decode errors, which concern every pipeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
+    /// Fingerprint of the PII key that made the pseudonyms in `raw`, so a key
+    /// rotation shows; absent for inputs that have no PII fields (task updates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pii_key: Option<std::sync::Arc<str>>,
 }
 
 impl DeadLetter {
@@ -133,6 +137,7 @@ impl DeadLetter {
             source,
             event_id: None,
             pipeline: None,
+            pii_key: None,
         }
     }
 
@@ -143,6 +148,11 @@ impl DeadLetter {
 
     pub fn event_id(mut self, event_id: Option<String>) -> Self {
         self.event_id = event_id;
+        self
+    }
+
+    pub fn pii_key(mut self, fingerprint: std::sync::Arc<str>) -> Self {
+        self.pii_key = Some(fingerprint);
         self
     }
 

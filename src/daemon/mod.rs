@@ -62,9 +62,11 @@ pub fn run(
     let k = config
         .kafka
         .clone()
-        .ok_or_else(|| Error::Other("`yujing run` needs a [kafka] section in the config".into()))?;
+        .ok_or_else(|| Error::Other("`yujing run` needs a [kafka] section in the config".into()))?
+        .with_secrets()?;
+    let departments = compiled.routing.departments();
     let engine = Engine::compiled(catalog, compiled, options, runtime)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().with_departments(departments.clone()));
     let observers = Observers {
         metrics: metrics.clone(),
         view: Default::default(),
@@ -73,11 +75,10 @@ pub fn run(
     let stop = Arc::new(AtomicBool::new(false));
     // Served first: while the broker is away the daemon is alive (/healthz) and
     // says it is not ready (/readyz).
-    let token = std::env::var(&config.http.token_env)
-        .ok()
-        .filter(|t| !t.is_empty());
+    let mut guard = crate::http::Guard::from_config(&config.http)?;
+    guard.departments = departments;
     let (readiness, updates) =
-        crate::http::serve(&config.http.listen, &observers, token, stop.clone())?;
+        crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
     let state = StateDir::open(&config.state.dir)?;
     state.keep_alive(KEEP_ALIVE);
     let loaded = state.load(reset_state)?;
@@ -292,9 +293,9 @@ pub fn alertmanager(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<No
     };
     let ms = |v: &str| parse_duration(v).map(|m| Duration::from_millis(m as u64));
     Ok(Some(Notifier::start(
-        &am.url,
+        crate::sink::alertmanager::Target::from_config(am)?,
         ms(&am.resend_interval).map_err(Error::Other)?,
         ms(&am.timeout).map_err(Error::Other)?,
         metrics.clone(),
-    )))
+    )?))
 }

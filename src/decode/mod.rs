@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_FUTURE: Millis = 5 * MINUTE;
 /// make an output too large.
 pub const MAX_RAW_BYTES: usize = 4096;
 
+/// Most bytes of an event id a dead letter repeats.
+const MAX_EVENT_ID_BYTES: usize = 128;
+
 /// Decoder settings shared by all feeds.
 #[derive(Clone)]
 pub struct DecodeOptions {
@@ -171,6 +174,7 @@ impl Decoder {
         let redactor = Redactor {
             schema: schema.clone(),
             pii_key: options.pii_key,
+            fingerprint: key_fingerprint(&options.pii_key).into(),
             max_record_bytes: options.max_record_bytes,
         };
         let builders = schema
@@ -214,6 +218,7 @@ impl Decoder {
                     source: chunk.origin(i),
                     event_id,
                     pipeline: None,
+                    pii_key: Some(self.redactor.fingerprint.clone()),
                 });
             } else {
                 self.rows.push(i as u32);
@@ -237,7 +242,8 @@ impl Decoder {
             self.schema.fields.iter().map(|_| Slot::Missing).collect();
         self.parse(text, &mut slots).map_err(|r| (r, None))?;
         let event_id = match &slots[self.schema.event_id_index] {
-            Slot::Str(s) => Some(s.to_string()),
+            // Cut: an id is for finding the record, and a long one would fill the dead letter.
+            Slot::Str(s) => Some(truncate(s, MAX_EVENT_ID_BYTES).to_string()),
             _ => None,
         };
         // Validate everything before appending anything, so a bad record leaves no trace in the batch.
@@ -422,6 +428,13 @@ impl Decoder {
                     self.hex.push_str(&h.to_hex()[..32]);
                     b.append_value(&self.hex);
                 }
+                (Builder::List(b), Slot::List(items)) if f.pii => {
+                    for item in items {
+                        b.values()
+                            .append_value(pseudonym(&self.options.pii_key, &item));
+                    }
+                    b.append(true);
+                }
                 (Builder::String(b), Slot::Str(s)) => b.append_value(s),
                 (Builder::String(b), _) => b.append_null(),
                 (Builder::Int(b), Slot::Int(v)) => b.append_value(v),
@@ -463,13 +476,23 @@ impl Decoder {
     }
 }
 
-/// Makes raw lines safe for dead letters: PII values replaced by their keyed
-/// hash. Decoded batches carry one, so a stage that refuses a row later (late,
-/// a key too many) can describe it without going back to the decoder.
+/// Makes raw lines safe for dead letters. Decoded batches carry one, so a stage
+/// that refuses a row later (late, a key too many) can describe it without
+/// going back to the decoder.
+///
+/// The rule (docs/security.md): a dead letter shows a raw line only as the
+/// JSON object it parsed to, holding the schema's fields alone — every `pii`
+/// field's value, whatever its JSON type, replaced by its keyed hash, every
+/// `personal` free-text field by its length, and fields the schema does not
+/// know by their count. A line that does not parse as a JSON object (cut
+/// short, not UTF-8, too large, an array or a number) shows nothing of its
+/// text: a value in it cannot be told from a key.
 #[derive(Clone)]
 pub struct Redactor {
     schema: Arc<FeedSchema>,
     pii_key: [u8; 32],
+    /// [`key_fingerprint`] of the key, for the dead letters it redacts.
+    pub fingerprint: Arc<str>,
     max_record_bytes: usize,
 }
 
@@ -482,36 +505,79 @@ impl fmt::Debug for Redactor {
     }
 }
 
+/// The key under which a redacted raw line counts the fields the schema does not know.
+pub const WITHHELD_FIELDS: &str = "_withheld_fields";
+
 impl Redactor {
     /// The schema of the rows it describes.
     pub fn schema(&self) -> &FeedSchema {
         &self.schema
     }
 
-    /// The raw text for a dead letter, with PII values replaced by their hash when the
-    /// line is a JSON object; otherwise the text as received (cut to the size limit).
+    /// The raw text for a dead letter, by the rule above, cut to [`MAX_RAW_BYTES`].
     pub fn redacted_raw(&self, raw: &[u8]) -> String {
-        let text = String::from_utf8_lossy(raw);
-        let has_pii = self.schema.fields.iter().any(|f| f.pii);
-        if has_pii
-            && raw.len() <= self.max_record_bytes
-            && let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(raw)
-        {
-            let mut changed = false;
-            for f in self.schema.fields.iter().filter(|f| f.pii) {
-                if let Some(serde_json::Value::String(s)) = map.get_mut(&f.name) {
-                    let h = blake3::keyed_hash(&self.pii_key, s.as_bytes());
-                    *s = h.to_hex()[..32].to_string();
-                    changed = true;
-                }
-            }
-            if changed {
-                let redacted = serde_json::Value::Object(map).to_string();
-                return truncate(&redacted, MAX_RAW_BYTES).to_string();
-            }
+        let parsed = (raw.len() <= self.max_record_bytes)
+            .then(|| serde_json::from_slice::<serde_json::Value>(raw).ok())
+            .flatten();
+        let Some(serde_json::Value::Object(map)) = parsed else {
+            return withheld(raw.len());
+        };
+        let mut kept = serde_json::Map::new();
+        let mut unknown = 0usize;
+        for (name, value) in map {
+            let Some(f) = self.schema.index_of(&name).map(|i| &self.schema.fields[i]) else {
+                unknown += 1;
+                continue;
+            };
+            let value = if f.pii {
+                pseudonym_value(&self.pii_key, &value)
+            } else if f.personal {
+                serde_json::Value::String(withheld(value.to_string().len()))
+            } else {
+                value
+            };
+            kept.insert(name, value);
         }
+        if unknown > 0 {
+            kept.insert(WITHHELD_FIELDS.into(), unknown.into());
+        }
+        let text = serde_json::Value::Object(kept).to_string();
         truncate(&text, MAX_RAW_BYTES).to_string()
     }
+}
+
+/// What a dead letter shows in place of text it may not: its length only.
+pub fn withheld(bytes: usize) -> String {
+    format!("[withheld: {bytes} bytes]")
+}
+
+/// The keyed hash of a PII value as the decoder writes it: 32 hex digits.
+pub fn pseudonym(key: &[u8; 32], value: &str) -> String {
+    blake3::keyed_hash(key, value.as_bytes()).to_hex()[..32].to_string()
+}
+
+/// A PII field's JSON value with every string, number and boolean in it
+/// replaced by its pseudonym (a string the decoder would have hashed hashes
+/// the same), so no part of the value survives.
+fn pseudonym_value(key: &[u8; 32], value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Null => Value::Null,
+        Value::String(s) => Value::String(pseudonym(key, s)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| pseudonym_value(key, v)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (pseudonym(key, k), pseudonym_value(key, v)))
+                .collect(),
+        ),
+        other => Value::String(pseudonym(key, &other.to_string())),
+    }
+}
+
+/// The fingerprint of a PII key: 8 hex digits that change when the key does,
+/// so outputs say which key made their pseudonyms, and tell nothing of it.
+pub fn key_fingerprint(key: &[u8; 32]) -> String {
+    blake3::keyed_hash(key, b"yujing pii key fingerprint").to_hex()[..8].to_string()
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.

@@ -195,7 +195,8 @@ impl RunningPipeline {
                 DeadLetter::new(chunk.feed.as_ref(), reason, detail, raw, chunk.origin(line))
                     .field(field)
                     .event_id(event_id)
-                    .pipeline(&self.name),
+                    .pipeline(&self.name)
+                    .pii_key(decoded.redactor.fingerprint.clone()),
             );
         }
         letters

@@ -192,23 +192,122 @@ pub struct Notifier {
 /// How long shutdown waits for the last post.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
+/// Where alerts go and how the notifier proves who it is there.
+#[derive(Clone)]
+pub struct Target {
+    pub url: String,
+    /// CA certificates (PEM) to trust for `https://`; Mozilla's roots when absent.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The whole `Authorization` header value (`Basic …` or `Bearer …`).
+    authorization: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credentials.
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("ca", &self.ca_pem.is_some())
+            .field("auth", &self.authorization.is_some())
+            .finish()
+    }
+}
+
+impl Target {
+    /// No TLS roots of our own, no credentials.
+    pub fn plain(url: &str) -> Self {
+        Target {
+            url: url.to_string(),
+            ca_pem: None,
+            authorization: None,
+        }
+    }
+
+    /// From `[alertmanager]`, with the password or token read from its secret.
+    pub fn from_config(am: &crate::config::AlertmanagerConfig) -> crate::error::Result<Self> {
+        use base64::Engine;
+        let ca_pem = match &am.ca_file {
+            Some(p) => Some(std::fs::read(p).map_err(|e| crate::error::Error::io(p, e))?),
+            None => None,
+        };
+        let authorization = match (&am.username, &am.password_secret, &am.bearer_secret) {
+            (Some(user), Some(secret), None) => {
+                let password = crate::secret::require(secret, "the Alertmanager password")?;
+                let pair = format!("{user}:{}", password.expose());
+                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+            }
+            (None, None, Some(secret)) => {
+                let token = crate::secret::require(secret, "the Alertmanager bearer token")?;
+                Some(format!("Bearer {}", token.expose()))
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(crate::error::Error::Other(
+                    "[alertmanager]: give `username` with `password_secret`, or `bearer_secret`, or neither"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Target {
+            url: am.url.clone(),
+            ca_pem,
+            authorization,
+        })
+    }
+
+    fn agent(&self, timeout: Duration) -> crate::error::Result<ureq::Agent> {
+        let mut config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout));
+        if let Some(pem) = &self.ca_pem {
+            let certs = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| crate::error::Error::Other(format!("Alertmanager CA file: {e}")))?;
+            if certs.is_empty() {
+                return Err(crate::error::Error::Other(
+                    "Alertmanager CA file holds no certificate".into(),
+                ));
+            }
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build();
+            config = config.tls_config(tls);
+        }
+        Ok(config.build().into())
+    }
+}
+
 impl Notifier {
-    pub fn start(url: &str, resend: Duration, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    /// Starts the notifier's thread; an error if `target`'s CA file is not usable.
+    pub fn start(
+        target: Target,
+        resend: Duration,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> crate::error::Result<Self> {
         let (tx, rx) = channel();
         let (done_tx, done) = channel::<()>();
-        let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+        let agent = target.agent(timeout)?;
+        let endpoint = Endpoint {
+            url: format!("{}/api/v2/alerts", target.url.trim_end_matches('/')),
+            authorization: target.authorization,
+        };
         let thread = std::thread::Builder::new()
             .name("alertmanager".into())
             .spawn(move || {
-                run(rx, &endpoint, resend, timeout, &metrics);
+                run(rx, &agent, &endpoint, resend, &metrics);
                 drop(done_tx);
             })
             .ok();
-        Notifier {
+        Ok(Notifier {
             tx: Some(tx),
             thread,
             done: std::sync::Mutex::new(done),
-        }
+        })
     }
 
     pub fn alert(&self, alert: &Alert) {
@@ -251,17 +350,19 @@ impl Drop for Notifier {
     }
 }
 
+/// The alerts endpoint and the credentials sent to it.
+struct Endpoint {
+    url: String,
+    authorization: Option<String>,
+}
+
 fn run(
     rx: Receiver<Notice>,
-    endpoint: &str,
+    agent: &ureq::Agent,
+    endpoint: &Endpoint,
     resend: Duration,
-    timeout: Duration,
     metrics: &Metrics,
 ) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .build()
-        .into();
     let mut book = Book::default();
     let mut next_resend = Instant::now() + resend;
     let mut retry_at: Option<Instant> = None;
@@ -277,7 +378,7 @@ fn run(
         }
         let waiting = retry_at.is_some_and(|t| Instant::now() < t);
         if closed || !waiting {
-            retry_at = if post(&agent, endpoint, &mut book, metrics) {
+            retry_at = if post(agent, endpoint, &mut book, metrics) {
                 None
             } else {
                 Some(Instant::now() + Duration::from_secs(1))
@@ -308,7 +409,7 @@ fn receive(rx: &Receiver<Notice>, wait: Duration, book: &mut Book) -> bool {
 }
 
 /// Posts what is pending; true if there was nothing to post or it was taken.
-fn post(agent: &ureq::Agent, endpoint: &str, book: &mut Book, metrics: &Metrics) -> bool {
+fn post(agent: &ureq::Agent, endpoint: &Endpoint, book: &mut Book, metrics: &Metrics) -> bool {
     let batch = book.pending();
     if batch.is_empty() {
         return true;
@@ -316,11 +417,13 @@ fn post(agent: &ureq::Agent, endpoint: &str, book: &mut Book, metrics: &Metrics)
     let Ok(body) = serde_json::to_vec(&batch) else {
         return false;
     };
-    match agent
-        .post(endpoint)
-        .header("content-type", "application/json")
-        .send(&body[..])
-    {
+    let mut request = agent
+        .post(&endpoint.url)
+        .header("content-type", "application/json");
+    if let Some(auth) = &endpoint.authorization {
+        request = request.header("authorization", auth);
+    }
+    match request.send(&body[..]) {
         Ok(_) => {
             metrics.alertmanager_posts.with_label_values(&["ok"]).inc();
             book.pending.clear();

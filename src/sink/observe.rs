@@ -80,7 +80,7 @@ impl<S> Observed<S> {
 /// Adds `step` (1 or -1) for `t` to the open and overdue gauges of its track and
 /// department. Both series exist (at 0) for every track and department seen.
 fn count_task(m: &Metrics, t: &Task, step: i64) {
-    let labels = [t.track.as_str(), t.department.as_str()];
+    let labels = [t.track.as_str(), m.department_label(&t.department)];
     let (open, late) = (
         m.tasks_open.with_label_values(&labels),
         m.tasks_overdue.with_label_values(&labels),

@@ -192,6 +192,20 @@ impl RoutingTable {
         fill(&template, &alert.key)
     }
 
+    /// Every department the table names in full: the bounded set that metric
+    /// labels and reassignments may use. A name made from a template
+    /// (`{street}街道办`) is filled from data, so it is not among them.
+    pub fn departments(&self) -> BTreeSet<String> {
+        let tracks = [Track::Legal, Track::Opinion, Track::Control];
+        let named = tracks
+            .iter()
+            .filter_map(|t| self.default.get(*t))
+            .chain(self.routes.iter().flat_map(|r| tracks.iter().filter_map(|t| r.get(*t))))
+            .chain(self.escalation.default.iter())
+            .chain(self.escalation.next.iter().flat_map(|(a, b)| [a, b]));
+        named.filter(|d| !d.contains('{')).cloned().collect()
+    }
+
     /// Where an overdue task at `department` goes next, if anywhere.
     pub fn next(&self, department: &str) -> Option<String> {
         let next = self

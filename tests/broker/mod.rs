@@ -21,6 +21,13 @@ use serde_json::Value;
 
 use super::common::GRID_RULES;
 
+/// The API token of the daemons' one operator, and its name (the recorded actor).
+pub const OPERATOR_TOKEN: &str = "operator-token-for-the-tests";
+pub const OPERATOR_NAME: &str = "西湖公安分局值班室";
+
+/// The header that carries [`OPERATOR_TOKEN`].
+pub const AUTH: (&str, &str) = ("Authorization", "Bearer operator-token-for-the-tests");
+
 pub fn brokers() -> String {
     std::env::var("KAFKA_BROKERS").expect(
         "KAFKA_BROKERS must name a running broker: scripts/test.sh starts one with scripts/broker.sh",
@@ -218,7 +225,7 @@ impl Setup {
                 .expect("write");
         }
         let config = format!(
-            "pipelines = \"pipelines\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"g{}\"\nidle_timeout = \"1s\"\n[kafka.topics]\nalerts = \"{}\"\ntasks = \"{}\"\ntask_updates = \"{}\"\ndead_letters = \"{}\"\n[kafka.topics.feeds]\npolice_incident = \"{}\"\n[state]\ndir = \"state\"\n[http]\nlisten = \"127.0.0.1:{}\"\n",
+            "pipelines = \"pipelines\"\n[kafka]\nbrokers = \"{}\"\ngroup_id = \"g{}\"\nidle_timeout = \"1s\"\n[kafka.topics]\nalerts = \"{}\"\ntasks = \"{}\"\ntask_updates = \"{}\"\ndead_letters = \"{}\"\n[kafka.topics.feeds]\npolice_incident = \"{}\"\n[state]\ndir = \"state\"\n[http]\nlisten = \"127.0.0.1:{}\"\n[[http.tokens]]\nname = \"{OPERATOR_NAME}\"\nrole = \"operator\"\nsecret = \"YUJING_TEST_OPERATOR_TOKEN\"\n",
             s.brokers,
             s.id,
             s.topic("alerts"),
@@ -309,7 +316,7 @@ impl Setup {
                 .args(["run", "--config"])
                 .arg(self.dir.path().join(config))
                 .env("YUJING_PII_KEY", crate::common::PII_KEY)
-                .env("YUJING_API_TOKEN", "s3cret")
+                .env("YUJING_TEST_OPERATOR_TOKEN", OPERATOR_TOKEN)
                 .spawn()
                 .expect("spawn"),
         )

@@ -12,7 +12,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The PII key every test run uses, so replay and the daemon hash alike.
-pub const PII_KEY: &str = "test-pii-key";
+pub const PII_KEY: &str = "test-pii-key-of-thirty-two-bytes";
 
 /// `yujing replay` of police incidents through the pipelines of a folder.
 pub struct Replay<'a> {
