@@ -345,26 +345,26 @@ impl Config {
     /// The endpoints' mistakes: an Alertmanager URL that is not HTTP(S), half an HTTPS pair.
     fn check_endpoints(&self, path: &Path, text: &str) -> Vec<Diagnostic> {
         let mut diags = Vec::new();
-    if let Some(am) = &self.alertmanager
-        && !(am.url.starts_with("http://") || am.url.starts_with("https://"))
-    {
-        let offset = text.find(&am.url).unwrap_or(0);
-        diags.push(Diagnostic::at(
-            path,
-            text,
-            offset,
-            "`alertmanager.url` must start with https:// or http://".into(),
-        ));
-    }
-    if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
-        let offset = text.find("tls_").unwrap_or(0);
-        diags.push(Diagnostic::at(
-            path,
-            text,
-            offset,
-            "HTTPS needs both `tls_cert` and `tls_key`".into(),
-        ));
-    }
+        if let Some(am) = &self.alertmanager
+            && !(am.url.starts_with("http://") || am.url.starts_with("https://"))
+        {
+            let offset = text.find(&am.url).unwrap_or(0);
+            diags.push(Diagnostic::at(
+                path,
+                text,
+                offset,
+                "`alertmanager.url` must start with https:// or http://".into(),
+            ));
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            let offset = text.find("tls_").unwrap_or(0);
+            diags.push(Diagnostic::at(
+                path,
+                text,
+                offset,
+                "HTTPS needs both `tls_cert` and `tls_key`".into(),
+            ));
+        }
         diags
     }
 

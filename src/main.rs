@@ -346,7 +346,8 @@ fn demo(
         bad: 20,
         ..GenOptions::default()
     };
-    let metrics = Arc::new(yujing::metrics::Metrics::new().with_departments(compiled.routing.departments()));
+    let metrics =
+        Arc::new(yujing::metrics::Metrics::new().with_departments(compiled.routing.departments()));
     let observers = Observers {
         alertmanager: match alertmanager {
             Some(url) => Some(Arc::new(Notifier::start(

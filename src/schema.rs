@@ -328,13 +328,26 @@ mod tests {
     fn pii_is_refused_where_no_hash_can_stand() {
         let base = "feed = \"f\"\n[[fields]]\nname = \"event_id\"\ntype = \"string\"\nrequired = true\n\
                     [[fields]]\nname = \"event_time\"\ntype = \"timestamp\"\nrequired = true\n";
-        for (ty, ok) in [("string", true), ("string_list", true), ("int", false), ("float", false), ("bool", false), ("timestamp", false)] {
+        for (ty, ok) in [
+            ("string", true),
+            ("string_list", true),
+            ("int", false),
+            ("float", false),
+            ("bool", false),
+            ("timestamp", false),
+        ] {
             for mark in ["pii", "personal"] {
-                let text = format!("{base}[[fields]]\nname = \"x\"\ntype = \"{ty}\"\n{mark} = true\n");
+                let text =
+                    format!("{base}[[fields]]\nname = \"x\"\ntype = \"{ty}\"\n{mark} = true\n");
                 let got = parse_schema(Path::new("f.toml"), &text);
                 assert_eq!(got.is_ok(), ok, "{mark} on {ty}");
                 if let Err(d) = got {
-                    assert!(d[0].message.contains(&format!("`{mark} = true` needs a string")), "{}", d[0].message);
+                    assert!(
+                        d[0].message
+                            .contains(&format!("`{mark} = true` needs a string")),
+                        "{}",
+                        d[0].message
+                    );
                 }
             }
         }

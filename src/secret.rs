@@ -116,9 +116,17 @@ mod tests {
         assert_eq!(got.0.expose(), "abc");
         assert_eq!(got.1, Found::File(path));
         unsafe { std::env::set_var(format!("{name}_FILE"), dir.path().join("missing")) };
-        assert!(read(name).is_err(), "a named file that is missing is an error");
+        assert!(
+            read(name).is_err(),
+            "a named file that is missing is an error"
+        );
         unsafe { std::env::remove_var(format!("{name}_FILE")) };
         assert!(read(name).unwrap().is_none());
-        assert!(require(name, "the test token").unwrap_err().to_string().contains("_FILE"));
+        assert!(
+            require(name, "the test token")
+                .unwrap_err()
+                .to_string()
+                .contains("_FILE")
+        );
     }
 }

@@ -118,8 +118,18 @@ fn every_route_answers_each_kind_of_caller_as_documented() {
         ("GET", "/metrics", "", [401; 6]),
         ("GET", "/api/alerts", "", [401, 401, 200, 200, 200, 200]),
         ("GET", "/api/tasks", "", [401, 401, 200, 200, 200, 200]),
-        ("POST", "/api/tasks/T-police", act, [401, 401, 403, 202, 202, 403]),
-        ("POST", "/api/tasks/T-none", act, [401, 401, 403, 404, 404, 404]),
+        (
+            "POST",
+            "/api/tasks/T-police",
+            act,
+            [401, 401, 403, 202, 202, 403],
+        ),
+        (
+            "POST",
+            "/api/tasks/T-none",
+            act,
+            [401, 401, 403, 404, 404, 404],
+        ),
     ];
     for (method, path, body, want) in table {
         for ((who, token), want) in callers.iter().zip(want) {
@@ -137,7 +147,10 @@ fn every_route_answers_each_kind_of_caller_as_documented() {
     assert_eq!(actors, ["duty", "police-desk"]);
     // /metrics opens to its own token only.
     let auth = bearer("metrics-token-0123456789");
-    assert_eq!(http(port, "GET", "/metrics", &[("Authorization", &auth)], "").0, 200);
+    assert_eq!(
+        http(port, "GET", "/metrics", &[("Authorization", &auth)], "").0,
+        200
+    );
 }
 
 #[test]
@@ -146,16 +159,31 @@ fn the_token_is_checked_before_the_body_and_the_body_is_bounded() {
     let big = format!(r#"{{"action":"note","note":"{}"}}"#, "x".repeat(4096));
     let json = ("Content-Type", "application/json");
     // Without a token, neither a huge nor a broken body is read: 401, not 413 or 400.
-    assert_eq!(http(port, "POST", "/api/tasks/T-police", &[json], &big).0, 401);
-    assert_eq!(http(port, "POST", "/api/tasks/T-police", &[json], "{").0, 401);
+    assert_eq!(
+        http(port, "POST", "/api/tasks/T-police", &[json], &big).0,
+        401
+    );
+    assert_eq!(
+        http(port, "POST", "/api/tasks/T-police", &[json], "{").0,
+        401
+    );
     let auth = bearer("operator-token-0123456789");
     let with = [json, ("Authorization", auth.as_str())];
-    assert_eq!(http(port, "POST", "/api/tasks/T-police", &with, &big).0, 413);
+    assert_eq!(
+        http(port, "POST", "/api/tasks/T-police", &with, &big).0,
+        413
+    );
     assert_eq!(http(port, "POST", "/api/tasks/T-police", &with, "{").0, 400);
     // A reassignment names a department of the routing table, or is refused.
     let to = |d: &str| format!(r#"{{"action":"reassign","department":"{d}"}}"#);
-    assert_eq!(http(port, "POST", "/api/tasks/T-police", &with, &to("某某街道")).0, 400);
-    assert_eq!(http(port, "POST", "/api/tasks/T-police", &with, &to(PETITIONS)).0, 202);
+    assert_eq!(
+        http(port, "POST", "/api/tasks/T-police", &with, &to("某某街道")).0,
+        400
+    );
+    assert_eq!(
+        http(port, "POST", "/api/tasks/T-police", &with, &to(PETITIONS)).0,
+        202
+    );
     let taken: Vec<Update> = updates.try_iter().collect();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].department.as_deref(), Some(PETITIONS));

@@ -140,10 +140,7 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
         .0,
         401
     );
-    let auth = [
-        ("Content-Type", "application/json"),
-        AUTH,
-    ];
+    let auth = [("Content-Type", "application/json"), AUTH];
     assert_eq!(http(port, "POST", "/api/tasks/nope", &auth, body).0, 404);
     assert_eq!(http(port, "POST", &path, &auth, body).0, 202);
     let n = want_tasks.len();
@@ -154,11 +151,9 @@ fn the_daemon_on_a_broker_matches_replay_and_serves_its_api() {
         |v| v.len() > n,
     );
     assert!(
-        after
-            .iter()
-            .any(|e| e["change"] == "acknowledged"
-                && e["task"]["task_id"] == legal.as_str()
-                && e["actor"] == OPERATOR_NAME),
+        after.iter().any(|e| e["change"] == "acknowledged"
+            && e["task"]["task_id"] == legal.as_str()
+            && e["actor"] == OPERATOR_NAME),
         "{after:?}"
     );
 

@@ -170,8 +170,9 @@ fn a_daemon_started_while_the_broker_is_down_waits_and_then_matches_replay() {
 }
 
 /// The shipped `deploy/yujing.toml` with its brokers, topics, state and HTTP
-/// pointed at this test (no SASL, no Alertmanager); the shipped pipelines and
-/// routing table, as a user runs them.
+/// pointed at this test (no SASL, no Alertmanager, plain HTTP; its tokens are
+/// kept, with the secrets `Setup` gives every daemon); the shipped pipelines
+/// and routing table, as a user runs them.
 fn shipped_config(s: &Setup, feeds: &[(&str, &str)]) -> String {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/yujing.toml"))
@@ -198,10 +199,10 @@ fn shipped_config(s: &Setup, feeds: &[(&str, &str)]) -> String {
         .as_table_mut()
         .expect("[state]")
         .insert("dir".into(), "state".into());
-    config["http"]
-        .as_table_mut()
-        .expect("[http]")
-        .insert("listen".into(), format!("127.0.0.1:{}", s.port).into());
+    let http = config["http"].as_table_mut().expect("[http]");
+    http.insert("listen".into(), format!("127.0.0.1:{}", s.port).into());
+    http.remove("tls_cert");
+    http.remove("tls_key");
     config.remove("alertmanager");
     toml::to_string(&config).expect("toml")
 }

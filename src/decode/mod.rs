@@ -564,7 +564,9 @@ fn pseudonym_value(key: &[u8; 32], value: &serde_json::Value) -> serde_json::Val
     match value {
         Value::Null => Value::Null,
         Value::String(s) => Value::String(pseudonym(key, s)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| pseudonym_value(key, v)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| pseudonym_value(key, v)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (pseudonym(key, k), pseudonym_value(key, v)))

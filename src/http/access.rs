@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use subtle::{ConstantTimeEq, Choice};
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::config::{HttpConfig, Role};
 use crate::error::{Error, Result};
@@ -66,7 +66,10 @@ impl Access {
         let mut names = std::collections::BTreeSet::new();
         for t in &http.tokens {
             if !names.insert(t.name.as_str()) {
-                return Err(Error::Other(format!("two [[http.tokens]] are named `{}`", t.name)));
+                return Err(Error::Other(format!(
+                    "two [[http.tokens]] are named `{}`",
+                    t.name
+                )));
             }
             let secret = crate::secret::require(&t.secret, &format!("API token `{}`", t.name))?;
             check_length(&t.name, secret.expose())?;
@@ -75,7 +78,9 @@ impl Access {
                 role: t.role,
                 department: t.department.clone(),
             };
-            access.tokens.push((digest(secret.expose()), Arc::new(caller)));
+            access
+                .tokens
+                .push((digest(secret.expose()), Arc::new(caller)));
         }
         let mut seen = std::collections::BTreeSet::new();
         if access.tokens.iter().any(|(d, _)| !seen.insert(*d)) {
@@ -155,8 +160,18 @@ mod tests {
     #[test]
     fn only_a_configured_bearer_token_names_a_caller() {
         let a = Access::single("0123456789abcdef", caller("duty", Role::Viewer, None));
-        assert_eq!(a.caller(Some("Bearer 0123456789abcdef")).unwrap().name, "duty");
-        for wrong in [None, Some(""), Some("Bearer "), Some("Bearer 0123456789abcdeF"), Some("0123456789abcdef"), Some("Basic 0123456789abcdef")] {
+        assert_eq!(
+            a.caller(Some("Bearer 0123456789abcdef")).unwrap().name,
+            "duty"
+        );
+        for wrong in [
+            None,
+            Some(""),
+            Some("Bearer "),
+            Some("Bearer 0123456789abcdeF"),
+            Some("0123456789abcdef"),
+            Some("Basic 0123456789abcdef"),
+        ] {
             assert!(a.caller(wrong).is_none(), "{wrong:?}");
         }
         assert!(a.metrics_allowed(None), "open without a metrics token");
@@ -166,7 +181,11 @@ mod tests {
     fn roles_and_departments_decide_who_acts() {
         assert!(caller("v", Role::Viewer, None).refusal("d").is_some());
         assert!(caller("o", Role::Operator, None).refusal("d").is_none());
-        assert!(caller("o", Role::Operator, Some("d")).refusal("d").is_none());
+        assert!(
+            caller("o", Role::Operator, Some("d"))
+                .refusal("d")
+                .is_none()
+        );
         let no = caller("o", Role::Operator, Some("d")).refusal("e").unwrap();
         assert!(no.contains("acts for d"), "{no}");
     }

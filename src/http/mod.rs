@@ -104,12 +104,14 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .merge(api)
         .merge(metrics)
         .layer(DefaultBodyLimit::max(guard.max_body_bytes))
-        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
-            match tokio::time::timeout(timeout, next.run(req)).await {
-                Ok(response) => response,
-                Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
-            }
-        }))
+        .layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(response) => response,
+                    Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
+                }
+            },
+        ))
         .with_state(state)
 }
 
@@ -194,7 +196,10 @@ async fn update_task(
     body: Option<Json<UpdateBody>>,
 ) -> Response {
     if caller.role != crate::config::Role::Operator {
-        return (StatusCode::FORBIDDEN, format!("token `{}` may only read\n", caller.name))
+        return (
+            StatusCode::FORBIDDEN,
+            format!("token `{}` may only read\n", caller.name),
+        )
             .into_response();
     }
     let department = s
@@ -209,7 +214,11 @@ async fn update_task(
         return (StatusCode::FORBIDDEN, why + "\n").into_response();
     }
     let Some(Json(body)) = body else {
-        return (StatusCode::BAD_REQUEST, "expected a JSON body with an action\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body with an action\n",
+        )
+            .into_response();
     };
     if let Some(to) = &body.department
         && !s.departments.is_empty()
@@ -307,17 +316,19 @@ pub fn spawn(listen: &str, state: AppState, guard: Guard, stop: Arc<AtomicBool>)
             };
             let served = match &guard.tls {
                 Some((cert, key)) => {
-                    let config = match axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = bound_tx.send(Err(format!(
-                                "HTTPS certificate {} or key {}: {e}",
-                                cert.display(),
-                                key.display()
-                            )));
-                            return;
-                        }
-                    };
+                    let config =
+                        match axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await
+                        {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let _ = bound_tx.send(Err(format!(
+                                    "HTTPS certificate {} or key {}: {e}",
+                                    cert.display(),
+                                    key.display()
+                                )));
+                                return;
+                            }
+                        };
                     axum_server::from_tcp_rustls(listener, config).map(|server| {
                         let _ = bound_tx.send(Ok(()));
                         tokio::spawn(server.serve(app))

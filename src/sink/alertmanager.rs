@@ -234,7 +234,10 @@ impl Target {
             (Some(user), Some(secret), None) => {
                 let password = crate::secret::require(secret, "the Alertmanager password")?;
                 let pair = format!("{user}:{}", password.expose());
-                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
             }
             (None, None, Some(secret)) => {
                 let token = crate::secret::require(secret, "the Alertmanager bearer token")?;
@@ -256,8 +259,7 @@ impl Target {
     }
 
     fn agent(&self, timeout: Duration) -> crate::error::Result<ureq::Agent> {
-        let mut config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout));
+        let mut config = ureq::Agent::config_builder().timeout_global(Some(timeout));
         if let Some(pem) = &self.ca_pem {
             let certs = ureq::tls::parse_pem(pem)
                 .filter_map(|item| match item {

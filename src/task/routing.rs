@@ -200,7 +200,11 @@ impl RoutingTable {
         let named = tracks
             .iter()
             .filter_map(|t| self.default.get(*t))
-            .chain(self.routes.iter().flat_map(|r| tracks.iter().filter_map(|t| r.get(*t))))
+            .chain(
+                self.routes
+                    .iter()
+                    .flat_map(|r| tracks.iter().filter_map(|t| r.get(*t))),
+            )
             .chain(self.escalation.default.iter())
             .chain(self.escalation.next.iter().flat_map(|(a, b)| [a, b]));
         named.filter(|d| !d.contains('{')).cloned().collect()

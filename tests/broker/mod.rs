@@ -317,6 +317,9 @@ impl Setup {
                 .arg(self.dir.path().join(config))
                 .env("YUJING_PII_KEY", crate::common::PII_KEY)
                 .env("YUJING_TEST_OPERATOR_TOKEN", OPERATOR_TOKEN)
+                // The secrets the shipped deploy/yujing.toml names.
+                .env("YUJING_TOKEN_DUTY", OPERATOR_TOKEN)
+                .env("YUJING_METRICS_TOKEN", "metrics-token-for-the-tests")
                 .spawn()
                 .expect("spawn"),
         )

@@ -6,6 +6,8 @@
 // Each test crate that includes this module uses a part of it.
 #![allow(dead_code)]
 
+pub mod pii;
+
 use std::path::Path;
 use std::process::Command;
 
