@@ -73,10 +73,31 @@ fn promtool_check_metrics(text: &str) -> String {
 #[test]
 fn prometheus_and_alertmanager_files_pass_their_tools_checks_and_rule_tests() {
     let deploy = repo().join("deploy");
+    // As installed: beside it the CA files and secrets it names (here empty).
+    let installed = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        deploy.join("prometheus/prometheus.yml"),
+        installed.path().join("prometheus.yml"),
+    )
+    .expect("copy");
+    std::fs::create_dir(installed.path().join("rules")).expect("mkdir");
+    std::fs::copy(
+        deploy.join("prometheus/rules/yujing.yml"),
+        installed.path().join("rules/yujing.yml"),
+    )
+    .expect("copy");
+    for f in [
+        "alertmanager-ca.pem",
+        "alertmanager-password",
+        "yujing-ca.pem",
+        "yujing-metrics-token",
+    ] {
+        std::fs::write(installed.path().join(f), "").expect("write");
+    }
     let out = run_ok(
         Command::new(tool("promtool"))
             .args(["check", "config"])
-            .arg(deploy.join("prometheus/prometheus.yml")),
+            .arg(installed.path().join("prometheus.yml")),
     );
     assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
     let out = run_ok(
