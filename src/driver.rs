@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use crate::core::deadletter::{DeadLetter, Origin};
-use crate::decode::capped_raw;
+use crate::decode::redacted_command;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::sink::Sink;
@@ -137,7 +137,8 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             Err((reason, field, detail)) => {
                 self.engine.stats.dead_letters += 1;
                 self.sink.dead_letter(
-                    &DeadLetter::new(INPUT, reason, detail, capped_raw(text), origin).field(field),
+                    &DeadLetter::new(INPUT, reason, detail, redacted_command(text), origin)
+                        .field(field),
                 )?;
             }
         }

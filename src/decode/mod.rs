@@ -90,10 +90,21 @@ impl DecodeOptions {
     }
 }
 
-/// `raw` cut to at most [`MAX_RAW_BYTES`] at a character boundary, for dead
-/// letters of inputs that have no schema (task commands).
-pub fn capped_raw(text: &str) -> String {
-    truncate(text, MAX_RAW_BYTES).to_string()
+/// The `raw` of a task command's dead letter, by the same rule as the feeds'
+/// (see [`Redactor`]): the object it parsed to with its free-text `note`
+/// withheld, or only the length of a line that is not an object; cut to
+/// [`MAX_RAW_BYTES`].
+pub fn redacted_command(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            if let Some(note) = map.get_mut("note") {
+                *note = serde_json::Value::String(withheld(note.to_string().len()));
+            }
+            let text = serde_json::Value::Object(map).to_string();
+            truncate(&text, MAX_RAW_BYTES).to_string()
+        }
+        _ => withheld(text.len()),
+    }
 }
 
 /// A decoded chunk: the rows that passed, and for each row the chunk line it came from.

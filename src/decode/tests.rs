@@ -111,3 +111,15 @@ fn good_rows_after_bad_ones_keep_their_line() {
     assert_eq!(out.rows, vec![1]);
     assert_eq!(out.dead.len(), 2);
 }
+
+#[test]
+fn a_task_commands_note_never_reaches_its_dead_letter() {
+    let raw = redacted_command(r#"{"task_id":"t","action":"note","note":"张三 13912345678"}"#);
+    assert!(!raw.contains("13912345678"), "{raw}");
+    assert!(raw.contains(r#""task_id":"t""#), "{raw}");
+    let cut = "{\"note\":\"张三 1391";
+    assert_eq!(
+        redacted_command(cut),
+        format!("[withheld: {} bytes]", cut.len())
+    );
+}

@@ -185,7 +185,8 @@ impl Engine {
                 generator: "task_updates".into(),
                 seq: 0,
             });
-            let raw = serde_json::to_string(&c).unwrap_or_default();
+            let raw =
+                crate::decode::redacted_command(&serde_json::to_string(&c).unwrap_or_default());
             sink.dead_letter(
                 &DeadLetter::new(INPUT, Reason::Rejected, why.to_string(), raw, origin)
                     .field(Some("task_id".into())),
