@@ -146,7 +146,6 @@ pub struct Decoder {
     options: DecodeOptions,
     builders: Vec<Builder>,
     rows: Vec<u32>,
-    hex: String,
     /// Latest event time accepted in the chunk being decoded.
     future_limit: Millis,
     redactor: Redactor,
@@ -186,7 +185,6 @@ impl Decoder {
             options,
             builders,
             rows: Vec::new(),
-            hex: String::with_capacity(64),
             future_limit: Millis::MAX,
             redactor,
         }
@@ -422,15 +420,12 @@ impl Decoder {
             let slot = std::mem::take(&mut slots[i]);
             match (&mut self.builders[i], slot) {
                 (Builder::String(b), Slot::Str(s)) if f.pii => {
-                    self.hex.clear();
-                    let h = blake3::keyed_hash(&self.options.pii_key, s.as_bytes());
-                    self.hex.push_str(&h.to_hex()[..32]);
-                    b.append_value(&self.hex);
+                    b.append_value(&*pseudonym(&self.options.pii_key, &s));
                 }
                 (Builder::List(b), Slot::List(items)) if f.pii => {
                     for item in items {
                         b.values()
-                            .append_value(pseudonym(&self.options.pii_key, &item));
+                            .append_value(&*pseudonym(&self.options.pii_key, &item));
                     }
                     b.append(true);
                 }

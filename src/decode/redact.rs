@@ -100,9 +100,20 @@ pub fn withheld(bytes: usize) -> String {
     format!("[withheld: {bytes} bytes]")
 }
 
-/// The keyed hash of a PII value as the decoder writes it: 32 hex digits.
-pub fn pseudonym(key: &[u8; 32], value: &str) -> String {
-    blake3::keyed_hash(key, value.as_bytes()).to_hex()[..32].to_string()
+/// The keyed hash that stands for a PII value: 32 hex digits, the one form
+/// the decoder writes and dead letters show. On the stack: the decoder makes
+/// one per PII value it reads.
+pub struct Pseudonym(arrayvec::ArrayString<64>);
+
+impl std::ops::Deref for Pseudonym {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0[..32]
+    }
+}
+
+pub fn pseudonym(key: &[u8; 32], value: &str) -> Pseudonym {
+    Pseudonym(blake3::keyed_hash(key, value.as_bytes()).to_hex())
 }
 
 /// A PII field's JSON value with every string, number and boolean in it
@@ -112,16 +123,16 @@ fn pseudonym_value(key: &[u8; 32], value: &serde_json::Value) -> serde_json::Val
     use serde_json::Value;
     match value {
         Value::Null => Value::Null,
-        Value::String(s) => Value::String(pseudonym(key, s)),
+        Value::String(s) => Value::String(pseudonym(key, s).to_string()),
         Value::Array(items) => {
             Value::Array(items.iter().map(|v| pseudonym_value(key, v)).collect())
         }
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (pseudonym(key, k), pseudonym_value(key, v)))
+                .map(|(k, v)| (pseudonym(key, k).to_string(), pseudonym_value(key, v)))
                 .collect(),
         ),
-        other => Value::String(pseudonym(key, &other.to_string())),
+        other => Value::String(pseudonym(key, &other.to_string()).to_string()),
     }
 }
 
