@@ -323,7 +323,8 @@ fn demo_guard() -> anyhow::Result<(yujing::http::Guard, String)> {
         department: None,
     };
     let access = yujing::http::access::Access::single(&token, viewer);
-    Ok((yujing::http::Guard::new(access), token))
+    let guard = yujing::http::Guard::with_access(access, &Config::default().http)?;
+    Ok((guard, token))
 }
 
 /// `yujing demo`: generated feeds through the shipped pipelines, a report.

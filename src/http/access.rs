@@ -24,16 +24,23 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Why this caller may not act on a task of `department`, if it may not.
-    pub fn refusal(&self, department: &str) -> Option<String> {
-        match (&self.role, &self.department) {
-            (Role::Viewer, _) => Some(format!("token `{}` may only read", self.name)),
-            (Role::Operator, Some(own)) if own != department => Some(format!(
-                "token `{}` acts for {own}; this task belongs to {department}",
-                self.name
-            )),
-            (Role::Operator, _) => None,
-        }
+    /// Why this caller may not act on any task, if it may not: a viewer.
+    pub fn read_only(&self) -> Option<String> {
+        (self.role == Role::Viewer).then(|| format!("token `{}` may only read", self.name))
+    }
+
+    /// Why this caller may not act on a task of `department`, if it is bound
+    /// to another.
+    pub fn bound_elsewhere(&self, department: &str) -> Option<String> {
+        self.department
+            .as_ref()
+            .filter(|own| *own != department)
+            .map(|own| {
+                format!(
+                    "token `{}` acts for {own}; this task belongs to {department}",
+                    self.name
+                )
+            })
     }
 }
 
@@ -179,14 +186,21 @@ mod tests {
 
     #[test]
     fn roles_and_departments_decide_who_acts() {
-        assert!(caller("v", Role::Viewer, None).refusal("d").is_some());
-        assert!(caller("o", Role::Operator, None).refusal("d").is_none());
+        assert!(caller("v", Role::Viewer, None).read_only().is_some());
+        assert!(caller("o", Role::Operator, None).read_only().is_none());
         assert!(
-            caller("o", Role::Operator, Some("d"))
-                .refusal("d")
+            caller("o", Role::Operator, None)
+                .bound_elsewhere("d")
                 .is_none()
         );
-        let no = caller("o", Role::Operator, Some("d")).refusal("e").unwrap();
+        assert!(
+            caller("o", Role::Operator, Some("d"))
+                .bound_elsewhere("d")
+                .is_none()
+        );
+        let no = caller("o", Role::Operator, Some("d"))
+            .bound_elsewhere("e")
+            .unwrap();
         assert!(no.contains("acts for d"), "{no}");
     }
 

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, OptionalFromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -45,23 +45,17 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// A guard with `access` and the defaults of `[http]`.
-    pub fn new(access: Access) -> Self {
-        Guard {
-            access: Arc::new(access),
-            departments: BTreeSet::new(),
-            tls: None,
-            request_timeout: Duration::from_secs(10),
-            max_body_bytes: 16 << 10,
-        }
-    }
-
     /// From `[http]`: tokens read from their secrets, the timeout parsed.
     pub fn from_config(http: &crate::config::HttpConfig) -> Result<Self> {
+        Self::with_access(Access::from_config(http)?, http)
+    }
+
+    /// `access`, with the rest of `http` (limits, HTTPS).
+    pub fn with_access(access: Access, http: &crate::config::HttpConfig) -> Result<Self> {
         let timeout =
             crate::core::time::parse_duration(&http.request_timeout).map_err(Error::Other)?;
         Ok(Guard {
-            access: Arc::new(Access::from_config(http)?),
+            access: Arc::new(access),
             departments: BTreeSet::new(),
             tls: http.tls_cert.clone().zip(http.tls_key.clone()),
             request_timeout: Duration::from_millis(timeout.max(1) as u64),
@@ -166,41 +160,36 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn alerts(State(s): State<AppState>) -> Response {
-    let view = s
-        .view
-        .lock()
-        .map(|v| v.incidents.values().cloned().collect::<Vec<_>>());
-    match view {
-        Ok(list) => Json(list).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    listed(&s, |v| {
+        Json(v.incidents.values().collect::<Vec<_>>()).into_response()
+    })
 }
 
 async fn tasks(State(s): State<AppState>) -> Response {
-    let view = s
-        .view
-        .lock()
-        .map(|v| v.tasks.values().cloned().collect::<Vec<_>>());
-    match view {
-        Ok(list) => Json(list).into_response(),
+    listed(&s, |v| {
+        Json(v.tasks.values().collect::<Vec<_>>()).into_response()
+    })
+}
+
+/// A list out of the API view, answered while the view is locked.
+fn listed(s: &AppState, answer: impl FnOnce(&ApiView) -> Response) -> Response {
+    match s.view.lock() {
+        Ok(v) => answer(&v),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
 /// Checks, in order: the caller may act at all (403), the task exists (404),
-/// it is the caller's department's (403), then reads the body (400, 413).
+/// it is the caller's department's (403); only then is the body read (413,
+/// 400), so a caller who may not act never has a body buffered.
 async fn update_task(
     State(s): State<AppState>,
     Extension(caller): Extension<Arc<Caller>>,
     Path(id): Path<String>,
-    body: Option<Json<UpdateBody>>,
+    request: Request,
 ) -> Response {
-    if caller.role != crate::config::Role::Operator {
-        return (
-            StatusCode::FORBIDDEN,
-            format!("token `{}` may only read\n", caller.name),
-        )
-            .into_response();
+    if let Some(why) = caller.read_only() {
+        return (StatusCode::FORBIDDEN, why + "\n").into_response();
     }
     let department = s
         .view
@@ -210,15 +199,21 @@ async fn update_task(
     let Some(department) = department else {
         return (StatusCode::NOT_FOUND, "no such task\n").into_response();
     };
-    if let Some(why) = caller.refusal(&department) {
+    if let Some(why) = caller.bound_elsewhere(&department) {
         return (StatusCode::FORBIDDEN, why + "\n").into_response();
     }
-    let Some(Json(body)) = body else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "expected a JSON body with an action\n",
-        )
-            .into_response();
+    let body = match <Json<UpdateBody> as OptionalFromRequest<AppState>>::from_request(request, &s)
+        .await
+    {
+        Ok(Some(Json(body))) => body,
+        Ok(None) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "expected a JSON body with an action\n",
+            )
+                .into_response();
+        }
+        Err(rejection) => return rejection.into_response(),
     };
     if let Some(to) = &body.department
         && !s.departments.is_empty()
