@@ -18,7 +18,7 @@ use serde_json::Value;
 
 mod broker;
 mod common;
-use broker::{AUTH, Daemon, Setup, free_port, http, stop};
+use broker::{AUTH, Daemon, Setup, eventually, free_port, http, stop};
 use common::{GRID_RULES, escalating_incidents};
 
 fn repo() -> PathBuf {
@@ -536,19 +536,6 @@ fn http_ok(port: u16, path: &str) -> Option<String> {
     (status == 200).then_some(body)
 }
 
-/// Polls until `check` returns something, or fails after `secs` with the last value seen.
-fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> (Option<T>, String)) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (got, seen) = check();
-        if let Some(v) = got {
-            return v;
-        }
-        assert!(Instant::now() < end, "{what}; last seen: {seen}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// The value of an instant query that returns one series.
 fn prom_value(port: u16, query: &str) -> (Option<f64>, String) {
     let path = format!("/api/v1/query?query={}", urlencode(query));
@@ -587,26 +574,7 @@ fn find<'a>(alerts: &'a [Value], name: &str, severity: &str) -> Option<&'a Value
 fn prometheus_scrapes_the_daemon_and_alertmanager_receives_inhibits_and_resolves_its_alerts() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Alertmanager with the shipped config.
-    let am_port = free_port();
-    let _am = Server(
-        Command::new(tool("prometheus-alertmanager"))
-            .arg(format!(
-                "--config.file={}",
-                repo()
-                    .join("deploy/alertmanager/alertmanager.yml")
-                    .display()
-            ))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("alertmanager"),
-    );
+    let (_am, am_port) = broker::alertmanager(dir.path(), &[]);
     let s = Setup::with(
         &[("grid_rules", GRID_RULES), ("grid_watch", GRID_WATCH)],
         &format!(

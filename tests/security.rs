@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -17,7 +17,7 @@ use serde_json::Value;
 
 mod broker;
 mod common;
-use broker::{Daemon, OPERATOR_TOKEN, Setup, free_port, read_topic, stop};
+use broker::{Daemon, OPERATOR_TOKEN, Setup, eventually, read_topic, stop};
 use common::pii::{MAX_RECORD_BYTES, corpus, leaks};
 use common::{GRID_RULES, PII_KEY, escalating_incidents};
 
@@ -286,31 +286,18 @@ fn the_daemon_serves_https_posts_to_alertmanager_over_tls_and_leaks_no_pii() {
         ),
     )
     .expect("write");
-    let am_port = free_port();
-    let _am = Daemon(
-        Command::new("/usr/bin/prometheus-alertmanager")
-            .arg(format!(
-                "--config.file={}",
-                repo()
-                    .join("deploy/alertmanager/alertmanager.yml")
-                    .display()
-            ))
-            .arg(format!(
-                "--web.config.file={}",
-                dir.join("am-web.yml").display()
-            ))
-            .arg(format!("--storage.path={}", dir.join("am").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-alertmanager (scripts/deps.sh installs it)"),
+    let (_am, am_port) = broker::alertmanager(
+        dir,
+        &[format!(
+            "--web.config.file={}",
+            dir.join("am-web.yml").display()
+        )],
     );
     let am = format!("https://127.0.0.1:{am_port}");
     let am_auth = format!("yujing:{AM_PASSWORD}");
     eventually(30, "Alertmanager over TLS", || {
-        curl(dir, &format!("{am}/-/ready"), &["-u", &am_auth]).0 == 200
+        let (status, body) = curl(dir, &format!("{am}/-/ready"), &["-u", &am_auth]);
+        ((status == 200).then_some(()), format!("{status} {body}"))
     });
     assert_eq!(
         curl(dir, &format!("{am}/api/v2/alerts"), &[]).0,
@@ -370,7 +357,8 @@ fn the_daemon_serves_https_posts_to_alertmanager_over_tls_and_leaks_no_pii() {
     let api = format!("https://127.0.0.1:{}", s.port);
     let auth = format!("Authorization: Bearer {OPERATOR_TOKEN}");
     eventually(60, "the daemon ready over HTTPS", || {
-        curl(dir, &format!("{api}/readyz"), &[]).0 == 200
+        let (status, body) = curl(dir, &format!("{api}/readyz"), &[]);
+        ((status == 200).then_some(()), format!("{status} {body}"))
     });
     // Plain HTTP gets no HTTP answer from a TLS port.
     let plain = curl(dir, &format!("http://127.0.0.1:{}/healthz", s.port), &[]);
@@ -382,19 +370,13 @@ fn the_daemon_serves_https_posts_to_alertmanager_over_tls_and_leaks_no_pii() {
         body
     };
     let log = || std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
-    let seen = std::cell::RefCell::new(String::new());
-    let red = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        eventually(60, "the red alert in Alertmanager", || {
-            *seen.borrow_mut() = am_alerts();
-            seen.borrow().contains("\"severity\":\"red\"")
-        })
-    }));
-    assert!(
-        red.is_ok(),
-        "Alertmanager has {}\nthe daemon logged:\n{}",
-        seen.borrow(),
-        log()
-    );
+    eventually(60, "the red alert in Alertmanager", || {
+        let alerts = am_alerts();
+        (
+            alerts.contains("\"severity\":\"red\"").then_some(()),
+            format!("Alertmanager has {alerts}\nthe daemon logged:\n{}", log()),
+        )
+    });
     let dead = read_topic(
         &s.topic("dead"),
         &format!("sd{}", s.id),
@@ -431,12 +413,4 @@ fn the_daemon_serves_https_posts_to_alertmanager_over_tls_and_leaks_no_pii() {
         &std::fs::read(dir.join("daemon.log")).expect("log"),
     ));
     assert!(found.is_empty(), "personal data leaked: {found:#?}");
-}
-
-fn eventually(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < end, "{what}: not within {secs} s");
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -64,6 +64,38 @@ pub fn http(
         .map(|x| x.1.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Alertmanager (Debian's `prometheus-alertmanager`) with the shipped config,
+/// its data in `dir`, on a free port, clustering off, with `extra` arguments
+/// (such as `--web.config.file`). Returns it and its port.
+pub fn alertmanager(dir: &Path, extra: &[String]) -> (Daemon, u16) {
+    let port = free_port();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alertmanager/alertmanager.yml");
+    let child = Command::new("/usr/bin/prometheus-alertmanager")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.join("am").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager (scripts/deps.sh installs it)");
+    (Daemon(child), port)
+}
+
+/// Polls until `check` returns something, or fails after `secs` with the last value seen.
+pub fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> (Option<T>, String)) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (got, seen) = check();
+        if let Some(v) = got {
+            return v;
+        }
+        assert!(Instant::now() < end, "{what}; last seen: {seen}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 pub fn free_port() -> u16 {
