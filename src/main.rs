@@ -103,6 +103,11 @@ enum Command {
         /// test data only, never on real feeds.
         #[arg(long)]
         insecure_dev_key: bool,
+        /// Read the processing clock from this file (RFC 3339 or epoch
+        /// milliseconds) instead of the wall clock: for tests that drive task
+        /// deadlines; never in production.
+        #[arg(long, hide = true)]
+        clock_file: Option<PathBuf>,
     },
     /// Validate configuration, schemas and pipelines without running them.
     Check {
@@ -284,7 +289,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             sources,
             reset_state,
             insecure_dev_key,
-        } => run_daemon(sources, reset_state, insecure_dev_key),
+            clock_file,
+        } => run_daemon(sources, reset_state, insecure_dev_key, clock_file),
         Command::Check { sources } => check(sources),
         Command::Eval {
             seed,
@@ -466,6 +472,7 @@ fn run_daemon(
     sources: Sources,
     reset_state: bool,
     insecure_dev_key: bool,
+    clock_file: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let loaded = load(&sources)?;
     let policy = if insecure_dev_key {
@@ -474,7 +481,11 @@ fn run_daemon(
         KeyPolicy::Required
     };
     // Before anything is compiled or connected: a missing key is the operator's to fix.
-    let options = decode_options(&loaded.config, policy)?;
+    let mut options = decode_options(&loaded.config, policy)?;
+    if let Some(path) = clock_file {
+        tracing::warn!(file = %path.display(), "the processing clock is driven by a file");
+        options.clock = yujing::core::time::Clock::File(path.into());
+    }
     tracing::info!(
         pii_key = %yujing::decode::key_fingerprint(&options.pii_key),
         "PII pseudonyms by this key"

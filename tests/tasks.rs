@@ -127,12 +127,28 @@ fn orange_opens_three_red_updates_and_deadlines_run_in_event_time() {
         row("control", "overdue", "04:00", "北山街道、西湖公安分局"),
         row("control", "escalated", "04:00", "区委政法委"),
         row("opinion", "acknowledged", "05:00", "区委政法委"),
-        // At the top of the chain there is nobody further: overdue stays.
-        row("control", "overdue", "05:00", "区委政法委"),
-        // The incident resolves at 11:00; its tasks stay open and say so.
+        // Control climbs the default chain, 2 h each, and stays at the last.
+        row("control", "overdue", "06:00", "区委政法委"),
+        row(
+            "control",
+            "escalated",
+            "06:00",
+            "区委办公室（区应急指挥中心）",
+        ),
+        row(
+            "control",
+            "overdue",
+            "08:00",
+            "区委办公室（区应急指挥中心）",
+        ),
         row("legal", "incident_resolved", "11:00", "西湖公安分局"),
         row("opinion", "incident_resolved", "11:00", "区委政法委"),
-        row("control", "incident_resolved", "11:00", "区委政法委"),
+        row(
+            "control",
+            "incident_resolved",
+            "11:00",
+            "区委办公室（区应急指挥中心）",
+        ),
     ];
     assert_eq!(seen, want);
     assert!(

@@ -153,24 +153,41 @@ pub fn format_rfc3339(ms: Millis) -> String {
     out
 }
 
-/// The processing clock: what "now" is for judging records dated in the future.
-/// The daemon reads the wall clock; replay reads it too unless `--now` fixes it,
-/// so a backtest can be repeated byte for byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The processing clock: what "now" is for judging records dated in the future
+/// and, in the daemon, for task deadlines and acknowledgements (processing-time
+/// timers). The daemon reads the wall clock; replay reads it too unless `--now`
+/// fixes it, so a backtest can be repeated byte for byte. `File` is the wall
+/// clock a test drives: the time written in a file (`yujing run --clock-file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Clock {
     Wall,
     Fixed(Millis),
+    File(std::sync::Arc<std::path::Path>),
 }
 
 impl Clock {
-    pub fn now(self) -> Millis {
+    pub fn now(&self) -> Millis {
         match self {
-            Clock::Wall => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as Millis),
-            Clock::Fixed(t) => t,
+            Clock::Wall => wall_now(),
+            Clock::Fixed(t) => *t,
+            Clock::File(path) => read_clock_file(path).unwrap_or_else(wall_now),
         }
     }
+}
+
+/// The system's wall clock, in milliseconds since the epoch.
+pub fn wall_now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// A driven clock's time: RFC 3339 or milliseconds since the epoch; the wall
+/// clock while the file is missing or unreadable.
+fn read_clock_file(path: &std::path::Path) -> Option<Millis> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let text = text.trim();
+    text.parse::<Millis>().ok().or_else(|| parse_rfc3339(text))
 }
 
 /// Day of the week of a time, Monday = 0 … Sunday = 6 (1970-01-01 was a Thursday).

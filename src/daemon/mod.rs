@@ -65,7 +65,9 @@ pub fn run(
         .ok_or_else(|| Error::Other("`yujing run` needs a [kafka] section in the config".into()))?
         .with_secrets()?;
     let departments = compiled.routing.departments();
-    let engine = Engine::compiled(catalog, compiled, options, runtime)?;
+    // Deadlines and acknowledgements run on the processing clock in the daemon.
+    let clock = crate::task::TaskClock::Processing(options.clock.clone());
+    let engine = Engine::compiled_on(catalog, compiled, options, runtime, clock)?;
     let metrics = Arc::new(Metrics::new().with_departments(departments.clone()));
     let observers = Observers {
         metrics: metrics.clone(),

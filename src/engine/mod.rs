@@ -19,8 +19,8 @@ use crate::query::tables::feed_table_schema;
 use crate::schema::Catalog;
 use crate::sink::Sink;
 use crate::source::Chunk;
-use crate::task::TaskManager;
 use crate::task::command::INPUT;
+use crate::task::{TaskClock, TaskManager};
 use crate::window::{OperatorStats, WindowOperator, WindowResult};
 use datafusion::error::DataFusionError;
 
@@ -132,7 +132,20 @@ impl Engine {
         options: DecodeOptions,
         runtime: Arc<tokio::runtime::Runtime>,
     ) -> Result<Self> {
-        let tasks = TaskManager::new(compiled.routing.clone(), compiled.task_levels());
+        Self::compiled_on(catalog, compiled, options, runtime, TaskClock::EventTime)
+    }
+
+    /// [`Engine::compiled`], its tasks on `clock`: the daemon's run on the
+    /// processing clock.
+    pub fn compiled_on(
+        catalog: Catalog,
+        compiled: Compiled,
+        options: DecodeOptions,
+        runtime: Arc<tokio::runtime::Runtime>,
+        clock: TaskClock,
+    ) -> Result<Self> {
+        let tasks =
+            TaskManager::new(compiled.routing.clone(), compiled.task_levels()).with_clock(clock);
         Ok(Engine::new(catalog, compiled.pipelines, options, runtime)?
             .with_compounds(compiled.compounds)
             .with_tasks(tasks))
@@ -156,9 +169,13 @@ impl Engine {
         }
     }
 
-    /// The task stage's clock: the lowest watermark of the pipelines, so every
-    /// alert of a window that ended before it has been raised.
+    /// The task stage's clock: the processing clock when it runs on one, else
+    /// the lowest watermark of the pipelines, so every alert of a window that
+    /// ended before it has been raised.
     fn task_clock(&self) -> Option<Millis> {
+        if let Some(now) = self.tasks.as_ref().and_then(TaskManager::processing_now) {
+            return Some(now);
+        }
         let lowest = self
             .pipelines
             .iter()
@@ -207,7 +224,11 @@ impl Engine {
 
     /// The task stage's current time, for updates that arrive without one (HTTP).
     pub fn task_time(&self) -> Option<Millis> {
-        self.tasks.as_ref().and_then(|t| t.now()).or(self.max_time)
+        let tasks = self.tasks.as_ref();
+        tasks
+            .and_then(TaskManager::processing_now)
+            .or(tasks.and_then(|t| t.now()))
+            .or(self.max_time)
     }
 
     /// Applies what is due on the task clock now (updates that arrived while no
@@ -357,6 +378,7 @@ impl Engine {
         // The clock ends at the last event, or at the last queued update if later,
         // so every update is applied.
         let last = self.tasks.as_ref().and_then(|t| t.last_pending());
-        self.advance_tasks(self.max_time.max(last), sink)
+        let processing = self.tasks.as_ref().and_then(TaskManager::processing_now);
+        self.advance_tasks(processing.or(self.max_time.max(last)), sink)
     }
 }

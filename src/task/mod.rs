@@ -5,10 +5,13 @@
 //! deadline a task is overdue and escalates to the next department. Every change is
 //! a [`TaskEvent`] carrying the task's full state.
 //!
-//! The clock is event time: alerts, commands and deadlines are applied in the order
-//! of their times as the engine's watermark passes them, so a replay is a
-//! deterministic backtest. Ids come from the incident and the track, so replays and
-//! restarts never open a task twice.
+//! Two clocks, one code path ([`TaskClock`]). In replay the clock is event time:
+//! alerts, commands and deadlines are applied in the order of their times as the
+//! engine's watermark passes them, so a replay is a deterministic backtest. In the
+//! daemon it is the processing (wall) clock, as processing-time timers are in
+//! stream processors: a task opens when its alert arrives, deadlines expire while
+//! the feeds are quiet, and an acknowledgement is dated when it was made. Ids come
+//! from the incident and the track, so replays and restarts never open a task twice.
 
 pub mod command;
 mod model;
@@ -22,7 +25,7 @@ use crate::alert::{Alert, Status, stable_id};
 use crate::core::key::Key;
 use crate::core::level::Level;
 use crate::core::stage::Stateful;
-use crate::core::time::Millis;
+use crate::core::time::{Clock, Millis};
 pub use command::{Action, Command};
 pub use model::{Change, Rejected, Task, TaskEvent, TaskStatus, Track};
 use routing::RoutingTable;
@@ -64,12 +67,29 @@ pub struct TaskState {
     clock: Option<Millis>,
 }
 
+/// What the task stage's time is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskClock {
+    /// The engine's watermark: alerts take effect at their window's end.
+    EventTime,
+    /// The processing clock: alerts take effect when they arrive.
+    Processing(Clock),
+}
+
 /// The task stage: routing, deadlines and lifecycle over [`TaskState`].
 pub struct TaskManager {
     routing: RoutingTable,
+    clock: TaskClock,
     /// Per pipeline, the lowest level that opens tasks, where it differs from the table's.
     levels: BTreeMap<String, Level>,
     pub state: TaskState,
+}
+
+/// The two deadlines of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Acknowledge,
+    Complete,
 }
 
 /// Order of things due at the same instant: alerts, then commands, then deadlines.
@@ -80,14 +100,30 @@ impl TaskManager {
     pub fn new(routing: RoutingTable, levels: BTreeMap<String, Level>) -> Self {
         TaskManager {
             routing,
+            clock: TaskClock::EventTime,
             levels,
             state: TaskState::default(),
         }
     }
 
-    /// Queues an alert; it takes effect at its window's end.
+    /// Runs the stage on `clock`.
+    pub fn with_clock(mut self, clock: TaskClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The processing clock's time now, when the stage runs on one.
+    pub fn processing_now(&self) -> Option<Millis> {
+        match &self.clock {
+            TaskClock::EventTime => None,
+            TaskClock::Processing(c) => Some(c.now()),
+        }
+    }
+
+    /// Queues an alert; it takes effect at its window's end (event time) or
+    /// now (processing time).
     pub fn alert(&mut self, a: &Alert) {
-        let t = a.window_end;
+        let t = self.processing_now().unwrap_or(a.window_end);
         let snapshot = AlertSnapshot {
             alert_id: a.alert_id.clone(),
             incident_id: a.incident_id.clone(),
@@ -142,24 +178,13 @@ impl TaskManager {
                 .next()
                 .copied()
                 .filter(|k| k.0 <= now);
-            let next_deadline = self
-                .state
-                .tasks
-                .values()
-                .filter(|t| t.status.awaiting() && t.deadline <= now)
-                .map(|t| {
-                    (
-                        (t.deadline, t.dispatch_id.clone(), t.track),
-                        t.task_id.clone(),
-                    )
-                })
-                .min()
-                .map(|((d, _, _), id)| (d, id));
+            let next_deadline = self.next_timer(now);
             match (next_pending, next_deadline) {
-                (Some(k), Some((d, _))) if k.0 <= d => {
+                (Some(k), Some((d, _, _))) if k.0 <= d => {
                     self.apply_pending(k, &mut events, &mut rejected)
                 }
-                (_, Some((d, id))) => self.overdue(&id, d, &mut events),
+                (_, Some((d, Timer::Acknowledge, id))) => self.overdue(&id, d, &mut events),
+                (_, Some((d, Timer::Complete, id))) => self.completion_overdue(&id, d, &mut events),
                 (Some(k), None) => self.apply_pending(k, &mut events, &mut rejected),
                 (None, None) => break,
             }
@@ -176,6 +201,27 @@ impl TaskManager {
             .closed
             .retain(|_, t| t.saturating_add(CLOSED_RETENTION) >= now);
         (events, rejected)
+    }
+
+    /// The earliest deadline due by `now`: to acknowledge (of a task awaiting
+    /// it) or to complete (of a task not done), in a stable order.
+    fn next_timer(&self, now: Millis) -> Option<(Millis, Timer, String)> {
+        self.state
+            .tasks
+            .values()
+            .flat_map(|t| {
+                let ack = (t.status.awaiting() && t.deadline <= now)
+                    .then_some((t.deadline, Timer::Acknowledge));
+                let complete = t
+                    .completion_due(now)
+                    .then_some((t.complete_by, Timer::Complete));
+                [ack, complete]
+                    .into_iter()
+                    .flatten()
+                    .map(move |(d, timer)| ((d, t.dispatch_id.as_str(), t.track, timer), t))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .map(|((d, _, _, timer), t)| (d, timer, t.task_id.clone()))
     }
 
     fn apply_pending(
@@ -253,6 +299,9 @@ impl TaskManager {
                 if task.status.awaiting() {
                     task.deadline = task.deadline.min(t + self.routing.deadline(a.level));
                 }
+                if task.complete_by > 0 && !task.completion_overdue {
+                    task.complete_by = task.complete_by.min(t + self.routing.completion(a.level));
+                }
                 events.push(emit(
                     task,
                     Change::LevelRaised,
@@ -287,8 +336,11 @@ impl TaskManager {
                 pipeline: a.pipeline.clone(),
                 key: a.key.clone(),
                 alert_id: a.alert_id.clone(),
+                owner: department.clone(),
                 opened_at: t,
                 deadline: t + self.routing.deadline(a.level),
+                complete_by: t + self.routing.completion(a.level),
+                completion_overdue: false,
                 escalations: 0,
                 incident_firing: true,
                 version: 0,
@@ -300,8 +352,9 @@ impl TaskManager {
         self.state.dispatches.insert(dispatch_id, ids);
     }
 
-    /// A deadline passed: the task is overdue, and moves to the next department if
-    /// there is one (with a fresh deadline).
+    /// A deadline to acknowledge passed: the task is overdue, and takes the next
+    /// step of its owner's escalation chain if there is one (that department
+    /// has the step's wait to acknowledge).
     fn overdue(&mut self, id: &str, t: Millis, events: &mut Vec<TaskEvent>) {
         let Some(task) = self.state.tasks.get_mut(id) else {
             return;
@@ -312,11 +365,17 @@ impl TaskManager {
             task.department
         );
         events.push(emit(task, Change::Overdue, t, "yujing", Some(note)));
-        if let Some(next) = self.routing.next(&task.department) {
-            let from = std::mem::replace(&mut task.department, next);
+        let step = self
+            .routing
+            .step(task.owner(), task.escalations as usize, &task.key);
+        if let Some(step) = step {
+            if task.owner.is_empty() {
+                task.owner = task.department.clone();
+            }
+            let from = std::mem::replace(&mut task.department, step.to);
             task.status = TaskStatus::Escalated;
             task.escalations += 1;
-            task.deadline = t + self.routing.deadline(task.level);
+            task.deadline = t + step.wait;
             events.push(emit(
                 task,
                 Change::Escalated,
@@ -325,6 +384,26 @@ impl TaskManager {
                 Some(format!("from {from}")),
             ));
         }
+    }
+
+    /// The time to complete passed before the task was done: marked and told;
+    /// it stays with its department.
+    fn completion_overdue(&mut self, id: &str, t: Millis, events: &mut Vec<TaskEvent>) {
+        let Some(task) = self.state.tasks.get_mut(id) else {
+            return;
+        };
+        task.completion_overdue = true;
+        let note = format!(
+            "not done by {} within the time to complete",
+            task.department
+        );
+        events.push(emit(
+            task,
+            Change::CompletionOverdue,
+            t,
+            "yujing",
+            Some(note),
+        ));
     }
 
     fn on_command(&mut self, c: &Command, events: &mut Vec<TaskEvent>) -> Result<(), Rejected> {
@@ -362,6 +441,9 @@ impl TaskManager {
                     return Err(not_allowed("reassigned"));
                 }
                 task.department = c.department.clone().ok_or(Rejected::NoDepartment)?;
+                // The new department owns it: escalation follows its chain.
+                task.owner = task.department.clone();
+                task.escalations = 0;
                 Change::Reassigned
             }
             Action::Note => Change::Noted,

@@ -68,6 +68,8 @@ pub enum Change {
     Escalated,
     Reassigned,
     Noted,
+    /// Not done by its time to complete (处置时限); it stays with its department.
+    CompletionOverdue,
     /// The incident resolved while the task was open; it stays open.
     IncidentResolved,
     /// All three tasks of the dispatch are done.
@@ -82,6 +84,10 @@ pub struct Task {
     pub incident_id: String,
     pub track: Track,
     pub department: String,
+    /// The department it was first given to (or reassigned to): whose
+    /// escalation chain it follows.
+    #[serde(default)]
+    pub owner: String,
     pub level: Level,
     pub status: TaskStatus,
     pub pipeline: String,
@@ -93,11 +99,38 @@ pub struct Task {
     /// When it must be acknowledged by.
     #[serde(with = "crate::core::time::rfc3339")]
     pub deadline: Millis,
+    /// When it must be done by (处置时限); the epoch for tasks of checkpoints
+    /// written before completion deadlines existed, which have none.
+    #[serde(default, with = "crate::core::time::rfc3339")]
+    pub complete_by: Millis,
+    /// Past `complete_by` before it was done.
+    #[serde(default)]
+    pub completion_overdue: bool,
+    /// Escalation steps taken.
     pub escalations: u32,
     /// Whether the incident that opened it is still firing.
     pub incident_firing: bool,
     /// Changes so far; the event ids count them.
     pub version: u32,
+}
+
+impl Task {
+    /// The department whose escalation chain the task follows.
+    pub fn owner(&self) -> &str {
+        if self.owner.is_empty() {
+            &self.department
+        } else {
+            &self.owner
+        }
+    }
+
+    /// Waiting to be done past its time to complete.
+    pub fn completion_due(&self, now: Millis) -> bool {
+        self.status != TaskStatus::Done
+            && !self.completion_overdue
+            && self.complete_by > 0
+            && self.complete_by <= now
+    }
 }
 
 /// One change to a task, with the task's state after it.

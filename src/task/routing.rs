@@ -13,7 +13,7 @@ use super::Track;
 use crate::alert::Alert;
 use crate::core::key::{Cell, Key};
 use crate::core::level::Level;
-use crate::core::time::{HOUR, Millis, parse_duration};
+use crate::core::time::{DAY, HOUR, Millis, parse_duration};
 use crate::error::Diagnostic;
 
 /// The shipped table.
@@ -61,12 +61,38 @@ impl Route {
     }
 }
 
+/// One step of an escalation chain as written: who is told, and how long they
+/// have to acknowledge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    to: String,
+    wait: Spanned<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Escalation {
-    default: Option<String>,
+struct EscalationFile {
     #[serde(default)]
-    next: BTreeMap<String, String>,
+    default: Vec<StepFile>,
+    #[serde(default)]
+    chains: BTreeMap<String, Vec<StepFile>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadlinesFile {
+    #[serde(default)]
+    acknowledge: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    complete: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// One step of an escalation: the department told, and its time to acknowledge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub to: String,
+    pub wait: Millis,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,10 +100,10 @@ struct Escalation {
 struct RoutingFile {
     open_at: Option<Spanned<String>>,
     #[serde(default)]
-    deadlines: BTreeMap<Spanned<String>, Spanned<String>>,
+    deadlines: DeadlinesFile,
     default: Departments,
     #[serde(default)]
-    escalation: Escalation,
+    escalation: EscalationFile,
     #[serde(default)]
     route: Vec<Spanned<Route>>,
 }
@@ -88,9 +114,14 @@ pub struct RoutingTable {
     pub file: PathBuf,
     /// The lowest level that opens tasks, unless a pipeline says otherwise.
     pub open_at: Level,
-    deadlines: BTreeMap<Level, Millis>,
+    /// Time to acknowledge, per level.
+    acknowledge: BTreeMap<Level, Millis>,
+    /// Time to complete (处置时限), per level, from when the task opened.
+    complete: BTreeMap<Level, Millis>,
     default: Departments,
-    escalation: Escalation,
+    /// Escalation steps for departments without a chain of their own.
+    default_chain: Vec<Step>,
+    chains: BTreeMap<String, Vec<Step>>,
     routes: Vec<Route>,
 }
 
@@ -145,7 +176,15 @@ impl RoutingTable {
             }),
             None => Level::Orange,
         };
-        let deadlines = read_deadlines(&raw, &at, &mut diags);
+        let acknowledge = read_deadlines(&raw.deadlines.acknowledge, ACKNOWLEDGE, &at, &mut diags);
+        let complete = read_deadlines(&raw.deadlines.complete, COMPLETE, &at, &mut diags);
+        let default_chain = read_chain(&raw.escalation.default, &at, &mut diags);
+        let chains = raw
+            .escalation
+            .chains
+            .iter()
+            .map(|(from, steps)| (from.clone(), read_chain(steps, &at, &mut diags)))
+            .collect();
         for track in Track::ALL {
             if raw.default.get(track).is_none() {
                 diags.push(at(
@@ -162,16 +201,23 @@ impl RoutingTable {
         Ok(RoutingTable {
             file: file.to_path_buf(),
             open_at,
-            deadlines,
+            acknowledge,
+            complete,
             default: raw.default,
-            escalation: raw.escalation,
+            default_chain,
+            chains,
             routes: raw.route.into_iter().map(Spanned::into_inner).collect(),
         })
     }
 
     /// How long a task of this level has to be acknowledged.
     pub fn deadline(&self, level: Level) -> Millis {
-        self.deadlines.get(&level).copied().unwrap_or(4 * HOUR)
+        self.acknowledge.get(&level).copied().unwrap_or(4 * HOUR)
+    }
+
+    /// How long a task of this level has to be done, from when it opened.
+    pub fn completion(&self, level: Level) -> Millis {
+        self.complete.get(&level).copied().unwrap_or(3 * DAY)
     }
 
     /// The department for one track of an alert.
@@ -205,19 +251,21 @@ impl RoutingTable {
                     .iter()
                     .flat_map(|r| tracks.iter().filter_map(|t| r.get(*t))),
             )
-            .chain(self.escalation.default.iter())
-            .chain(self.escalation.next.iter().flat_map(|(a, b)| [a, b]));
+            .chain(self.default_chain.iter().map(|s| &s.to))
+            .chain(self.chains.iter().flat_map(|(from, steps)| {
+                std::iter::once(from).chain(steps.iter().map(|s| &s.to))
+            }));
         named.filter(|d| !d.contains('{')).cloned().collect()
     }
 
-    /// Where an overdue task at `department` goes next, if anywhere.
-    pub fn next(&self, department: &str) -> Option<String> {
-        let next = self
-            .escalation
-            .next
-            .get(department)
-            .or(self.escalation.default.as_ref())?;
-        (next != department).then(|| next.clone())
+    /// The escalation step `n` (from 0) of a task first owned by `owner`, filled
+    /// from its key; `None` past the end of the chain.
+    pub fn step(&self, owner: &str, n: usize, key: &Key) -> Option<Step> {
+        let chain = self.chains.get(owner).unwrap_or(&self.default_chain);
+        chain.get(n).map(|s| Step {
+            to: fill(&s.to, key),
+            wait: s.wait,
+        })
     }
 }
 
@@ -274,20 +322,29 @@ fn fill(template: &str, key: &Key) -> String {
         .replace("{district}", &value("district", "属地区"))
 }
 
-/// The deadline per level: the defaults, overridden by `[deadlines]`.
+/// The shipped defaults: time to acknowledge and to complete, by level.
+const ACKNOWLEDGE: [(Level, Millis); 4] = [
+    (Level::Red, HOUR),
+    (Level::Orange, 4 * HOUR),
+    (Level::Yellow, 24 * HOUR),
+    (Level::Blue, 72 * HOUR),
+];
+const COMPLETE: [(Level, Millis); 4] = [
+    (Level::Red, 24 * HOUR),
+    (Level::Orange, 3 * DAY),
+    (Level::Yellow, 7 * DAY),
+    (Level::Blue, 15 * DAY),
+];
+
+/// A deadline per level: `defaults`, overridden by the table's.
 fn read_deadlines(
-    raw: &RoutingFile,
+    table: &BTreeMap<Spanned<String>, Spanned<String>>,
+    defaults: [(Level, Millis); 4],
     at: &dyn Fn(usize, String) -> Diagnostic,
     diags: &mut Vec<Diagnostic>,
 ) -> BTreeMap<Level, Millis> {
-    let mut deadlines: BTreeMap<Level, Millis> = [
-        (Level::Red, HOUR),
-        (Level::Orange, 4 * HOUR),
-        (Level::Yellow, 24 * HOUR),
-        (Level::Blue, 72 * HOUR),
-    ]
-    .into();
-    for (level, d) in &raw.deadlines {
+    let mut deadlines: BTreeMap<Level, Millis> = defaults.into();
+    for (level, d) in table {
         let Some(l) = level_named(level.get_ref()) else {
             diags.push(at(
                 level.span().start,
@@ -298,18 +355,50 @@ fn read_deadlines(
             ));
             continue;
         };
-        match parse_duration(d.get_ref()) {
-            Ok(v) if v > 0 => {
-                deadlines.insert(l, v);
-            }
-            Ok(_) => diags.push(at(
-                d.span().start,
-                "a deadline must be longer than 0".into(),
-            )),
-            Err(m) => diags.push(at(d.span().start, format!("bad deadline: {m}"))),
+        if let Some(v) = positive_duration(d, "deadline", at, diags) {
+            deadlines.insert(l, v);
         }
     }
     deadlines
+}
+
+/// A duration longer than 0, or a located diagnostic.
+fn positive_duration(
+    d: &Spanned<String>,
+    what: &str,
+    at: &dyn Fn(usize, String) -> Diagnostic,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Millis> {
+    match parse_duration(d.get_ref()) {
+        Ok(v) if v > 0 => Some(v),
+        Ok(_) => {
+            diags.push(at(
+                d.span().start,
+                format!("a {what} must be longer than 0"),
+            ));
+            None
+        }
+        Err(m) => {
+            diags.push(at(d.span().start, format!("bad {what}: {m}")));
+            None
+        }
+    }
+}
+
+fn read_chain(
+    steps: &[StepFile],
+    at: &dyn Fn(usize, String) -> Diagnostic,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Step> {
+    steps
+        .iter()
+        .filter_map(|s| {
+            positive_duration(&s.wait, "wait", at, diags).map(|wait| Step {
+                to: s.to.clone(),
+                wait,
+            })
+        })
+        .collect()
 }
 
 /// Every route names a known feed, some department and some condition, and is
@@ -436,9 +525,14 @@ mod tests {
             t.department(&land, Track::Control),
             "属地街道（镇）、西湖公安分局"
         );
-        assert_eq!(t.next("西湖公安分局").as_deref(), Some("区委政法委"));
-        assert_eq!(t.next("区委政法委"), None, "the top stays");
+        let key = &police.key;
+        let first = t.step("西湖公安分局", 0, key).expect("a first step");
+        assert_eq!(first.to, "区委政法委");
+        let second = t.step("西湖公安分局", 1, key).expect("a second step");
+        assert_ne!(second.to, first.to, "the chain climbs");
+        assert_eq!(t.step("西湖公安分局", 9, key), None, "the chain ends");
         assert_eq!(t.deadline(Level::Red), HOUR);
+        assert!(t.completion(Level::Red) > t.deadline(Level::Red));
         // A pipeline route beats a feed route.
         let compound = alert(
             "district_compound_risk",
@@ -450,7 +544,7 @@ mod tests {
 
     #[test]
     fn mistakes_are_located() {
-        let text = "open_at = \"purple\"\n[deadlines]\nred = \"1h\"\nmauve = \"2h\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n";
+        let text = "open_at = \"purple\"\n[deadlines.acknowledge]\nred = \"1h\"\nmauve = \"2h\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n";
         let err = RoutingTable::parse(Path::new("r.toml"), text, &feeds()).unwrap_err();
         let shown: Vec<String> = err.iter().map(|d| d.to_string()).collect();
         assert!(

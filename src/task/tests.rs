@@ -3,7 +3,7 @@
 use super::*;
 use crate::alert::Measure;
 use crate::core::key::Cell;
-use crate::core::time::{HOUR, MINUTE};
+use crate::core::time::{DAY, HOUR, MINUTE};
 use std::collections::BTreeSet;
 
 const T0: Millis = 1_773_446_400_000; // 2026-03-14T00:00:00Z
@@ -158,19 +158,32 @@ fn overdue_and_escalation_at_the_deadline_in_event_time() {
                 opened + 5 * HOUR,
                 "区委政法委".into()
             ),
-            // Control at the top of the chain: overdue again, nobody further.
+            // Control climbs the default chain, each step with its own wait
+            // (2 h), and stays overdue at the last.
+            (
+                Track::Control,
+                Change::Overdue,
+                deadline + 2 * HOUR,
+                "区委政法委".into()
+            ),
+            (
+                Track::Control,
+                Change::Escalated,
+                deadline + 2 * HOUR,
+                "区委办公室（区应急指挥中心）".into()
+            ),
             (
                 Track::Control,
                 Change::Overdue,
                 deadline + 4 * HOUR,
-                "区委政法委".into()
+                "区委办公室（区应急指挥中心）".into()
             ),
         ]
     );
     let control = m.tasks().find(|t| t.track == Track::Control).unwrap();
     assert_eq!(
         (control.status, control.escalations),
-        (TaskStatus::Overdue, 1)
+        (TaskStatus::Overdue, 2)
     );
 }
 
@@ -257,4 +270,52 @@ fn the_same_input_gives_the_same_events_and_state_round_trips() {
         serde_json::to_string(&[a, b]).unwrap()
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn on_the_processing_clock_tasks_open_when_the_alert_arrives_and_deadlines_run_while_feeds_are_quiet()
+ {
+    let path = std::env::temp_dir().join(format!("yujing-clock-{}", std::process::id()));
+    let write = |t: Millis| std::fs::write(&path, t.to_string()).unwrap();
+    let wall = T0 + 30 * DAY;
+    write(wall);
+    let clock = Clock::File(path.clone().into());
+    let mut m = manager().with_clock(TaskClock::Processing(clock));
+    // The alert's window ended long ago in event time; the task opens now.
+    m.alert(&alert(Level::Orange, Status::Firing, T0));
+    let (e, _) = m.advance(m.processing_now().unwrap());
+    assert_eq!(e.len(), 3);
+    assert!(e.iter().all(|e| e.time == wall && e.task.opened_at == wall));
+    assert!(e.iter().all(|e| e.task.deadline == wall + 4 * HOUR));
+    // No events arrive; the wall clock passes the deadline.
+    write(wall + 4 * HOUR + MINUTE);
+    let (e, _) = m.advance(m.processing_now().unwrap());
+    let changes: Vec<Change> = e.iter().map(|e| e.change).collect();
+    assert_eq!(changes.len(), 6, "{changes:?}");
+    assert!(e.iter().all(|e| e.time == wall + 4 * HOUR));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_task_not_done_in_its_time_to_complete_is_overdue_for_completion_once() {
+    let mut m = manager();
+    let opened = T0 + HOUR;
+    m.alert(&alert(Level::Orange, Status::Firing, opened));
+    m.command(command(opened + HOUR, &id(Track::Legal), Action::Done));
+    // Orange has three days to complete; legal was done, the others were not.
+    let (e, _) = m.advance(opened + 3 * DAY + HOUR);
+    let late: Vec<(Track, Millis)> = e
+        .iter()
+        .filter(|e| e.change == Change::CompletionOverdue)
+        .map(|e| (e.task.track, e.time))
+        .collect();
+    assert_eq!(
+        late,
+        [
+            (Track::Opinion, opened + 3 * DAY),
+            (Track::Control, opened + 3 * DAY)
+        ]
+    );
+    let (e, _) = m.advance(opened + 10 * DAY);
+    assert!(e.iter().all(|e| e.change != Change::CompletionOverdue));
 }
