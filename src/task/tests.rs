@@ -119,65 +119,25 @@ fn overdue_and_escalation_at_the_deadline_in_event_time() {
         .map(|e| (e.task.track, e.change, e.time, e.task.department.clone()))
         .collect();
     let deadline = opened + 4 * HOUR;
+    let row = |track, change, t, department: &str| (track, change, t, department.to_string());
+    let (police, opinion, zhengfa) = ("西湖公安分局", "区委宣传部（网信办）", "区委政法委");
+    let (street, office) = ("北山街道、西湖公安分局", "区委办公室（区应急指挥中心）");
+    use Change::{Acknowledged, Escalated, Overdue};
+    use Track::{Control, Legal, Opinion};
     assert_eq!(
         seen[3..],
         [
-            (
-                Track::Legal,
-                Change::Acknowledged,
-                opened + 3 * HOUR,
-                "西湖公安分局".into()
-            ),
-            (
-                Track::Opinion,
-                Change::Overdue,
-                deadline,
-                "区委宣传部（网信办）".into()
-            ),
-            (
-                Track::Opinion,
-                Change::Escalated,
-                deadline,
-                "区委政法委".into()
-            ),
-            (
-                Track::Control,
-                Change::Overdue,
-                deadline,
-                "北山街道、西湖公安分局".into()
-            ),
-            (
-                Track::Control,
-                Change::Escalated,
-                deadline,
-                "区委政法委".into()
-            ),
-            (
-                Track::Opinion,
-                Change::Acknowledged,
-                opened + 5 * HOUR,
-                "区委政法委".into()
-            ),
+            row(Legal, Acknowledged, opened + 3 * HOUR, police),
+            row(Opinion, Overdue, deadline, opinion),
+            row(Opinion, Escalated, deadline, zhengfa),
+            row(Control, Overdue, deadline, street),
+            row(Control, Escalated, deadline, zhengfa),
+            row(Opinion, Acknowledged, opened + 5 * HOUR, zhengfa),
             // Control climbs the default chain, each step with its own wait
             // (2 h), and stays overdue at the last.
-            (
-                Track::Control,
-                Change::Overdue,
-                deadline + 2 * HOUR,
-                "区委政法委".into()
-            ),
-            (
-                Track::Control,
-                Change::Escalated,
-                deadline + 2 * HOUR,
-                "区委办公室（区应急指挥中心）".into()
-            ),
-            (
-                Track::Control,
-                Change::Overdue,
-                deadline + 4 * HOUR,
-                "区委办公室（区应急指挥中心）".into()
-            ),
+            row(Control, Overdue, deadline + 2 * HOUR, zhengfa),
+            row(Control, Escalated, deadline + 2 * HOUR, office),
+            row(Control, Overdue, deadline + 4 * HOUR, office),
         ]
     );
     let control = m.tasks().find(|t| t.track == Track::Control).unwrap();
