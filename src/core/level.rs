@@ -24,6 +24,16 @@ impl Level {
             Level::Red => "red",
         }
     }
+
+    /// 蓝色, 黄色, 橙色, 红色.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Level::Blue => "蓝色",
+            Level::Yellow => "黄色",
+            Level::Orange => "橙色",
+            Level::Red => "红色",
+        }
+    }
 }
 
 /// The language of alert summaries.

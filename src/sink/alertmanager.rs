@@ -7,6 +7,12 @@
 //! resolution sends `endsAt`. Firing alerts are sent again every
 //! `resend_interval`, before Alertmanager's `resolve_timeout` would end them.
 //!
+//! Each open task is an alert of its own (`alertname="yujing_task"`), labelled
+//! with its `department`, `track`, `task_id` and `dispatch_id` (and the key's
+//! place), so a routing tree sends each to its department's receiver; it fires
+//! until the task is done. An escalation moves it to another department: a new
+//! label set, so the old department's alert ends and the next one's starts.
+//!
 //! The posting runs on a thread of its own, so a slow or absent Alertmanager
 //! never holds the engine back; a failed post is retried with the next one.
 
@@ -102,11 +108,68 @@ pub fn to_alertmanager(alert: &Alert, now: Millis) -> AmAlert {
     }
 }
 
-/// What the notifier remembers: the firing alerts and the tasks of each incident.
+/// The `alertname` of task alerts.
+pub const TASK_ALERTNAME: &str = "yujing_task";
+
+/// The Alertmanager form of an open task: its department, track and ids as
+/// labels (with the key's columns), what to do by when as annotations.
+pub fn task_to_alertmanager(t: &Task, now: Millis) -> AmAlert {
+    let mut labels = BTreeMap::new();
+    for (k, v) in t.key.iter() {
+        labels.insert(format!("key_{}", label_name(k)), text(v));
+        if matches!(k, "district" | "street" | "category") {
+            labels.insert(k.to_string(), text(v));
+        }
+    }
+    for (name, value) in [
+        ("alertname", TASK_ALERTNAME),
+        ("severity", t.level.as_str()),
+        ("department", &t.department),
+        ("track", t.track.as_str()),
+        ("task_id", &t.task_id),
+        ("dispatch_id", &t.dispatch_id),
+        ("pipeline", &t.pipeline),
+    ] {
+        labels.insert(name.into(), value.to_string());
+    }
+    let status = serde_json::to_value(t.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "summary".into(),
+        format!(
+            "【{}】{}任务：{}，请于 {} 前签收，{} 前办结",
+            t.level.zh(),
+            t.track.zh(),
+            t.department,
+            format_rfc3339(t.deadline),
+            format_rfc3339(t.complete_by)
+        ),
+    );
+    annotations.insert("status".into(), status);
+    annotations.insert("deadline".into(), format_rfc3339(t.deadline));
+    annotations.insert("complete_by".into(), format_rfc3339(t.complete_by));
+    annotations.insert("escalations".into(), t.escalations.to_string());
+    annotations.insert("incident_id".into(), t.incident_id.clone());
+    annotations.insert("alert_id".into(), t.alert_id.clone());
+    AmAlert {
+        labels,
+        annotations,
+        starts_at: format_rfc3339(t.opened_at.min(now)),
+        ends_at: None,
+    }
+}
+
+/// What the notifier remembers: the firing alerts, the tasks of each incident
+/// and the open tasks' own alerts.
 #[derive(Debug, Default)]
 pub struct Book {
     firing: BTreeMap<String, AmAlert>,
     tasks: BTreeMap<String, BTreeSet<String>>,
+    /// Task id → its alert, while the task is not done.
+    open_tasks: BTreeMap<String, AmAlert>,
     /// Alerts to post, the latest version per label set.
     pending: BTreeMap<BTreeMap<String, String>, AmAlert>,
 }
@@ -146,7 +209,8 @@ impl Book {
         }
     }
 
-    pub fn task(&mut self, t: &Task) {
+    pub fn task(&mut self, t: &Task, now: Millis) {
+        self.task_alert(t, now);
         let ids = self.tasks.entry(t.incident_id.clone()).or_default();
         if !ids.insert(t.task_id.clone()) {
             return;
@@ -159,8 +223,42 @@ impl Book {
         }
     }
 
+    /// The task's own alert: fired (again, with its new state) while it is not
+    /// done, ended when it is; a new department ends the old one's.
+    fn task_alert(&mut self, t: &Task, now: Millis) {
+        let end = |a: &AmAlert| AmAlert {
+            ends_at: Some(format_rfc3339(
+                now.max(parse_rfc3339(&a.starts_at).unwrap_or(now)),
+            )),
+            ..a.clone()
+        };
+        let before = self.open_tasks.remove(&t.task_id);
+        if t.status == crate::task::TaskStatus::Done {
+            if let Some(old) = before {
+                let old = end(&old);
+                self.pending.insert(old.labels.clone(), old);
+            }
+            return;
+        }
+        let mut next = task_to_alertmanager(t, now);
+        if let Some(old) = before {
+            if old.labels == next.labels {
+                next.starts_at = old.starts_at;
+            } else {
+                let old = end(&old);
+                self.pending.insert(old.labels.clone(), old);
+                next.starts_at = format_rfc3339(now);
+            }
+        }
+        self.pending.insert(next.labels.clone(), next.clone());
+        self.open_tasks.insert(t.task_id.clone(), next);
+    }
+
     /// Every firing alert, to be sent again.
     pub fn resend_all(&mut self) {
+        for a in self.open_tasks.values() {
+            self.pending.insert(a.labels.clone(), a.clone());
+        }
         for a in self.firing.values() {
             self.pending.insert(a.labels.clone(), a.clone());
         }
@@ -445,7 +543,7 @@ fn post(agent: &ureq::Agent, endpoint: &Endpoint, book: &mut Book, metrics: &Met
 fn apply(book: &mut Book, notice: Notice) {
     match notice {
         Notice::Alert(a) => book.alert(&a, now_ms()),
-        Notice::Task(t) => book.task(&t),
+        Notice::Task(t) => book.task(&t, now_ms()),
     }
 }
 
@@ -527,13 +625,18 @@ mod tests {
         }))
         .expect("task");
         let mut task = task;
-        b.task(&task);
+        b.task(&task, NOW);
         task.task_id = "T-control".into();
-        b.task(&task);
-        b.task(&task);
+        b.task(&task, NOW);
+        b.task(&task, NOW);
         let sent = b.pending();
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].annotations["task_ids"], "T-control,T-legal");
+        let incident: Vec<&AmAlert> = sent
+            .iter()
+            .filter(|a| a.labels["alertname"] != TASK_ALERTNAME)
+            .collect();
+        assert_eq!(incident.len(), 1);
+        assert_eq!(incident[0].annotations["task_ids"], "T-control,T-legal");
+        assert_eq!(sent.len(), 3, "the incident and its two tasks");
         b.pending.clear();
         b.alert(&alert(Level::Red, Status::Resolved), NOW + 5);
         let sent = b.pending();
@@ -542,6 +645,54 @@ mod tests {
         assert_eq!(sent[0].ends_at, Some(format_rfc3339(NOW + 5)));
         b.pending.clear();
         b.resend_all();
-        assert!(b.pending().is_empty(), "nothing firing");
+        assert_eq!(b.pending().len(), 2, "the tasks fire until they are done");
+    }
+
+    #[test]
+    fn a_task_reaches_its_department_and_an_escalation_moves_it_to_the_next() {
+        let mut b = Book::default();
+        let mut task: crate::task::Task = serde_json::from_value(serde_json::json!({
+            "task_id": "T-legal", "dispatch_id": "D-1", "incident_id": "inc-1",
+            "track": "legal", "department": "区委信访局", "level": "orange",
+            "status": "open", "pipeline": "petition_collective",
+            "key": {"district": "西湖区", "street": "北山街道"}, "alert_id": "a-1",
+            "opened_at": "2026-03-14T03:00:00Z", "deadline": "2026-03-14T07:00:00Z",
+            "complete_by": "2026-03-17T03:00:00Z",
+            "escalations": 0, "incident_firing": true, "version": 1
+        }))
+        .expect("task");
+        b.task(&task, NOW);
+        let sent = b.pending();
+        assert_eq!(sent.len(), 1);
+        let labels = &sent[0].labels;
+        assert_eq!(labels["alertname"], TASK_ALERTNAME);
+        assert_eq!(labels["department"], "区委信访局");
+        assert_eq!(labels["track"], "legal");
+        assert_eq!(labels["task_id"], "T-legal");
+        assert_eq!(labels["dispatch_id"], "D-1");
+        assert_eq!(labels["street"], "北山街道");
+        assert!(sent[0].annotations["summary"].contains("依法处理"));
+        b.pending.clear();
+        task.department = "区委政法委".into();
+        task.status = crate::task::TaskStatus::Escalated;
+        b.task(&task, NOW + 1);
+        let sent = b.pending();
+        assert_eq!(sent.len(), 2);
+        let by = |d: &str| sent.iter().find(|a| a.labels["department"] == d).cloned();
+        assert!(
+            by("区委信访局").and_then(|a| a.ends_at).is_some(),
+            "the old one ends"
+        );
+        assert_eq!(by("区委政法委").map(|a| a.ends_at), Some(None));
+        b.pending.clear();
+        task.status = crate::task::TaskStatus::Done;
+        b.task(&task, NOW + 2);
+        let sent = b.pending();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].ends_at,
+            Some(format_rfc3339(NOW + 2)),
+            "done resolves it"
+        );
     }
 }
