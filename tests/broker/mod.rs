@@ -70,8 +70,29 @@ pub fn http(
 /// its data in `dir`, on a free port, clustering off, with `extra` arguments
 /// (such as `--web.config.file`). Returns it and its port.
 pub fn alertmanager(dir: &Path, extra: &[String]) -> (Daemon, u16) {
-    let port = free_port();
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alertmanager/alertmanager.yml");
+    alertmanager_with(dir, &config, extra)
+}
+
+/// The shipped Alertmanager config with its webhook receivers (127.0.0.1:9095)
+/// pointed at `port`, written into `dir`.
+pub fn shipped_alertmanager_config(dir: &Path, port: u16) -> std::path::PathBuf {
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/alertmanager/alertmanager.yml");
+    let text = std::fs::read_to_string(shipped)
+        .expect("shipped config")
+        .replace(
+            "http://127.0.0.1:9095/",
+            &format!("http://127.0.0.1:{port}/"),
+        );
+    let path = dir.join("alertmanager.yml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// [`alertmanager`] with the config at `config`.
+pub fn alertmanager_with(dir: &Path, config: &Path, extra: &[String]) -> (Daemon, u16) {
+    let port = free_port();
     let child = Command::new("/usr/bin/prometheus-alertmanager")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.path={}", dir.join("am").display()))
@@ -341,12 +362,43 @@ impl Setup {
         ("yujing2.toml".into(), port)
     }
 
+    /// Adds a feed topic (`name`) for `feed` to the config.
+    pub fn add_feed(&self, feed: &str, name: &str) {
+        self.add_topics(&[name]);
+        let path = self.dir.path().join("yujing.toml");
+        let text = std::fs::read_to_string(&path).expect("read").replace(
+            "[kafka.topics.feeds]\n",
+            &format!("[kafka.topics.feeds]\n{feed} = \"{}\"\n", self.topic(name)),
+        );
+        std::fs::write(&path, text).expect("write");
+    }
+
+    /// Sends `records` to this setup's topic `name`, keyed by `key`.
+    pub fn produce_to(&self, name: &str, key: &str, records: &[String]) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .expect("producer");
+        for r in records {
+            producer
+                .send(BaseRecord::to(&self.topic(name)).key(key).payload(r))
+                .expect("send");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+    }
+
     /// Starts the daemon without waiting for it to be ready.
     pub fn spawn(&self, config: &str) -> Daemon {
+        self.spawn_with(config, &[])
+    }
+
+    /// [`Setup::spawn`] with more arguments to `yujing run`.
+    pub fn spawn_with(&self, config: &str, args: &[&str]) -> Daemon {
         Daemon(
             Command::new(env!("CARGO_BIN_EXE_yujing"))
                 .args(["run", "--config"])
                 .arg(self.dir.path().join(config))
+                .args(args)
                 .env("YUJING_PII_KEY", crate::common::PII_KEY)
                 .env("YUJING_TEST_OPERATOR_TOKEN", OPERATOR_TOKEN)
                 // The secrets the shipped deploy/yujing.toml names.
@@ -379,8 +431,37 @@ pub fn wait_ready(d: &mut Daemon, port: u16) {
     }
 }
 
+/// Whether a task event was not made by a deadline. Replay runs deadlines on
+/// event time and the daemon on the wall clock, so only the others compare.
+pub fn not_by_deadline(e: &Value) -> bool {
+    !matches!(
+        e["change"].as_str(),
+        Some("overdue" | "escalated" | "completion_overdue")
+    )
+}
+
+/// Task events as far as both clocks agree: which task, what changed, at what
+/// level, by whom, the incident firing or not; sorted. (Times, versions and
+/// departments depend on the deadlines that ran.)
+pub fn task_lifecycle(v: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .iter()
+        .filter(|e| not_by_deadline(e))
+        .map(|e| {
+            let t = &e["task"];
+            format!(
+                "{} {} {} {} {}",
+                t["task_id"], e["change"], t["level"], e["actor"], t["incident_firing"]
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 impl Setup {
-    /// Replays the same records: the reference alerts and task events.
+    /// Replays the same records: the reference alerts, and the task events not
+    /// made by deadlines (see [`task_lifecycle`]).
     pub fn replay(&self, records: &[String]) -> (Vec<Value>, Vec<Value>) {
         let dir = self.dir.path();
         std::fs::write(dir.join("police.jsonl"), records.join("\n") + "\n").expect("write");
@@ -392,7 +473,11 @@ impl Setup {
             now: None,
         };
         run.run();
-        (run.output("alerts.jsonl"), run.output("tasks.jsonl"))
+        let tasks = run.output("tasks.jsonl");
+        (
+            run.output("alerts.jsonl"),
+            tasks.into_iter().filter(not_by_deadline).collect(),
+        )
     }
 }
 
@@ -464,4 +549,63 @@ impl Drop for TestBroker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A webhook receiver for Alertmanager: every POST's path and JSON body.
+pub struct Webhook {
+    pub port: u16,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+impl Webhook {
+    pub fn start() -> Webhook {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                if let Some(got) = read_post(stream) {
+                    into.lock().expect("lock").push(got);
+                }
+            }
+        });
+        Webhook { port, received }
+    }
+
+    /// The alerts posted to `path` so far (each with its notification's status).
+    pub fn alerts_at(&self, path: &str) -> Vec<Value> {
+        let got = self.received.lock().expect("lock");
+        got.iter()
+            .filter(|(p, _)| p == path)
+            .flat_map(|(_, body)| body["alerts"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// One request: its path and JSON body; answers 200.
+fn read_post(mut stream: TcpStream) -> Option<(String, Value)> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut length = 0;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    Some((path, serde_json::from_slice(&body).ok()?))
 }
