@@ -66,7 +66,8 @@ pub fn run(
         .with_secrets()?;
     let departments = compiled.routing.departments();
     // Deadlines and acknowledgements run on the processing clock in the daemon.
-    let clock = crate::task::TaskClock::Processing(options.clock.clone());
+    let processing = options.clock.clone();
+    let clock = crate::task::TaskClock::Processing(processing.clone());
     let engine = Engine::compiled_on(catalog, compiled, options, runtime, clock)?;
     let metrics = Arc::new(Metrics::new().with_departments(departments.clone()));
     let observers = Observers {
@@ -79,6 +80,7 @@ pub fn run(
     // says it is not ready (/readyz).
     let mut guard = crate::http::Guard::from_config(&config.http)?;
     guard.departments = departments;
+    guard.clock = processing;
     let (readiness, updates) =
         crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
     let state = StateDir::open(&config.state.dir)?;

@@ -58,6 +58,8 @@ pub struct PipelineDetector {
     lifecycle: Lifecycle,
     /// Points judged while their baseline was still too short.
     pub warming_up: u64,
+    /// What the last window found, key by key.
+    last: Vec<Finding>,
 }
 
 /// What a detector remembers between windows, for checkpoints.
@@ -140,6 +142,7 @@ impl PipelineDetector {
             cusum: BTreeMap::new(),
             lifecycle: Lifecycle::default(),
             warming_up: 0,
+            last: Vec::new(),
         })
     }
 
@@ -192,9 +195,16 @@ impl PipelineDetector {
         }
         findings.sort_by(|a, b| a.key.cmp(&b.key));
         let timing = self.timing();
-        Ok(self
+        let alerts = self
             .lifecycle
-            .step(&self.pipeline, &self.feeds, timing, &findings))
+            .step(&self.pipeline, &self.feeds, timing, &findings);
+        self.last = findings;
+        Ok(alerts)
+    }
+
+    /// What the last window found, key by key.
+    pub fn last_findings(&self) -> &[Finding] {
+        &self.last
     }
 
     /// Records the window's values (and trials) in the series and judges each

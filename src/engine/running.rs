@@ -104,6 +104,7 @@ impl RunningPipeline {
                     source,
                 })?;
                 warming_up = Some(d.warming_up - before);
+                sink.points(&self.name, d.last_findings())?;
                 for a in &alerts {
                     tracing::info!(
                         pipeline = %a.pipeline,

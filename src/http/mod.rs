@@ -3,10 +3,12 @@
 //! Prometheus text format, behind its own bearer token when one is configured;
 //! `GET /api/alerts` (open incidents), `GET /api/tasks`, and
 //! `POST /api/tasks/{id}` (acknowledge, done, reassign, note), every `/api/*`
-//! route behind a token of [`access`]. Tokens are checked before a body is
-//! read; bodies are capped and requests time out.
+//! route behind a token of [`access`]; the duty console under `/console`
+//! ([`console`]), signed in with the same tokens. Tokens are checked before a
+//! body is read; bodies are capped and requests time out.
 
 pub mod access;
+pub mod console;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -42,6 +44,8 @@ pub struct Guard {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    /// The processing clock: "now" on the console's pages.
+    pub clock: crate::core::time::Clock,
 }
 
 impl Guard {
@@ -60,6 +64,7 @@ impl Guard {
             tls: http.tls_cert.clone().zip(http.tls_key.clone()),
             request_timeout: Duration::from_millis(timeout.max(1) as u64),
             max_body_bytes: http.max_body_bytes,
+            clock: crate::core::time::Clock::Wall,
         })
     }
 }
@@ -72,6 +77,9 @@ pub struct AppState {
     pub access: Arc<Access>,
     pub departments: Arc<BTreeSet<String>>,
     pub updates: Sender<Update>,
+    pub clock: crate::core::time::Clock,
+    /// Console cookies only over HTTPS.
+    pub secure_cookies: bool,
 }
 
 /// A task action. The actor is the token's name; an `actor` in the body is ignored.
@@ -88,6 +96,20 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .route("/api/tasks", get(tasks))
         .route("/api/tasks/{id}", post(update_task))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let console = Router::new()
+        .route("/console", get(console::overview))
+        .route("/console/incidents/{id}", get(console::incident))
+        .route("/console/tasks", get(console::tasks))
+        .route("/console/tasks/{id}", post(console::act))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            console::signed_in,
+        ))
+        .route(
+            "/console/login",
+            get(console::login_page).post(console::login),
+        )
+        .route("/console/logout", get(console::logout));
     let metrics = Router::new()
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics_auth));
@@ -96,6 +118,7 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(api)
+        .merge(console)
         .merge(metrics)
         .layer(DefaultBodyLimit::max(guard.max_body_bytes))
         .layer(middleware::from_fn(
@@ -188,19 +211,8 @@ async fn update_task(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    if let Some(why) = caller.read_only() {
-        return (StatusCode::FORBIDDEN, why + "\n").into_response();
-    }
-    let department = s
-        .view
-        .lock()
-        .ok()
-        .and_then(|v| v.tasks.get(&id).map(|t| t.department.clone()));
-    let Some(department) = department else {
-        return (StatusCode::NOT_FOUND, "no such task\n").into_response();
-    };
-    if let Some(why) = caller.bound_elsewhere(&department) {
-        return (StatusCode::FORBIDDEN, why + "\n").into_response();
+    if let Err(refused) = may_act(&s, &caller, &id, None) {
+        return refused;
     }
     let body = match <Json<UpdateBody> as OptionalFromRequest<AppState>>::from_request(request, &s)
         .await
@@ -216,14 +228,9 @@ async fn update_task(
         Err(rejection) => return rejection.into_response(),
     };
     if let Some(to) = &body.department
-        && !s.departments.is_empty()
-        && !s.departments.contains(to)
+        && let Err(refused) = reassignable(&s, to)
     {
-        return (
-            StatusCode::BAD_REQUEST,
-            "reassign names a department the routing table does not know\n",
-        )
-            .into_response();
+        return refused;
     }
     let update = Update {
         task_id: id,
@@ -236,6 +243,47 @@ async fn update_task(
         Ok(()) => (StatusCode::ACCEPTED, "queued\n").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
     }
+}
+
+/// Whether `caller` may act on task `id` (and reassign it to `to`): a viewer
+/// may not (403), an unknown task is 404, a department's token acts only on
+/// its own department's tasks (403), a reassignment names a department of the
+/// routing table (400). The API and the console answer alike.
+pub fn may_act(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    to: Option<&str>,
+) -> std::result::Result<(), Response> {
+    if let Some(why) = caller.read_only() {
+        return Err((StatusCode::FORBIDDEN, why + "\n").into_response());
+    }
+    let department = s
+        .view
+        .lock()
+        .ok()
+        .and_then(|v| v.tasks.get(id).map(|t| t.department.clone()));
+    let Some(department) = department else {
+        return Err((StatusCode::NOT_FOUND, "no such task\n").into_response());
+    };
+    if let Some(why) = caller.bound_elsewhere(&department) {
+        return Err((StatusCode::FORBIDDEN, why + "\n").into_response());
+    }
+    match to {
+        Some(to) => reassignable(s, to),
+        None => Ok(()),
+    }
+}
+
+fn reassignable(s: &AppState, to: &str) -> std::result::Result<(), Response> {
+    if !s.departments.is_empty() && !s.departments.contains(to) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "reassign names a department the routing table does not know\n",
+        )
+            .into_response());
+    }
+    Ok(())
 }
 
 /// Whether the run is ready (`/readyz`, `yujing_ready`); changes are logged.
@@ -274,6 +322,8 @@ pub fn serve(
         access: guard.access.clone(),
         departments: Arc::new(guard.departments.clone()),
         updates,
+        clock: guard.clock.clone(),
+        secure_cookies: guard.tls.is_some(),
     };
     spawn(listen, state, guard, stop)?;
     let readiness = Readiness {

@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod kafka;
 pub mod observe;
+pub mod view;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -33,6 +34,11 @@ pub trait Sink {
     /// A change to a response task.
     fn task(&mut self, event: &TaskEvent) -> Result<()>;
     /// Records of `feed` decoded into events; for metrics, so ignored by default.
+    /// The detector's judgement of each key in a window (for the console's plots).
+    fn points(&mut self, _pipeline: &str, _findings: &[crate::alert::Finding]) -> Result<()> {
+        Ok(())
+    }
+
     fn ingested(&mut self, _feed: &str, _events: u64) -> Result<()> {
         Ok(())
     }

@@ -4,11 +4,10 @@
 //! The daemon and the demo put it in front of their own sinks, so both serve the
 //! same metrics and API.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::{Progress, Sink};
-use crate::alert::{Alert, Status};
+use crate::alert::{Alert, Finding, Status};
 use crate::core::deadletter::DeadLetter;
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -16,12 +15,7 @@ use crate::sink::alertmanager::Notifier;
 use crate::task::{Task, TaskEvent, TaskStatus};
 use crate::window::WindowResult;
 
-/// What the HTTP API shows: open incidents (their latest alert) and tasks.
-#[derive(Debug, Default)]
-pub struct ApiView {
-    pub incidents: BTreeMap<String, Alert>,
-    pub tasks: BTreeMap<String, Task>,
-}
+pub use super::view::ApiView;
 
 pub struct Observed<S> {
     pub inner: S,
@@ -161,7 +155,8 @@ impl<S: Sink> Sink for Observed<S> {
             .inc();
         if let Ok(mut view) = self.view.lock() {
             let t = &event.task;
-            let before = view.tasks.insert(t.task_id.clone(), t.clone());
+            let before = view.tasks.get(&t.task_id).cloned();
+            view.task_event(event);
             // Move the task between the gauges' series: its department and status
             // may both have changed.
             if let Some(b) = &before {
@@ -175,7 +170,17 @@ impl<S: Sink> Sink for Observed<S> {
         self.inner.task(event)
     }
 
+    fn points(&mut self, pipeline: &str, findings: &[Finding]) -> Result<()> {
+        if let Ok(mut view) = self.view.lock() {
+            view.points(pipeline, findings);
+        }
+        self.inner.points(pipeline, findings)
+    }
+
     fn ingested(&mut self, feed: &str, events: u64) -> Result<()> {
+        if let Ok(mut view) = self.view.lock() {
+            view.ingested(feed, events);
+        }
         self.metrics
             .events
             .with_label_values(&[feed])
@@ -187,6 +192,9 @@ impl<S: Sink> Sink for Observed<S> {
         let m = &self.metrics;
         if let Some(w) = p.watermark {
             m.set_watermark(p.pipeline, w);
+            if let Ok(mut view) = self.view.lock() {
+                view.watermarks.insert(p.pipeline.to_string(), w);
+            }
         }
         for _ in 0..p.closed {
             m.window_close_latency

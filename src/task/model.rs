@@ -51,7 +51,7 @@ pub enum TaskStatus {
 
 impl TaskStatus {
     /// Waiting to be acknowledged, so its deadline runs.
-    pub(super) fn awaiting(self) -> bool {
+    pub fn awaiting(self) -> bool {
         matches!(self, TaskStatus::Open | TaskStatus::Escalated)
     }
 }
