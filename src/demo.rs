@@ -26,6 +26,43 @@ use crate::synth::{GenOptions, generate};
 use crate::task::{Change, TaskEvent};
 use crate::window::WindowResult;
 
+/// How the demo's simulated departments answer a task, chosen by its id (so
+/// every run answers alike): most acknowledge within half an hour and finish
+/// within a day; some acknowledge only after the deadline (the task has
+/// escalated by then) and finish late; some acknowledge and never finish; some
+/// never answer.
+fn duty_desk(t: &crate::task::Task) -> Vec<crate::task::Command> {
+    use crate::core::time::{DAY, MINUTE};
+    use crate::task::{Action, Command};
+    let pick = t
+        .task_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 10;
+    let (ack, done) = match pick {
+        0..=5 => (
+            Some(t.opened_at + 30 * MINUTE),
+            Some(t.opened_at + 20 * HOUR),
+        ),
+        6 | 7 => (Some(t.deadline + 30 * MINUTE), Some(t.opened_at + 4 * DAY)),
+        8 => (Some(t.opened_at + 10 * MINUTE), None),
+        _ => (None, None),
+    };
+    let command = |time, action| Command {
+        time,
+        task_id: t.task_id.clone(),
+        action,
+        actor: "demo duty desk".into(),
+        department: None,
+        note: None,
+        origin: None,
+    };
+    ack.map(|a| command(a, Action::Acknowledge))
+        .into_iter()
+        .chain(done.map(|d| command(d, Action::Done)))
+        .collect()
+}
+
 /// Lines per chunk of a generated feed.
 const CHUNK_LINES: usize = 4096;
 
@@ -44,6 +81,34 @@ struct Summary {
     dead: BTreeMap<Reason, u64>,
     /// Alerts and task events, kept as they came.
     kept: MemorySink,
+}
+
+impl Summary {
+    /// The run's alerts and task events, as replay writes them.
+    fn write(&self, dir: &std::path::Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| crate::error::Error::io(dir, e))?;
+        let lines = |items: Vec<String>| items.join("\n") + "\n";
+        let alerts = self
+            .kept
+            .alerts
+            .iter()
+            .filter_map(|a| serde_json::to_string(a).ok())
+            .collect();
+        let tasks = self
+            .kept
+            .tasks
+            .iter()
+            .filter_map(|t| serde_json::to_string(t).ok())
+            .collect();
+        for (name, text) in [
+            ("alerts.jsonl", lines(alerts)),
+            ("tasks.jsonl", lines(tasks)),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| crate::error::Error::io(&path, e))?;
+        }
+        Ok(())
+    }
 }
 
 impl Sink for Summary {
@@ -125,6 +190,7 @@ pub fn run(
     runtime: Arc<tokio::runtime::Runtime>,
     gen_options: &GenOptions,
     observers: &Observers,
+    out: Option<&std::path::Path>,
 ) -> Result<String> {
     let mut generated = generate(gen_options);
     let mut descriptions: BTreeMap<String, String> = compiled
@@ -144,11 +210,18 @@ pub fn run(
         .collect();
     let sink = Observed::new(Summary::default(), observers);
     let started = std::time::Instant::now();
+    let mut engine = engine;
+    // A simulated duty desk answers the tasks as they open, so the tasks have
+    // acknowledgements, completions and misses to show (and to assess).
+    engine.set_task_responder(Box::new(duty_desk));
     let mut driver = Driver::new(engine, Merge::new(readers), sink)?;
     driver.run()?;
     let seconds = started.elapsed().as_secs_f64();
     let (engine, sink) = (driver.engine, driver.sink);
     let summary = sink.inner;
+    if let Some(dir) = out {
+        summary.write(dir)?;
+    }
 
     let mut out = String::new();
     let s = engine.stats;

@@ -69,7 +69,13 @@ enum Command {
         /// Push the demo's alerts to this Alertmanager (e.g. http://127.0.0.1:9093).
         #[arg(long, value_name = "URL")]
         alertmanager: Option<String>,
+        /// Also write the run's alerts.jsonl and tasks.jsonl here.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
+    /// Reports over a run's output.
+    #[command(subcommand)]
+    Report(Report),
     /// Run the pipelines over JSON-lines files.
     Replay {
         #[command(flatten)]
@@ -147,6 +153,24 @@ enum Command {
         /// Multiplies all background rates.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum Report {
+    /// Assessment (考核督导): per department, tasks received, acknowledged and
+    /// done on time, overdue, escalated, median times — for one month (UTC+8).
+    Tasks {
+        /// The month, e.g. 2026-03.
+        #[arg(long)]
+        month: String,
+        /// Task events: a run's tasks.jsonl (replay, demo --out) or the tasks
+        /// topic read out to a file.
+        #[arg(long, value_name = "PATH")]
+        input: PathBuf,
+        /// Also write the table as CSV here.
+        #[arg(long, value_name = "PATH")]
+        csv: Option<PathBuf>,
     },
 }
 
@@ -276,7 +300,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             hold,
             alertmanager,
-        } => demo(seed, days, listen, hold, alertmanager),
+            out,
+        } => demo(seed, days, listen, hold, alertmanager, out),
+        Command::Report(Report::Tasks { month, input, csv }) => {
+            print!(
+                "{}",
+                yujing::task::assessment::report(&input, &month, csv.as_deref())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             sources,
             inputs,
@@ -340,6 +372,7 @@ fn demo(
     listen: Option<String>,
     hold: bool,
     alertmanager: Option<String>,
+    out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let catalog = Catalog::embedded()?;
@@ -394,6 +427,7 @@ fn demo(
         rt,
         &gen_options,
         &observers,
+        out.as_deref(),
     )?;
     print!("{report}");
     if hold {

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub task_events: IntCounterVec,
     pub tasks_open: IntGaugeVec,
     pub tasks_overdue: IntGaugeVec,
+    pub task_acknowledge_seconds: HistogramVec,
+    pub task_complete_seconds: HistogramVec,
     pub consumer_lag: IntGaugeVec,
     pub ready: IntGauge,
     pub checkpoint_seconds: Histogram,
@@ -74,6 +76,16 @@ fn latency_buckets() -> Vec<f64> {
     vec![
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ]
+}
+
+/// Seconds from 5 minutes to 15 days: the span of task deadlines.
+fn response_buckets() -> Vec<f64> {
+    [
+        5.0, 15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 1440.0, 4320.0, 10080.0, 21600.0,
+    ]
+    .iter()
+    .map(|minutes| minutes * 60.0)
+    .collect()
 }
 
 impl Metrics {
@@ -155,6 +167,18 @@ impl Metrics {
                 "Tasks not acknowledged by their deadline (overdue or escalated), per track and department.",
                 &["track", "department"],
             ),
+            task_acknowledge_seconds: histogram(
+                "yujing_task_acknowledge_seconds",
+                "From a task opening to its first acknowledgement, per department it opened for (task clock).",
+                &["department"],
+                response_buckets(),
+            ),
+            task_complete_seconds: histogram(
+                "yujing_task_complete_seconds",
+                "From a task opening to its being done, per department it opened for (task clock).",
+                &["department"],
+                response_buckets(),
+            ),
             consumer_lag: gauge(
                 "yujing_kafka_consumer_lag_messages",
                 "Messages on a partition not yet consumed (high watermark minus position).",
@@ -230,6 +254,8 @@ impl Metrics {
             Box::new(self.task_events.clone()),
             Box::new(self.tasks_open.clone()),
             Box::new(self.tasks_overdue.clone()),
+            Box::new(self.task_acknowledge_seconds.clone()),
+            Box::new(self.task_complete_seconds.clone()),
             Box::new(self.consumer_lag.clone()),
             Box::new(self.ready.clone()),
             Box::new(self.checkpoint_seconds.clone()),

@@ -157,6 +157,13 @@ impl Engine {
         self
     }
 
+    /// Lets a simulated department answer every task as it opens (the demo).
+    pub fn set_task_responder(&mut self, responder: crate::task::Responder) {
+        if let Some(t) = self.tasks.as_mut() {
+            t.set_responder(responder);
+        }
+    }
+
     /// What a task update may be, judged against the processing clock now.
     pub fn command_limits(&self) -> crate::task::command::Limits {
         self.options.command_limits()

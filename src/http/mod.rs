@@ -212,7 +212,7 @@ async fn update_task(
     request: Request,
 ) -> Response {
     if let Err(refused) = may_act(&s, &caller, &id, None) {
-        return refused;
+        return refused.into_response();
     }
     let body = match <Json<UpdateBody> as OptionalFromRequest<AppState>>::from_request(request, &s)
         .await
@@ -230,7 +230,7 @@ async fn update_task(
     if let Some(to) = &body.department
         && let Err(refused) = reassignable(&s, to)
     {
-        return refused;
+        return refused.into_response();
     }
     let update = Update {
         task_id: id,
@@ -245,6 +245,9 @@ async fn update_task(
     }
 }
 
+/// Why a request may not do what it asks: the status and a line of words.
+pub type Refused = (StatusCode, String);
+
 /// Whether `caller` may act on task `id` (and reassign it to `to`): a viewer
 /// may not (403), an unknown task is 404, a department's token acts only on
 /// its own department's tasks (403), a reassignment names a department of the
@@ -254,9 +257,9 @@ pub fn may_act(
     caller: &Caller,
     id: &str,
     to: Option<&str>,
-) -> std::result::Result<(), Response> {
+) -> std::result::Result<(), Refused> {
     if let Some(why) = caller.read_only() {
-        return Err((StatusCode::FORBIDDEN, why + "\n").into_response());
+        return Err((StatusCode::FORBIDDEN, why + "\n"));
     }
     let department = s
         .view
@@ -264,10 +267,10 @@ pub fn may_act(
         .ok()
         .and_then(|v| v.tasks.get(id).map(|t| t.department.clone()));
     let Some(department) = department else {
-        return Err((StatusCode::NOT_FOUND, "no such task\n").into_response());
+        return Err((StatusCode::NOT_FOUND, "no such task\n".into()));
     };
     if let Some(why) = caller.bound_elsewhere(&department) {
-        return Err((StatusCode::FORBIDDEN, why + "\n").into_response());
+        return Err((StatusCode::FORBIDDEN, why + "\n"));
     }
     match to {
         Some(to) => reassignable(s, to),
@@ -275,13 +278,12 @@ pub fn may_act(
     }
 }
 
-fn reassignable(s: &AppState, to: &str) -> std::result::Result<(), Response> {
+fn reassignable(s: &AppState, to: &str) -> std::result::Result<(), Refused> {
     if !s.departments.is_empty() && !s.departments.contains(to) {
         return Err((
             StatusCode::BAD_REQUEST,
-            "reassign names a department the routing table does not know\n",
-        )
-            .into_response());
+            "reassign names a department the routing table does not know\n".into(),
+        ));
     }
     Ok(())
 }

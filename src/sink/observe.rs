@@ -12,7 +12,7 @@ use crate::core::deadletter::DeadLetter;
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::sink::alertmanager::Notifier;
-use crate::task::{Task, TaskEvent, TaskStatus};
+use crate::task::{Change, Task, TaskEvent, TaskStatus};
 use crate::window::WindowResult;
 
 pub use super::view::ApiView;
@@ -69,6 +69,21 @@ impl<S> Observed<S> {
             view.tasks.insert(t.task_id.clone(), t);
         }
     }
+}
+
+/// Time to acknowledge (a task is acknowledged once) and to complete, per the
+/// department the task opened for, on the task clock.
+fn respond_time(m: &Metrics, e: &TaskEvent) {
+    let t = &e.task;
+    let histogram = match e.change {
+        Change::Acknowledged => &m.task_acknowledge_seconds,
+        Change::Done => &m.task_complete_seconds,
+        _ => return,
+    };
+    let seconds = (e.time - t.opened_at).max(0) as f64 / 1000.0;
+    histogram
+        .with_label_values(&[m.department_label(t.owner())])
+        .observe(seconds);
 }
 
 /// Adds `step` (1 or -1) for `t` to the open and overdue gauges of its track and
@@ -153,6 +168,7 @@ impl<S: Sink> Sink for Observed<S> {
             .task_events
             .with_label_values(&[change.as_str()])
             .inc();
+        respond_time(&self.metrics, event);
         if let Ok(mut view) = self.view.lock() {
             let t = &event.task;
             let before = view.tasks.get(&t.task_id).cloned();

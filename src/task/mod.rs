@@ -13,6 +13,7 @@
 //! the feeds are quiet, and an acknowledgement is dated when it was made. Ids come
 //! from the incident and the track, so replays and restarts never open a task twice.
 
+pub mod assessment;
 pub mod command;
 mod model;
 pub mod routing;
@@ -67,6 +68,9 @@ pub struct TaskState {
     clock: Option<Millis>,
 }
 
+/// Answers a task with the updates a department would send.
+pub type Responder = Box<dyn FnMut(&Task) -> Vec<Command> + Send>;
+
 /// What the task stage's time is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskClock {
@@ -80,6 +84,9 @@ pub enum TaskClock {
 pub struct TaskManager {
     routing: RoutingTable,
     clock: TaskClock,
+    /// A simulated department (the demo's duty desk): its answers to each task
+    /// as it opens, queued at once so they apply in time order.
+    responder: Option<Responder>,
     /// Per pipeline, the lowest level that opens tasks, where it differs from the table's.
     levels: BTreeMap<String, Level>,
     pub state: TaskState,
@@ -101,6 +108,7 @@ impl TaskManager {
         TaskManager {
             routing,
             clock: TaskClock::EventTime,
+            responder: None,
             levels,
             state: TaskState::default(),
         }
@@ -110,6 +118,11 @@ impl TaskManager {
     pub fn with_clock(mut self, clock: TaskClock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Lets `responder` answer every task as it opens.
+    pub fn set_responder(&mut self, responder: Responder) {
+        self.responder = Some(responder);
     }
 
     /// The processing clock's time now, when the stage runs on one.
@@ -346,6 +359,14 @@ impl TaskManager {
                 version: 0,
             };
             events.push(emit(&mut task, Change::Opened, t, "yujing", None));
+            let answers = self
+                .responder
+                .as_mut()
+                .map(|r| r(&task))
+                .unwrap_or_default();
+            for c in answers {
+                self.command(c);
+            }
             self.state.tasks.insert(task_id.clone(), task);
             ids.push(task_id);
         }

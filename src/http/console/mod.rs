@@ -95,10 +95,10 @@ pub async fn signed_in(State(s): State<AppState>, mut req: Request, next: Next) 
     });
     let mut response = next.run(req).await;
     // A language picked by link stays picked.
-    if query.as_deref().is_some_and(|q| q.contains("lang=")) {
-        if let Ok(v) = format!("{LANG}={}; Path=/console; SameSite=Strict", lang.code()).parse() {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
+    if query.as_deref().is_some_and(|q| q.contains("lang="))
+        && let Ok(v) = format!("{LANG}={}; Path=/console; SameSite=Strict", lang.code()).parse()
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
     response
 }
@@ -250,7 +250,7 @@ pub async fn act(
     }
     let department = f.department.filter(|d| !d.trim().is_empty());
     if let Err(refused) = super::may_act(&s, &v.caller, &id, department.as_deref()) {
-        return refused;
+        return refused.into_response();
     }
     let update = Update {
         task_id: id,

@@ -138,16 +138,16 @@ header{display:flex;flex-wrap:wrap;gap:.5em 1.2em;align-items:center;padding:.6e
 header a{color:#dbe7f5;text-decoration:none}header a.on{color:#fff;font-weight:600;border-bottom:2px solid #fff}
 header .who{margin-left:auto;font-size:.9em;opacity:.9}main{padding:1em;max-width:1200px;margin:auto}
 h1{font-size:1.3em;margin:.2em 0 .6em}h2{font-size:1.1em;margin:1.2em 0 .5em}
-.cards{display:flex;flex-wrap:wrap;gap:.8em}.card{background:#fff;border-radius:6px;padding:.8em 1em;box-shadow:0 1px 2px #0002;flex:1 1 260px}
+.cards{display:flex;flex-wrap:wrap;gap:.8em}.card{background:#fff;border-radius:6px;padding:.8em 1em;box-shadow:0 1px 2px #0002;flex:1 1 260px}.card.stat{flex:1 1 90px}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.45em .6em;border-bottom:1px solid #e3e8ee;text-align:left;white-space:nowrap}
-th{background:#eef2f6;font-weight:600}td.num{text-align:right}tr.late td{background:#fdecea}
+th{background:#eef2f6;font-weight:600}td.num,th.num{text-align:right}tr.late td{background:#fdecea}
 .lv{display:inline-block;padding:0 .5em;border-radius:3px;color:#fff;font-size:.9em}.lv-red{background:#c62828}.lv-orange{background:#ef6c00}.lv-yellow{background:#c9a400}.lv-blue{background:#1565c0}
 .late-tag{color:#c62828;font-weight:600}.muted{color:#66717d}.ok{color:#2e7d32}
 form.act{display:flex;flex-wrap:wrap;gap:.4em;margin:.3em 0}button{font:inherit;padding:.35em .9em;border:1px solid #14324f;background:#14324f;color:#fff;border-radius:4px;cursor:pointer}
 button.light{background:#fff;color:#14324f}input,select{font:inherit;padding:.3em;border:1px solid #b8c2cc;border-radius:4px;max-width:100%}
 .note{background:#e8f4fd;border-left:4px solid #1565c0;padding:.5em .8em;margin:.5em 0}.err{background:#fdecea;border-left:4px solid #c62828;padding:.5em .8em}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;margin:0}dt{color:#66717d}dd{margin:0}
-svg{width:100%;height:auto;background:#fff}
+svg{width:100%;height:auto;max-height:300px;background:#fff}
 @media (max-width:600px){main{padding:.5em}th,td{padding:.35em .4em}header{font-size:.9em}}
 ";
 

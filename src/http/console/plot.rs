@@ -42,8 +42,13 @@ pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
         .filter(|v| v.is_finite())
         .fold(1.0_f64, f64::max)
         * 1.1;
-    let n = points.len().max(2) as f64 - 1.0;
-    let x = |i: usize| LEFT + (W - LEFT - 8.0) * i as f64 / n;
+    // Placed by time, so windows without a point (quiet) show as gaps.
+    let (t0, t1) = (points[0].end, points[points.len() - 1].end);
+    let span = (t1 - t0).max(1) as f64;
+    let x = |i: usize| match points.get(i) {
+        Some(p) if t1 > t0 => LEFT + (W - LEFT - 8.0) * (p.end - t0) as f64 / span,
+        _ => LEFT + (W - LEFT - 8.0) / 2.0,
+    };
     let y = |v: f64| TOP + (H - TOP - BOTTOM) * (1.0 - v / top);
     let line = |get: &dyn Fn(&Point) -> Option<f64>| {
         let mut d = String::new();
@@ -63,7 +68,29 @@ pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
         "<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">",
         lang.t("近期序列", "recent series")
     );
-    // Axes and the scale's top and middle.
+    axes(&mut svg, top, &y);
+    let _ = write!(
+        svg,
+        "<path d=\"{}\" fill=\"none\" stroke=\"#c62828\" stroke-dasharray=\"5 4\" stroke-width=\"1.5\"/>\
+         <path d=\"{}\" fill=\"none\" stroke=\"#66717d\" stroke-dasharray=\"2 3\" stroke-width=\"1.5\"/>\
+         <path d=\"{}\" fill=\"none\" stroke=\"#14324f\" stroke-width=\"2\"/>",
+        line(&|p| p.threshold),
+        line(&|p| p.expected),
+        line(&|p| Some(p.value)),
+    );
+    markers(&mut svg, points, &x, &y);
+    let legend = format!(
+        "<p class=\"muted\">— {} · ┈ {} · - - {} · ● {}</p>",
+        lang.t("观测值", "value"),
+        lang.t("期望值", "expected"),
+        lang.t("阈值", "threshold"),
+        lang.t("预警窗口（按等级着色）", "alert windows, by level")
+    );
+    svg + &legend
+}
+
+/// The scale's bottom, middle and top.
+fn axes(svg: &mut String, top: f64, y: &dyn Fn(f64) -> f64) {
     for v in [0.0, top / 2.0, top / 1.1] {
         let _ = write!(
             svg,
@@ -77,15 +104,16 @@ pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
             trim(v)
         );
     }
-    let _ = write!(
-        svg,
-        "<path d=\"{}\" fill=\"none\" stroke=\"#c62828\" stroke-dasharray=\"5 4\" stroke-width=\"1.5\"/>\
-         <path d=\"{}\" fill=\"none\" stroke=\"#66717d\" stroke-dasharray=\"2 3\" stroke-width=\"1.5\"/>\
-         <path d=\"{}\" fill=\"none\" stroke=\"#14324f\" stroke-width=\"2\"/>",
-        line(&|p| p.threshold),
-        line(&|p| p.expected),
-        line(&|p| Some(p.value)),
-    );
+}
+
+/// A dot per window (larger, in its level's colour, where it alerted) and the
+/// first and last windows' times.
+fn markers(
+    svg: &mut String,
+    points: &VecDeque<Point>,
+    x: &dyn Fn(usize) -> f64,
+    y: &dyn Fn(f64) -> f64,
+) {
     for (i, p) in points.iter().enumerate() {
         let (r, fill) = match p.level {
             Some(l) => (5.0, colour(l)),
@@ -111,14 +139,6 @@ pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
         H - 8.0,
         esc(&local(last.end)),
     );
-    let legend = format!(
-        "<p class=\"muted\">— {} · ┈ {} · - - {} · ● {}</p>",
-        lang.t("观测值", "value"),
-        lang.t("期望值", "expected"),
-        lang.t("阈值", "threshold"),
-        lang.t("预警窗口（按等级着色）", "alert windows, by level")
-    );
-    svg + &legend
 }
 
 /// A number without trailing zeros.

@@ -90,31 +90,13 @@ pub fn gone(v: &Viewer, id: &str) -> String {
 
 pub fn overview(v: &Viewer, view: &ApiView, now: Millis) -> String {
     let lang = v.lang;
-    let mut body = format!(
-        "<h1>{}</h1><div class=\"cards\">",
-        lang.t("总览", "Overview")
-    );
-    let open_tasks = view
-        .tasks
-        .values()
-        .filter(|t| t.status != TaskStatus::Done)
-        .count();
     let late_tasks: Vec<&Task> = view
         .tasks
         .values()
         .filter(|t| t.status != TaskStatus::Done && late(t, now))
         .collect();
-    for (label, n) in [
-        (lang.t("在办事件", "Open incidents"), view.incidents.len()),
-        (lang.t("未办结任务", "Open tasks"), open_tasks),
-        (lang.t("超时任务", "Overdue tasks"), late_tasks.len()),
-    ] {
-        let _ = write!(
-            body,
-            "<div class=\"card\"><div class=\"muted\">{label}</div><div style=\"font-size:1.8em\">{n}</div></div>"
-        );
-    }
-    body.push_str("</div>");
+    let mut body = format!("<h1>{}</h1>", lang.t("总览", "Overview"));
+    stats(&mut body, lang, view, late_tasks.len());
     // District × level.
     let mut grid: BTreeMap<String, BTreeMap<Level, usize>> = BTreeMap::new();
     for a in view.incidents.values() {
@@ -134,7 +116,7 @@ pub fn overview(v: &Viewer, view: &ApiView, now: Millis) -> String {
         lang.t("区域", "District")
     );
     for l in Level::ALL.iter().rev() {
-        let _ = write!(body, "<th>{}</th>", badge(lang, *l));
+        let _ = write!(body, "<th class=\"num\">{}</th>", badge(lang, *l));
     }
     body.push_str("</tr>");
     if grid.is_empty() {
@@ -168,6 +150,27 @@ pub fn overview(v: &Viewer, view: &ApiView, now: Millis) -> String {
         "/console",
         &body,
     )
+}
+
+/// The counts at the top of the overview.
+fn stats(body: &mut String, lang: Lang, view: &ApiView, late: usize) {
+    let open_tasks = view
+        .tasks
+        .values()
+        .filter(|t| t.status != TaskStatus::Done)
+        .count();
+    body.push_str("<div class=\"cards\">");
+    for (label, n) in [
+        (lang.t("在办事件", "Open incidents"), view.incidents.len()),
+        (lang.t("未办结任务", "Open tasks"), open_tasks),
+        (lang.t("超时任务", "Overdue tasks"), late),
+    ] {
+        let _ = write!(
+            body,
+            "<div class=\"card stat\"><div class=\"muted\">{label}</div><div style=\"font-size:1.8em\">{n}</div></div>"
+        );
+    }
+    body.push_str("</div>");
 }
 
 fn incidents_table(body: &mut String, lang: Lang, mut list: Vec<&Alert>) {
@@ -252,6 +255,42 @@ pub fn incident(v: &Viewer, view: &ApiView, id: &str, now: Millis, queued: bool)
             )
         );
     }
+    why(&mut body, lang, a);
+    let _ = write!(
+        body,
+        "<h2>{}</h2>{}",
+        lang.t("近期序列", "Recent series"),
+        series(lang, view.series_of(a))
+    );
+    related(&mut body, lang, view, a);
+    let tasks: Vec<&Task> = view
+        .tasks
+        .values()
+        .filter(|t| t.incident_id == a.incident_id)
+        .collect();
+    let dispatch = tasks
+        .first()
+        .map(|t| t.dispatch_id.clone())
+        .unwrap_or_else(|| "—".into());
+    let _ = write!(
+        body,
+        "<h2>{} <span class=\"muted\">{}</span></h2>",
+        lang.t("三同步任务", "Three-synchronous tasks"),
+        esc(&dispatch)
+    );
+    task_table(&mut body, v, view, &tasks, now, None, &here);
+    Some(page(
+        lang,
+        lang.t("事件", "Incident"),
+        Nav::None,
+        Some(&v.caller.name),
+        &here,
+        &body,
+    ))
+}
+
+/// Why it fired: the measure, the method, the window, the samples.
+fn why(body: &mut String, lang: Lang, a: &Alert) {
     let _ = write!(
         body,
         "<div class=\"cards\"><div class=\"card\"><h2>{}</h2><dl>",
@@ -282,13 +321,11 @@ pub fn incident(v: &Viewer, view: &ApiView, id: &str, now: Millis, queued: bool)
     for (k, val) in rows {
         let _ = write!(body, "<dt>{k}</dt><dd>{val}</dd>");
     }
-    let _ = write!(
-        body,
-        "</dl></div></div><h2>{}</h2>{}",
-        lang.t("近期序列", "Recent series"),
-        series(lang, view.series_of(a))
-    );
-    // Related: other open incidents of the same district (compound ones among them).
+    body.push_str("</dl></div></div>");
+}
+
+/// Other open incidents of the same district (compound ones among them).
+fn related(body: &mut String, lang: Lang, view: &ApiView, a: &Alert) {
     let d = district(&a.key);
     let related: Vec<&Alert> = view
         .incidents
@@ -316,30 +353,6 @@ pub fn incident(v: &Viewer, view: &ApiView, id: &str, now: Millis, queued: bool)
         }
         body.push_str("</ul>");
     }
-    let tasks: Vec<&Task> = view
-        .tasks
-        .values()
-        .filter(|t| t.incident_id == a.incident_id)
-        .collect();
-    let dispatch = tasks
-        .first()
-        .map(|t| t.dispatch_id.clone())
-        .unwrap_or_else(|| "—".into());
-    let _ = write!(
-        body,
-        "<h2>{} <span class=\"muted\">{}</span></h2>",
-        lang.t("三同步任务", "Three-synchronous tasks"),
-        esc(&dispatch)
-    );
-    task_table(&mut body, v, view, &tasks, now, None, &here);
-    Some(page(
-        lang,
-        lang.t("事件", "Incident"),
-        Nav::None,
-        Some(&v.caller.name),
-        &here,
-        &body,
-    ))
 }
 
 pub fn board(
