@@ -1,5 +1,6 @@
 //! The `yujing` command line: demo, replay, check and gen.
 
+mod cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ enum Command {
     },
     /// Reports over a run's output.
     #[command(subcommand)]
-    Report(Report),
+    Report(cmd::report::Report),
     /// Run the pipelines over JSON-lines files.
     Replay {
         #[command(flatten)]
@@ -153,24 +154,6 @@ enum Command {
         /// Multiplies all background rates.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-    },
-}
-
-#[derive(Subcommand)]
-enum Report {
-    /// Assessment (考核督导): per department, tasks received, acknowledged and
-    /// done on time, overdue, escalated, median times — for one month (UTC+8).
-    Tasks {
-        /// The month, e.g. 2026-03.
-        #[arg(long)]
-        month: String,
-        /// Task events: a run's tasks.jsonl (replay, demo --out) or the tasks
-        /// topic read out to a file.
-        #[arg(long, value_name = "PATH")]
-        input: PathBuf,
-        /// Also write the table as CSV here.
-        #[arg(long, value_name = "PATH")]
-        csv: Option<PathBuf>,
     },
 }
 
@@ -302,13 +285,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             alertmanager,
             out,
         } => demo(seed, days, listen, hold, alertmanager, out),
-        Command::Report(Report::Tasks { month, input, csv }) => {
-            print!(
-                "{}",
-                yujing::task::assessment::report(&input, &month, csv.as_deref())?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Report(r) => cmd::report::run(r),
         Command::Replay {
             sources,
             inputs,
@@ -401,13 +378,18 @@ fn demo(
         metrics,
         view: Default::default(),
     };
+    // The demo's "now" is the end of the days it generates, however many.
+    let now = yujing::core::time::Clock::Fixed(
+        gen_options.start + i64::from(gen_options.days) * yujing::core::time::DAY,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(addr) = &listen {
-        let (guard, token) = demo_guard()?;
+        let (mut guard, token) = demo_guard()?;
+        guard.clock = now.clone();
         let (ready, _) = yujing::http::serve(addr, &observers, guard, stop.clone())?;
         ready.set(true);
         say(&format!(
-            "serving /metrics and /api on http://{addr} (API: Authorization: Bearer {token})"
+            "serving /metrics, /api and the console on http://{addr} (API: Authorization: Bearer {token}; console: http://{addr}/console, sign in with that token)"
         ));
     }
     let report = yujing::demo::run(
@@ -418,10 +400,7 @@ fn demo(
             let mut o = DecodeOptions::with_secret(
                 &std::env::var(yujing::config::PII_KEY_ENV).unwrap_or_else(|_| "demo".into()),
             );
-            // The demo's "now" is the end of the days it generates, however many.
-            o.clock = yujing::core::time::Clock::Fixed(
-                gen_options.start + i64::from(gen_options.days) * yujing::core::time::DAY,
-            );
+            o.clock = now;
             o
         },
         rt,

@@ -234,3 +234,70 @@ fn yujing_run_refuses_to_start_without_a_long_enough_pii_key() {
         assert!(!err.contains("no PII key"), "{err}");
     }
 }
+
+/// The form token on a console page, as the browser would send it back.
+fn form_token(page: &str) -> Option<String> {
+    let at = page.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(page[at..].split('"').next()?.to_string())
+}
+
+#[test]
+fn the_console_grants_what_the_api_grants_and_refuses_forged_forms() {
+    let (port, updates) = serve();
+    let session = |token: &str| format!("yujing_session={token}");
+    // No session, or a wrong one: to the sign-in page.
+    for cookie in [None, Some(session("not-a-token-0123456789"))] {
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
+        let (status, _) = http(port, "GET", "/console/tasks", &headers, "");
+        assert_eq!(status, 303, "{cookie:?}");
+    }
+    let board = |token: &str| {
+        let cookie = session(token);
+        // All departments' tasks (a department's desk sees its own by default).
+        http(
+            port,
+            "GET",
+            "/console/tasks?department=",
+            &[("Cookie", &cookie)],
+            "",
+        )
+    };
+    // A viewer sees the task and no action; so does another department's desk.
+    for token in ["viewer-token-0123456789", "petition-token-0123456789"] {
+        let (status, page) = board(token);
+        assert_eq!(status, 200);
+        assert!(page.contains("task-T-police"), "{page}");
+        assert!(!page.contains("value=\"acknowledge\""), "{token}: {page}");
+    }
+    // The police desk and the all-department operator may act, with their form token.
+    for (token, name) in [
+        ("police-token-0123456789", "police-desk"),
+        ("operator-token-0123456789", "duty"),
+    ] {
+        let (_, page) = board(token);
+        let csrf = form_token(&page).expect("a form token on an operator's board");
+        let cookie = session(token);
+        let form = ("Content-Type", "application/x-www-form-urlencoded");
+        let post = |body: &str| {
+            http(
+                port,
+                "POST",
+                "/console/tasks/T-police",
+                &[("Cookie", &cookie), form],
+                body,
+            )
+        };
+        let (status, _) = post(&format!("action=acknowledge&csrf={csrf}"));
+        assert_eq!(status, 303, "{name}");
+        let taken: Vec<Update> = updates.try_iter().collect();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].actor, name, "the session's token names the actor");
+        // A form without the session's own form token is refused, and nothing is queued.
+        assert_eq!(post("action=acknowledge&csrf=0000").0, 403);
+        assert_eq!(post("action=acknowledge").0, 422, "no form token at all");
+        // A reassignment outside the routing table is refused as by the API.
+        let (status, _) = post(&format!("action=reassign&department=%E6%9F%90&csrf={csrf}"));
+        assert_eq!(status, 400);
+        assert!(updates.try_iter().next().is_none());
+    }
+}

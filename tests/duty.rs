@@ -158,6 +158,25 @@ fn on_the_wall_clock_a_quiet_feed_still_makes_a_task_overdue_escalate_and_notify
         .expect("ack");
     assert_eq!(time(ack, "time"), acked_at, "dated when it was made");
     assert_eq!(ack["actor"], OPERATOR_NAME);
+
+    // The month's assessment, read out of the tasks topic: 区委信访局 received the
+    // task, missed its deadline (overdue, escalated), and it was acknowledged
+    // 4 h 30 min after it opened.
+    let month = &format_rfc3339(wall0 + 8 * HOUR)[..7];
+    let csv = s.dir.path().join("month.csv");
+    let o = Command::new(env!("CARGO_BIN_EXE_yujing"))
+        .args(["report", "tasks", "--month", month, "--config"])
+        .arg(s.dir.path().join("yujing.toml"))
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .expect("report");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(&csv).expect("csv");
+    assert!(
+        csv.lines().any(|l| l == "区委信访局,1,0,0,1,1,270,"),
+        "{csv}"
+    );
     stop(daemon);
 }
 

@@ -34,7 +34,7 @@ use rdkafka::producer::ThreadedProducer;
 
 pub mod checkpoint;
 pub mod checkpointer;
-mod outbox;
+pub mod outbox;
 
 use crate::config::{Config, KafkaConfig};
 use crate::core::time::parse_duration;

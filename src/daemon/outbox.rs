@@ -21,18 +21,50 @@ pub(super) fn read_back(
     topics: &[&str],
     from: &Offsets,
 ) -> Result<(HashSet<String>, Offsets)> {
+    let mut seen = HashSet::new();
+    let ends = scan(k, "outbox", topics, from, |payload| {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload)
+            && let Some(id) = crate::sink::kafka::output_id(&v)
+        {
+            seen.insert(id);
+        }
+    })
+    .map_err(|e| Error::Other(format!("{e}; not starting, to avoid sending twice")))?;
+    Ok((seen, ends))
+}
+
+/// Every record of `topic`, from its start to where it ends now, one per line:
+/// the tasks topic read out for `yujing report tasks`.
+pub fn read_out(k: &KafkaConfig, topic: &str) -> Result<String> {
+    let mut text = String::new();
+    scan(k, "report", &[topic], &Offsets::new(), |payload| {
+        text.push_str(&String::from_utf8_lossy(payload));
+        text.push('\n');
+    })?;
+    Ok(text)
+}
+
+/// Reads `topics` from `from` (or their start) until they have been quiet for a
+/// second, handing each payload to `each`; returns where each partition ended.
+fn scan(
+    k: &KafkaConfig,
+    purpose: &str,
+    topics: &[&str],
+    from: &Offsets,
+    mut each: impl FnMut(&[u8]),
+) -> Result<Offsets> {
     let reader: BaseConsumer = k
         .client()
-        .set("group.id", format!("{}-outbox", k.group_id))
+        .set("group.id", format!("{}-{purpose}", k.group_id))
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(Error::doing("outbox reader"))?;
-    // Every partition of the output topics, from the checkpointed offset (or the
-    // start). The previous process is gone, so the topics do not grow while this
-    // reads: it reads until they have been quiet for a second.
+        .map_err(Error::doing("topic reader"))?;
+    // Every partition of the topics, from the given offset (or the start). The
+    // outbox reads while the previous process is gone, so the topics do not grow:
+    // it reads until they have been quiet for a second.
     let md = reader
         .fetch_metadata(None, Duration::from_secs(5))
-        .map_err(Error::doing("outbox metadata"))?;
+        .map_err(Error::doing("topic metadata"))?;
     for missing in topics.iter().filter(|t| {
         !md.topics()
             .iter()
@@ -53,7 +85,6 @@ pub(super) fn read_back(
             let _ = tpl.add_partition_offset(t.name(), p.id(), start);
         }
     }
-    let mut seen = HashSet::new();
     // A lower bound of each end: where reading starts, raised by what is read.
     let mut ends = Offsets::new();
     for e in tpl.elements() {
@@ -66,16 +97,17 @@ pub(super) fn read_back(
             .insert(e.partition(), at);
     }
     if tpl.count() == 0 {
-        return Ok((seen, ends));
+        return Ok(ends);
     }
-    reader.assign(&tpl).map_err(Error::doing("outbox assign"))?;
+    reader.assign(&tpl).map_err(Error::doing("topic assign"))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Instant::now();
     while last.elapsed() < Duration::from_secs(1) {
         if Instant::now() > deadline {
-            return Err(Error::Other(
-                "the output topics did not go quiet within 60 s; not starting, to avoid sending twice".into(),
-            ));
+            return Err(Error::Other(format!(
+                "{} did not go quiet within 60 s",
+                topics.join(", ")
+            )));
         }
         let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) else {
             continue;
@@ -87,11 +119,7 @@ pub(super) fn read_back(
         {
             *end = (*end).max(m.offset() + 1);
         }
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
-            && let Some(id) = crate::sink::kafka::output_id(&v)
-        {
-            seen.insert(id);
-        }
+        each(m.payload().unwrap_or_default());
     }
-    Ok((seen, ends))
+    Ok(ends)
 }

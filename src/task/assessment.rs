@@ -135,17 +135,16 @@ pub fn assess(lines: &str, month: (Millis, Millis)) -> (Vec<Row>, usize) {
 }
 
 /// `yujing report tasks`: the table for `month` over the task events in
-/// `input`, and the CSV written to `csv` when asked.
+/// `text` (JSON lines), and the CSV written to `csv_out` when asked.
 pub fn report(
-    input: &std::path::Path,
+    text: &str,
     month: &str,
     csv_out: Option<&std::path::Path>,
 ) -> crate::error::Result<String> {
     use crate::error::Error;
     let bounds = month_bounds(month)
         .ok_or_else(|| Error::Other(format!("--month `{month}`: expected YYYY-MM")))?;
-    let text = std::fs::read_to_string(input).map_err(|e| Error::io(input, e))?;
-    let (rows, skipped) = assess(&text, bounds);
+    let (rows, skipped) = assess(text, bounds);
     if let Some(path) = csv_out {
         std::fs::write(path, csv(&rows)).map_err(|e| Error::io(path, e))?;
     }

@@ -1,0 +1,3 @@
+//! The commands' own code, where it is more than choosing a source and a sink.
+
+pub mod report;
