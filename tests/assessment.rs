@@ -21,6 +21,20 @@ fn yujing(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `yujing report tasks` for March 2026 over `input`, its CSV to `csv`.
+fn march(input: &Path, csv: &Path) -> String {
+    yujing(&[
+        "report",
+        "tasks",
+        "--month",
+        "2026-03",
+        "--input",
+        input.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ])
+}
+
 struct Task<'a> {
     id: &'a str,
     department: &'a str,
@@ -133,16 +147,7 @@ fn the_monthly_table_matches_a_hand_count() {
     shuffled.reverse();
     std::fs::write(&input, shuffled.join("\n") + "\n").expect("write");
     let csv = dir.path().join("march.csv");
-    let table = yujing(&[
-        "report",
-        "tasks",
-        "--month",
-        "2026-03",
-        "--input",
-        input.to_str().unwrap(),
-        "--csv",
-        csv.to_str().unwrap(),
-    ]);
+    let table = march(&input, &csv);
     assert!(table.contains("任务考核 2026-03"), "{table}");
     assert!(table.contains("2 departments, 3 tasks"), "{table}");
     assert!(table.contains("1 lines were not task events"), "{table}");
@@ -212,16 +217,7 @@ fn the_demos_tasks_report_as_counted_by_hand() {
         "the duty desk answers"
     );
     let csv = dir.path().join("march.csv");
-    let table = yujing(&[
-        "report",
-        "tasks",
-        "--month",
-        "2026-03",
-        "--input",
-        input.to_str().unwrap(),
-        "--csv",
-        csv.to_str().unwrap(),
-    ]);
+    let table = march(&input, &csv);
     let rows = csv_rows(&csv);
     let (from, to) = (
         parse_rfc3339("2026-03-01T00:00:00+08:00").unwrap(),

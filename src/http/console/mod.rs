@@ -47,6 +47,13 @@ pub struct Viewer {
     csrf: String,
 }
 
+impl Viewer {
+    /// A signed-in page: the frame with the viewer's name around `body`.
+    pub fn page(&self, title: &str, nav: page::Nav, here: &str, body: &str) -> String {
+        page::page(self.lang, title, nav, Some(&self.caller.name), here, body)
+    }
+}
+
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)

@@ -78,14 +78,7 @@ pub fn gone(v: &Viewer, id: &str) -> String {
         esc(id),
         lang.t("返回总览", "Back to the overview")
     );
-    page(
-        lang,
-        lang.t("事件", "Incident"),
-        Nav::None,
-        Some(&v.caller.name),
-        "/console",
-        &body,
-    )
+    v.page(lang.t("事件", "Incident"), Nav::None, "/console", &body)
 }
 
 pub fn overview(v: &Viewer, view: &ApiView, now: Millis) -> String {
@@ -142,14 +135,7 @@ pub fn overview(v: &Viewer, view: &ApiView, now: Millis) -> String {
     let _ = write!(body, "<h2>{}</h2>", lang.t("超时任务", "Overdue tasks"));
     task_table(&mut body, v, view, &late_tasks, now, None, "/console");
     feeds(&mut body, lang, view, now);
-    page(
-        lang,
-        lang.t("总览", "Overview"),
-        Nav::Overview,
-        Some(&v.caller.name),
-        "/console",
-        &body,
-    )
+    v.page(lang.t("总览", "Overview"), Nav::Overview, "/console", &body)
 }
 
 /// The counts at the top of the overview.
@@ -279,14 +265,7 @@ pub fn incident(v: &Viewer, view: &ApiView, id: &str, now: Millis, queued: bool)
         esc(&dispatch)
     );
     task_table(&mut body, v, view, &tasks, now, None, &here);
-    Some(page(
-        lang,
-        lang.t("事件", "Incident"),
-        Nav::None,
-        Some(&v.caller.name),
-        &here,
-        &body,
-    ))
+    Some(v.page(lang.t("事件", "Incident"), Nav::None, &here, &body))
 }
 
 /// Why it fired: the measure, the method, the window, the samples.
@@ -410,14 +389,7 @@ pub fn board(
         .collect();
     list.sort_by_key(|t| (t.status == TaskStatus::Done, !late(t, now), t.deadline));
     task_table(&mut body, v, view, &list, now, Some(departments), &here);
-    page(
-        lang,
-        lang.t("任务", "Tasks"),
-        Nav::Tasks,
-        Some(&v.caller.name),
-        &here,
-        &body,
-    )
+    v.page(lang.t("任务", "Tasks"), Nav::Tasks, &here, &body)
 }
 
 fn url(s: &str) -> String {
