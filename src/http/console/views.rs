@@ -159,17 +159,32 @@ fn stats(body: &mut String, lang: Lang, view: &ApiView, late: usize) {
     body.push_str("</div>");
 }
 
-fn incidents_table(body: &mut String, lang: Lang, mut list: Vec<&Alert>) {
-    list.sort_by(|a, b| b.level.cmp(&a.level).then(b.window_end.cmp(&a.window_end)));
+/// A section's title and the head of its table (closed by `</table></div>`).
+fn table_head(body: &mut String, title: &str, id: &str, columns: &[&str]) {
     let _ = write!(
         body,
-        "<h2>{}</h2><div class=\"scroll\"><table id=\"incidents\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        "<h2>{}</h2><div class=\"scroll\"><table id=\"{id}\"><tr>",
+        esc(title)
+    );
+    for c in columns {
+        let _ = write!(body, "<th>{}</th>", esc(c));
+    }
+    body.push_str("</tr>");
+}
+
+fn incidents_table(body: &mut String, lang: Lang, mut list: Vec<&Alert>) {
+    list.sort_by(|a, b| b.level.cmp(&a.level).then(b.window_end.cmp(&a.window_end)));
+    table_head(
+        body,
         lang.t("在办事件", "Open incidents"),
-        lang.t("等级", "Level"),
-        lang.t("对象", "Where"),
-        lang.t("监测项", "Pipeline"),
-        lang.t("观测 / 期望", "Value / expected"),
-        lang.t("窗口结束", "Window end"),
+        "incidents",
+        &[
+            lang.t("等级", "Level"),
+            lang.t("对象", "Where"),
+            lang.t("监测项", "Pipeline"),
+            lang.t("观测 / 期望", "Value / expected"),
+            lang.t("窗口结束", "Window end"),
+        ],
     );
     for a in list {
         let expected = a.measure.expected.map_or("—".into(), trim);
@@ -189,13 +204,15 @@ fn incidents_table(body: &mut String, lang: Lang, mut list: Vec<&Alert>) {
 }
 
 fn feeds(body: &mut String, lang: Lang, view: &ApiView, now: Millis) {
-    let _ = write!(
+    table_head(
         body,
-        "<h2>{}</h2><div class=\"scroll\"><table id=\"feeds\"><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
         lang.t("数据接入", "Feeds"),
-        lang.t("数据源", "Feed"),
-        lang.t("事件数", "Events"),
-        lang.t("最近到达", "Last arrival"),
+        "feeds",
+        &[
+            lang.t("数据源", "Feed"),
+            lang.t("事件数", "Events"),
+            lang.t("最近到达", "Last arrival"),
+        ],
     );
     for (feed, seen) in &view.feeds {
         let last = seen
@@ -210,15 +227,14 @@ fn feeds(body: &mut String, lang: Lang, view: &ApiView, now: Millis) {
         );
     }
     body.push_str("</table></div>");
-    let _ = write!(
+    table_head(
         body,
-        "<h2>{}</h2><div class=\"scroll\"><table id=\"watermarks\"><tr><th>{}</th><th>{}</th></tr>",
         lang.t(
             "监测项进度（事件时间水位）",
-            "Pipelines (event-time watermark)"
+            "Pipelines (event-time watermark)",
         ),
-        lang.t("监测项", "Pipeline"),
-        lang.t("水位", "Watermark"),
+        "watermarks",
+        &[lang.t("监测项", "Pipeline"), lang.t("水位", "Watermark")],
     );
     for (p, w) in &view.watermarks {
         let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", esc(p), local(*w));
