@@ -1,6 +1,6 @@
 //! The routing table: which department owns each of the three tracks of an
-//! alert's response, how long it has to acknowledge, and where an overdue task
-//! goes next. The shipped table (`routing/routing.toml`) follows the 责任部门 column
+//! alert's response, how long it has to acknowledge and to complete, and the
+//! chain of departments an overdue task climbs, step by step. The shipped table (`routing/routing.toml`) follows the 责任部门 column
 //! of the source document; `yujing check` validates any table with `file:line:col`.
 
 use std::collections::{BTreeMap, BTreeSet};
