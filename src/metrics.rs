@@ -279,6 +279,12 @@ impl Metrics {
 
     /// Bounds the `department` label to these names (the routing table's).
     pub fn with_departments(mut self, departments: std::collections::BTreeSet<String>) -> Self {
+        // Every department's response-time series exists from the start (empty),
+        // so a dashboard shows who has not answered yet, not nothing.
+        for d in departments.iter().map(String::as_str).chain(["other"]) {
+            self.task_acknowledge_seconds.with_label_values(&[d]);
+            self.task_complete_seconds.with_label_values(&[d]);
+        }
         self.departments = departments;
         self
     }
