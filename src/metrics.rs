@@ -317,9 +317,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as Millis);
+        let now = crate::core::time::wall_now();
         if let Ok(w) = self.watermarks.lock() {
             for (pipeline, ms) in w.iter() {
                 self.watermark_lag

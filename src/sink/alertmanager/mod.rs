@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::alert::{Alert, Status};
 use crate::core::key::Cell;
-use crate::core::time::{Millis, format_rfc3339, parse_rfc3339};
+use crate::core::time::{Millis, format_rfc3339, parse_rfc3339, wall_now};
 use crate::metrics::Metrics;
 use crate::task::Task;
 
@@ -58,12 +58,6 @@ fn text(v: &Cell) -> String {
         Cell::Text(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Millis)
 }
 
 /// The Alertmanager form of an alert, without `endsAt`. `startsAt` is the end of
@@ -176,12 +170,6 @@ pub struct Book {
 
 impl Book {
     pub fn alert(&mut self, alert: &Alert, now: Millis) {
-        let ended = |a: &AmAlert| AmAlert {
-            ends_at: Some(format_rfc3339(
-                now.max(parse_rfc3339(&a.starts_at).unwrap_or(now)),
-            )),
-            ..a.clone()
-        };
         let id = &alert.incident_id;
         match alert.status {
             Status::Firing => {
@@ -193,16 +181,15 @@ impl Book {
                     && prev.labels != next.labels
                 {
                     // A new level is a new alert for Alertmanager: end the old one.
-                    let old = ended(prev);
-                    self.pending.insert(old.labels.clone(), old);
+                    let old = ended(prev, now);
+                    self.queue(old);
                 }
                 self.pending.insert(next.labels.clone(), next.clone());
                 self.firing.insert(id.clone(), next);
             }
             Status::Resolved => {
                 if let Some(prev) = self.firing.remove(id) {
-                    let old = ended(&prev);
-                    self.pending.insert(old.labels.clone(), old);
+                    self.queue(ended(&prev, now));
                 }
                 self.tasks.remove(id);
             }
@@ -226,17 +213,10 @@ impl Book {
     /// The task's own alert: fired (again, with its new state) while it is not
     /// done, ended when it is; a new department ends the old one's.
     fn task_alert(&mut self, t: &Task, now: Millis) {
-        let end = |a: &AmAlert| AmAlert {
-            ends_at: Some(format_rfc3339(
-                now.max(parse_rfc3339(&a.starts_at).unwrap_or(now)),
-            )),
-            ..a.clone()
-        };
         let before = self.open_tasks.remove(&t.task_id);
         if t.status == crate::task::TaskStatus::Done {
             if let Some(old) = before {
-                let old = end(&old);
-                self.pending.insert(old.labels.clone(), old);
+                self.queue(ended(&old, now));
             }
             return;
         }
@@ -245,13 +225,17 @@ impl Book {
             if old.labels == next.labels {
                 next.starts_at = old.starts_at;
             } else {
-                let old = end(&old);
-                self.pending.insert(old.labels.clone(), old);
+                self.queue(ended(&old, now));
                 next.starts_at = format_rfc3339(now);
             }
         }
-        self.pending.insert(next.labels.clone(), next.clone());
+        self.queue(next.clone());
         self.open_tasks.insert(t.task_id.clone(), next);
+    }
+
+    /// To be posted: the latest version per label set.
+    fn queue(&mut self, a: AmAlert) {
+        self.pending.insert(a.labels.clone(), a);
     }
 
     /// Every firing alert, to be sent again.
@@ -266,6 +250,16 @@ impl Book {
 
     pub fn pending(&self) -> Vec<AmAlert> {
         self.pending.values().cloned().collect()
+    }
+}
+
+/// `a` ended now (never before it started).
+fn ended(a: &AmAlert, now: Millis) -> AmAlert {
+    AmAlert {
+        ends_at: Some(format_rfc3339(
+            now.max(parse_rfc3339(&a.starts_at).unwrap_or(now)),
+        )),
+        ..a.clone()
     }
 }
 
@@ -542,8 +536,8 @@ fn post(agent: &ureq::Agent, endpoint: &Endpoint, book: &mut Book, metrics: &Met
 
 fn apply(book: &mut Book, notice: Notice) {
     match notice {
-        Notice::Alert(a) => book.alert(&a, now_ms()),
-        Notice::Task(t) => book.task(&t, now_ms()),
+        Notice::Alert(a) => book.alert(&a, wall_now()),
+        Notice::Task(t) => book.task(&t, wall_now()),
     }
 }
 
