@@ -171,8 +171,7 @@ impl<S: Sink> Sink for Observed<S> {
         respond_time(&self.metrics, event);
         if let Ok(mut view) = self.view.lock() {
             let t = &event.task;
-            let before = view.tasks.get(&t.task_id).cloned();
-            view.task_event(event);
+            let before = view.task_event(event);
             // Move the task between the gauges' series: its department and status
             // may both have changed.
             if let Some(b) = &before {

@@ -5,7 +5,7 @@
 //! watermark. Bounded: a few dozen points per series, a cap on series (keys
 //! with an open incident always kept), a cap on each task's history.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::alert::{Alert, Finding};
 use crate::core::level::Level;
@@ -53,15 +53,18 @@ pub struct ApiView {
     pub tasks: BTreeMap<String, Task>,
     /// Task id → its changes, oldest first.
     pub history: BTreeMap<String, VecDeque<Entry>>,
-    /// (pipeline, key id) → its recent points, oldest first.
-    pub series: BTreeMap<(String, String), VecDeque<Point>>,
+    /// Pipeline → key id → its recent points, oldest first.
+    series: BTreeMap<String, BTreeMap<String, VecDeque<Point>>>,
+    /// Series kept, over all pipelines.
+    series_kept: usize,
     pub feeds: BTreeMap<String, FeedSeen>,
     pub watermarks: BTreeMap<String, Millis>,
 }
 
 impl ApiView {
-    pub fn task_event(&mut self, e: &TaskEvent) {
-        self.tasks.insert(e.task.task_id.clone(), e.task.clone());
+    /// A task's new state, added to its history; returns its state before.
+    pub fn task_event(&mut self, e: &TaskEvent) -> Option<Task> {
+        let before = self.tasks.insert(e.task.task_id.clone(), e.task.clone());
         let h = self.history.entry(e.task.task_id.clone()).or_default();
         h.push_back(Entry {
             change: e.change,
@@ -73,19 +76,41 @@ impl ApiView {
         if h.len() > HISTORY {
             h.pop_front();
         }
+        before
     }
 
-    /// The detector's judgement of a window, key by key.
+    /// The detector's judgement of a window, key by key. A key already kept
+    /// costs no allocation; past [`MAX_SERIES`] only keys with an open
+    /// incident (gathered once per window) start a series.
     pub fn points(&mut self, pipeline: &str, findings: &[Finding]) {
+        if !self.series.contains_key(pipeline) {
+            self.series.insert(pipeline.to_string(), BTreeMap::new());
+        }
+        let Some(kept) = self.series.get_mut(pipeline) else {
+            return;
+        };
+        let mut firing: Option<BTreeSet<String>> = None;
         for f in findings {
-            let id = (pipeline.to_string(), f.key.clone());
-            if !self.series.contains_key(&id)
-                && self.series.len() >= MAX_SERIES
-                && !self.has_incident(pipeline, &f.key)
-            {
-                continue;
+            if !kept.contains_key(&f.key) {
+                if self.series_kept >= MAX_SERIES {
+                    let incidents = &self.incidents;
+                    let firing = firing.get_or_insert_with(|| {
+                        incidents
+                            .values()
+                            .filter(|a| a.pipeline == pipeline)
+                            .map(|a| a.key.id())
+                            .collect()
+                    });
+                    if !firing.contains(&f.key) {
+                        continue;
+                    }
+                }
+                kept.insert(f.key.clone(), VecDeque::new());
+                self.series_kept += 1;
             }
-            let s = self.series.entry(id).or_default();
+            let Some(s) = kept.get_mut(&f.key) else {
+                continue;
+            };
             s.push_back(Point {
                 start: f.start,
                 end: f.end,
@@ -100,15 +125,9 @@ impl ApiView {
         }
     }
 
-    fn has_incident(&self, pipeline: &str, key: &str) -> bool {
-        self.incidents
-            .values()
-            .any(|a| a.pipeline == pipeline && a.key.id() == key)
-    }
-
     /// The recent series of an alert's key.
     pub fn series_of(&self, a: &Alert) -> Option<&VecDeque<Point>> {
-        self.series.get(&(a.pipeline.clone(), a.key.id()))
+        self.series.get(&a.pipeline)?.get(&a.key.id())
     }
 
     pub fn ingested(&mut self, feed: &str, events: u64) {
@@ -117,5 +136,58 @@ impl ApiView {
         if events > 0 {
             seen.last_arrival = Some(wall_now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Measure;
+    use crate::core::key::Key;
+
+    fn finding(key: &str, end: Millis) -> Finding {
+        Finding {
+            key: key.into(),
+            labels: Key::new(vec![]),
+            start: end - 1,
+            end,
+            measure: Measure::observed(1.0, "count".into()),
+            level: None,
+            event_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn series_are_bounded_but_keys_with_an_open_incident_always_get_one() {
+        let mut v = ApiView::default();
+        let full: Vec<Finding> = (0..MAX_SERIES)
+            .map(|i| finding(&i.to_string(), 1))
+            .collect();
+        v.points("p", &full);
+        for t in 2..(SERIES_POINTS as Millis + 10) {
+            v.points("p", &[finding("0", t)]);
+        }
+        let first = v.series["p"]["0"].clone();
+        assert_eq!(first.len(), SERIES_POINTS, "points per series are capped");
+        assert_eq!(
+            first.back().map(|p| p.end),
+            Some(SERIES_POINTS as Millis + 9)
+        );
+        // Past the cap a new key gets no series…
+        v.points("p", &[finding("new", 1)]);
+        assert!(!v.series["p"].contains_key("new"));
+        // …unless it has an open incident.
+        let alert: Alert = serde_json::from_value(serde_json::json!({
+            "alert_id": "a", "incident_id": "i", "status": "firing", "level": "orange",
+            "pipeline": "p", "feeds": [], "key": {}, "window_start": "2026-03-14T00:00:00Z",
+            "window_end": "2026-03-14T01:00:00Z", "value": 1.0, "expected": null,
+            "threshold": null, "score": null, "p_value": null, "method": "m", "summary": ""
+        }))
+        .expect("alert");
+        let id = alert.key.id();
+        v.incidents.insert("i".into(), alert);
+        v.points("p", &[finding(&id, 1)]);
+        assert!(v.series["p"].contains_key(&id));
+        assert_eq!(v.series_kept, MAX_SERIES + 1);
     }
 }
