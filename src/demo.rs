@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::alert::{Alert, Status};
 use crate::core::deadletter::{DeadLetter, Reason};
 use crate::core::level::Level;
-use crate::core::time::{HOUR, Millis, format_rfc3339};
+use crate::core::time::{HOUR, Millis, format_local};
 use crate::decode::DecodeOptions;
 use crate::driver::Driver;
 use crate::engine::Engine;
@@ -137,11 +137,11 @@ impl Sink for Summary {
             // date alone for windows of a day or more.
             let daily = window.end - window.start >= crate::core::time::DAY;
             let local = |ms| {
-                let s = format_rfc3339(ms + 8 * HOUR);
+                let s = format_local(ms);
                 if daily {
                     s[..10].to_string()
                 } else {
-                    s[5..16].replace('T', " ")
+                    s[5..].to_string()
                 }
             };
             let line = format!(
@@ -294,7 +294,7 @@ impl Summary {
                     .values()
                     .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
                     .collect();
-                let local = |ms: Millis| format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ");
+                let local = |ms: Millis| format_local(ms)[5..].to_string();
                 let _ = writeln!(
                     out,
                     "    {:<6} {:<28} {}  {}  value {}{}  ({})",
@@ -335,9 +335,7 @@ impl Summary {
                 .values()
                 .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
                 .collect();
-            let local = |ms: crate::core::time::Millis| {
-                format_rfc3339(ms + 8 * HOUR)[5..16].replace('T', " ")
-            };
+            let local = |ms: crate::core::time::Millis| format_local(ms)[5..].to_string();
             let _ = writeln!(
                 out,
                 "    {}  {:<6} {:<28} {:<10} → {}  时限 {}  ({})",

@@ -153,6 +153,16 @@ pub fn format_rfc3339(ms: Millis) -> String {
     out
 }
 
+/// The districts' local time, UTC+8 (China Standard Time): what people read.
+pub const LOCAL_OFFSET: Millis = 8 * HOUR;
+
+/// A time in local time to the minute: `2026-03-14 10:20`.
+pub fn format_local(ms: Millis) -> String {
+    let s = format_rfc3339(ms + LOCAL_OFFSET);
+    s.get(..16)
+        .map_or_else(|| s.clone(), |m| m.replace('T', " "))
+}
+
 /// The processing clock: what "now" is for judging records dated in the future
 /// and, in the daemon, for task deadlines and acknowledgements (processing-time
 /// timers). The daemon reads the wall clock; replay reads it too unless `--now`

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use super::{Change, Task};
-use crate::core::time::{HOUR, Millis, format_rfc3339};
+use crate::core::time::{LOCAL_OFFSET, Millis, format_local};
 
 /// One task event as the report reads it.
 #[derive(Debug, Deserialize)]
@@ -61,7 +61,8 @@ pub fn month_bounds(month: &str) -> Option<(Millis, Millis)> {
         return None;
     }
     let at = |y: i32, m: u32| {
-        crate::core::time::parse_rfc3339(&format!("{y:04}-{m:02}-01T00:00:00+08:00"))
+        crate::core::time::parse_rfc3339(&format!("{y:04}-{m:02}-01T00:00:00Z"))
+            .map(|utc| utc - LOCAL_OFFSET)
     };
     let next = if m == 12 { at(y + 1, 1) } else { at(y, m + 1) };
     Some((at(y, m)?, next?))
@@ -226,12 +227,8 @@ fn pad(s: &str, width: usize, left: bool) -> String {
 pub fn table(rows: &[Row], month: &str, bounds: (Millis, Millis)) -> String {
     let mut out = format!(
         "任务考核 {month}（{} – {}，按首次派发部门）\n",
-        format_rfc3339(bounds.0 + 8 * HOUR)
-            .get(..10)
-            .unwrap_or_default(),
-        format_rfc3339(bounds.1 - 1 + 8 * HOUR)
-            .get(..10)
-            .unwrap_or_default()
+        format_local(bounds.0).get(..10).unwrap_or_default(),
+        format_local(bounds.1 - 1).get(..10).unwrap_or_default()
     );
     let line = |cells: [String; 8]| {
         let mut l = pad(&cells[0], 30, true);
@@ -280,6 +277,7 @@ pub fn table(rows: &[Row], month: &str, bounds: (Millis, Millis)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::time::format_rfc3339;
 
     #[test]
     fn months_are_local_and_december_rolls_over() {

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::core::level::Level;
-use crate::core::time::{HOUR, Millis, format_rfc3339};
+use crate::core::time::Millis;
 use crate::task::{Change, TaskStatus, Track};
 
 /// The language a page is written in.
@@ -99,11 +99,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// A time on the centre's clock (UTC+8), to the minute: `2026-03-14 10:20`.
-pub fn local(t: Millis) -> String {
-    let s = format_rfc3339(t + 8 * HOUR);
-    s.get(..16).map_or(s.clone(), |m| m.replace('T', " "))
-}
+pub use crate::core::time::format_local as local;
 
 /// How long ago, or how long until, `t` is from `now`: `12 分钟前`, `in 3 h`.
 pub fn relative(lang: Lang, t: Millis, now: Millis) -> String {
