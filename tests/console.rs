@@ -18,7 +18,7 @@ mod common;
 use broker::{
     AUTH, OPERATOR_NAME, OPERATOR_TOKEN, Setup, eventually, free_port, http, read_topic, stop,
 };
-use yujing::core::time::{HOUR, Millis, format_rfc3339, wall_now};
+use yujing::core::time::{HOUR, wall_now};
 
 const PETITIONS: &str = include_str!("../pipelines/petition_collective.toml");
 
@@ -29,15 +29,6 @@ impl Drop for Driver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn petition(at: Millis, id: &str, persons: u32) -> String {
-    json!({
-        "event_id": id, "event_time": format_rfc3339(at), "district": "西湖区",
-        "street": "北山街道", "category": "pension", "persons": persons,
-        "petitioner_id": "110101199001011234",
-    })
-    .to_string()
 }
 
 fn shots() -> Option<PathBuf> {
@@ -81,6 +72,16 @@ async fn browser(port: u16) -> Client {
     }
 }
 
+/// Clicks the element matching `css`.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
 /// Waits (up to 20 s) until the page shows an element matching `css`.
 async fn wait_for(c: &Client, css: &str) {
     c.wait()
@@ -110,7 +111,7 @@ fn a_duty_officer_opens_an_incident_and_acknowledges_its_task_in_a_browser() {
     // people (orange, tasks open), then a single petition that closes its window.
     let records: Vec<String> = [(9, 6), (8, 7), (6, 9), (5, 8), (4, 12), (3, 60), (1, 1)]
         .iter()
-        .map(|(ago, persons)| petition(now - ago * HOUR, &format!("p-{ago}"), *persons))
+        .map(|(ago, persons)| common::petition(now - ago * HOUR, &format!("p-{ago}"), *persons))
         .collect();
     s.produce_to("petition", "西湖区", &records);
     let legal: Value = eventually(60, "the incident's tasks are open", || {
@@ -170,12 +171,7 @@ fn a_duty_officer_opens_an_incident_and_acknowledges_its_task_in_a_browser() {
             .send_keys(OPERATOR_TOKEN)
             .await
             .expect("type");
-        c.find(Locator::Css("#sign-in"))
-            .await
-            .expect("button")
-            .click()
-            .await
-            .expect("click");
+        click(&c, "#sign-in").await;
         // The click submits the form; wait for the page it leads to.
         wait_for(&c, "#incidents").await;
         let page = text(&c).await;
@@ -185,12 +181,7 @@ fn a_duty_officer_opens_an_incident_and_acknowledges_its_task_in_a_browser() {
         assert!(!page.contains("110101199001011234"), "no PII");
         shot(&c, "overview").await;
 
-        c.find(Locator::Css("a.incident"))
-            .await
-            .expect("incident link")
-            .click()
-            .await
-            .expect("click");
+        click(&c, "a.incident").await;
         wait_for(&c, "svg").await;
         let page = text(&c).await;
         assert!(page.contains("为何预警"), "{page}");
@@ -203,12 +194,7 @@ fn a_duty_officer_opens_an_incident_and_acknowledges_its_task_in_a_browser() {
         let incident_url = c.current_url().await.expect("url");
 
         let ack = format!("#task-{task_id} button.ack");
-        c.find(Locator::Css(&ack))
-            .await
-            .expect("acknowledge button")
-            .click()
-            .await
-            .expect("click");
+        click(&c, &ack).await;
         // Back on the incident, which says the action is queued.
         wait_for(&c, "#queued").await;
         let end = Instant::now() + Duration::from_secs(30);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 mod broker;
 mod common;
@@ -17,21 +17,6 @@ use broker::{AUTH, OPERATOR_NAME, Setup, Webhook, eventually, http, read_topic, 
 use yujing::core::time::{HOUR, MINUTE, Millis, format_rfc3339, parse_rfc3339, wall_now};
 
 const PETITIONS: &str = include_str!("../pipelines/petition_collective.toml");
-
-/// A petition at `at` by `persons` people: 60 is orange under the shipped
-/// pipeline, and its legal track goes to 区委信访局.
-fn petition(at: Millis, id: &str, persons: u32) -> String {
-    json!({
-        "event_id": id,
-        "event_time": format_rfc3339(at),
-        "district": "西湖区",
-        "street": "北山街道",
-        "category": "pension",
-        "persons": persons,
-        "petitioner_id": "110101199001011234",
-    })
-    .to_string()
-}
 
 fn set_clock(file: &Path, t: Millis) {
     std::fs::write(file, t.to_string()).expect("clock file");
@@ -89,8 +74,8 @@ fn on_the_wall_clock_a_quiet_feed_still_makes_a_task_overdue_escalate_and_notify
     // A collective petition three hours ago, a single one an hour ago (its
     // event time closes the first one's window); then the feed goes quiet.
     let records = [
-        petition(wall0 - 3 * HOUR, "p-1", 60),
-        petition(wall0 - HOUR, "p-2", 1),
+        common::petition(wall0 - 3 * HOUR, "p-1", 60),
+        common::petition(wall0 - HOUR, "p-2", 1),
     ];
     s.produce_to("petition", "西湖区", &records);
 
@@ -189,8 +174,8 @@ fn replay_of_the_same_petitions_keeps_event_time_and_is_byte_identical() {
     let t = parse_rfc3339("2026-03-14T10:00:00+08:00").expect("time");
     let input = dir.path().join("petition.jsonl");
     let lines = [
-        petition(t - 90 * MINUTE, "p-1", 60),
-        petition(t + 210 * MINUTE, "p-2", 1),
+        common::petition(t - 90 * MINUTE, "p-1", 60),
+        common::petition(t + 210 * MINUTE, "p-2", 1),
     ];
     std::fs::write(&input, lines.join("\n") + "\n").expect("write");
     let run = |out: &str| {

@@ -349,22 +349,9 @@ impl Setup {
         format!("t{}-{name}", self.id)
     }
 
+    /// Sends `records` to this setup's police topic, keyed by district.
     pub fn produce(&self, records: &[String]) {
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .create()
-            .expect("producer");
-        for r in records {
-            producer
-                .send(
-                    BaseRecord::to(&self.topic("police"))
-                        .key("西湖区")
-                        .payload(r),
-                )
-                .expect("send");
-        }
-        producer.flush(Duration::from_secs(10)).expect("flush");
+        self.produce_to("police", "西湖区", records);
     }
 
     pub fn start(&self) -> Daemon {
@@ -400,6 +387,7 @@ impl Setup {
     pub fn produce_to(&self, name: &str, key: &str, records: &[String]) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
             .create()
             .expect("producer");
         for r in records {

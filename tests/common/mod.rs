@@ -88,6 +88,22 @@ pub fn incident(i: usize, time: &str) -> String {
     )
 }
 
+/// A pension petition on 北山街道, 西湖区, at `at` by `persons` people (with a
+/// petitioner id, which must never come out): 50 or more is orange under the
+/// shipped `petition_collective`, and its legal track goes to 区委信访局.
+pub fn petition(at: i64, id: &str, persons: u32) -> String {
+    serde_json::json!({
+        "event_id": id,
+        "event_time": yujing::core::time::format_rfc3339(at),
+        "district": "西湖区",
+        "street": "北山街道",
+        "category": "pension",
+        "persons": persons,
+        "petitioner_id": "110101199001011234",
+    })
+    .to_string()
+}
+
 /// 3 incidents in 01:00–02:00 (orange), 7 in 02:00–03:00 (red), one at 10:30 and
 /// one at 12:10 (normal: the incident resolves at 11:00).
 pub fn escalating_incidents() -> Vec<String> {
