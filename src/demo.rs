@@ -350,10 +350,7 @@ impl Summary {
         }
         let mut changes: BTreeMap<String, usize> = BTreeMap::new();
         for e in &self.kept.tasks {
-            let name = serde_json::to_value(e.change)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let name = crate::task::wire_name(e.change);
             *changes.entry(name).or_default() += 1;
         }
         let shown: Vec<String> = changes.iter().map(|(k, n)| format!("{k} {n}")).collect();

@@ -160,10 +160,7 @@ impl<S: Sink> Sink for Observed<S> {
     }
 
     fn task(&mut self, event: &TaskEvent) -> Result<()> {
-        let change = serde_json::to_value(event.change)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let change = crate::task::wire_name(event.change);
         self.metrics
             .task_events
             .with_label_values(&[change.as_str()])

@@ -28,7 +28,7 @@ use crate::core::level::Level;
 use crate::core::stage::Stateful;
 use crate::core::time::{Clock, Millis};
 pub use command::{Action, Command};
-pub use model::{Change, Rejected, Task, TaskEvent, TaskStatus, Track};
+pub use model::{Change, Rejected, Task, TaskEvent, TaskStatus, Track, wire_name};
 use routing::RoutingTable;
 
 /// Something waiting for the clock: an alert or a command.

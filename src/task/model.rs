@@ -7,6 +7,15 @@ use crate::core::key::Key;
 use crate::core::level::Level;
 use crate::core::time::{Millis, format_rfc3339};
 
+/// The name a status or change has in JSON and on the topics (`acknowledged`,
+/// `level_raised`), for metric labels, annotations and reports.
+pub fn wire_name(v: impl Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// The three tracks of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -168,10 +177,7 @@ impl TaskEvent {
         format!(
             "{} {} {} → {}（{}，{}级，时限 {}）",
             format_rfc3339(self.time),
-            serde_json::to_value(self.change)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            wire_name(self.change),
             t.track.zh(),
             t.department,
             t.track.as_str(),

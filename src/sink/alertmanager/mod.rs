@@ -126,10 +126,7 @@ pub fn task_to_alertmanager(t: &Task, now: Millis) -> AmAlert {
     ] {
         labels.insert(name.into(), value.to_string());
     }
-    let status = serde_json::to_value(t.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let status = crate::task::wire_name(t.status);
     let mut annotations = BTreeMap::new();
     annotations.insert(
         "summary".into(),
