@@ -2,7 +2,9 @@
 //! lifecycle, in the manner of Prometheus and Grafana — pending until the anomaly
 //! has lasted `for` windows, firing, escalated when the level rises, held (no
 //! repeat) while it stays anomalous, resolved after `keep_firing_for` normal
-//! windows, and reopened as the same incident if it returns within `cooldown`.
+//! windows. For `cooldown` windows after resolving, the key raises nothing new at
+//! the resolved level or below (a burst that ebbs and flows is one incident, not
+//! one per wave); a higher level reopens the same incident.
 //!
 //! Ids are deterministic: an alert's from pipeline, key and window; an incident's
 //! from pipeline, key and the window its episode began in. A replay or a restart
@@ -114,6 +116,9 @@ struct Episode {
     /// Normal windows since the last anomalous one.
     normal: usize,
     resolved: bool,
+    /// Windows since it resolved (the cool-down so far).
+    #[serde(default)]
+    since_resolved: usize,
 }
 
 /// Alert state of one pipeline, per key. Serialisable for checkpoints.
@@ -155,6 +160,15 @@ impl Lifecycle {
         for f in findings {
             let raise =
                 |ep: &Episode, status| alert(pipeline, feeds, f, ep, status, timing.language);
+            // A cool-down that has run out ends the episode: what follows is new.
+            if let Some(ep) = self.episodes.get_mut(&f.key)
+                && ep.resolved
+            {
+                ep.since_resolved += 1;
+                if ep.since_resolved > timing.cooldown {
+                    self.episodes.remove(&f.key);
+                }
+            }
             let ep = self.episodes.get_mut(&f.key);
             match (f.level, ep) {
                 (Some(level), None) => {
@@ -165,6 +179,7 @@ impl Lifecycle {
                         firing: false,
                         normal: 0,
                         resolved: false,
+                        since_resolved: 0,
                     };
                     if ep.anomalous >= timing.for_windows {
                         ep.firing = true;
@@ -172,15 +187,20 @@ impl Lifecycle {
                     }
                     self.episodes.insert(f.key.clone(), ep);
                 }
-                (Some(level), Some(ep)) => {
-                    ep.normal = 0;
-                    if ep.resolved {
-                        // Back within the cool-down: the same incident, firing again.
+                (Some(level), Some(ep)) if ep.resolved => {
+                    // Within the cool-down only a higher level is news: the same
+                    // incident fires again at it.
+                    if level > ep.level {
                         ep.resolved = false;
                         ep.firing = true;
+                        ep.normal = 0;
                         ep.level = level;
                         out.push(raise(ep, Status::Firing));
-                    } else if !ep.firing {
+                    }
+                }
+                (Some(level), Some(ep)) => {
+                    ep.normal = 0;
+                    if !ep.firing {
                         ep.anomalous += 1;
                         ep.level = ep.level.max(level);
                         if ep.anomalous >= timing.for_windows {
@@ -195,15 +215,14 @@ impl Lifecycle {
                 (None, Some(ep)) => {
                     ep.normal += 1;
                     if ep.resolved {
-                        if ep.normal > timing.cooldown {
-                            self.episodes.remove(&f.key);
-                        }
+                        // Cooling down; counted above.
                     } else if !ep.firing {
                         self.episodes.remove(&f.key);
                     } else if ep.normal > timing.keep_firing_for {
                         ep.firing = false;
                         ep.resolved = true;
                         ep.normal = 0;
+                        ep.since_resolved = 0;
                         out.push(raise(ep, Status::Resolved));
                         if timing.cooldown == 0 {
                             self.episodes.remove(&f.key);
@@ -384,10 +403,23 @@ mod tests {
             ]
         );
         assert_ne!(a[0].3, a[2].3);
-        // Back within the cool-down: the same incident reopens.
-        let b = run(t, &[Y, Y, None, None, Y]);
-        assert_eq!(b.len(), 3);
-        assert_eq!(b[2].1, Status::Firing);
-        assert_eq!(b[0].3, b[2].3);
+        // Back within the cool-down at the same level: nothing new; once it has
+        // run out (two windows after resolving at 30), a new incident after `for`.
+        let b = run(t, &[Y, Y, None, None, Y, Y, Y, Y]);
+        let shape: Vec<_> = b.iter().map(|(t, s, _, _)| (*t, *s)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (10, Status::Firing),
+                (30, Status::Resolved),
+                (70, Status::Firing)
+            ]
+        );
+        assert_ne!(b[0].3, b[2].3);
+        // A higher level within the cool-down reopens the same incident at once.
+        let c = run(t, &[Y, Y, None, None, R]);
+        assert_eq!(c.len(), 3);
+        assert_eq!((c[2].1, c[2].2), (Status::Firing, Level::Red));
+        assert_eq!(c[0].3, c[2].3);
     }
 }

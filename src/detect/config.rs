@@ -26,6 +26,9 @@ pub enum Method {
     EarsC3,
     Farrington,
     Binomial,
+    RobustZ,
+    Shesd,
+    Glrnb,
 }
 
 impl Method {
@@ -44,6 +47,9 @@ impl Method {
             Method::EarsC3 => "ears_c3",
             Method::Farrington => "farrington",
             Method::Binomial => "binomial",
+            Method::RobustZ => "robust_z",
+            Method::Shesd => "shesd",
+            Method::Glrnb => "glrnb",
         }
     }
 
@@ -57,6 +63,7 @@ impl Method {
                 | Method::Bayes
                 | Method::Binomial
                 | Method::Farrington
+                | Method::RobustZ
         )
     }
 }
@@ -123,9 +130,18 @@ pub struct DetectConfig {
     /// `threshold` bounds.
     pub upper: Option<f64>,
     pub lower: Option<f64>,
-    /// CUSUM: the shift to detect (as a ratio of the in-control mean) and the decision limit.
+    /// CUSUM: the shift to detect (as a ratio of the in-control mean) and the decision
+    /// limit; `glrnb`: `h` is the limit of the GLR statistic (R's `c.ARL`).
     pub shift: Option<f64>,
     pub h: Option<f64>,
+    /// `glrnb`: how many windows back a rise may have started (R's `M`).
+    #[serde(rename = "M")]
+    pub m: Option<usize>,
+    /// `glrnb`: the negative binomial's dispersion a (variance μ + aμ²; R's `alpha`);
+    /// estimated from the baseline when unset.
+    pub dispersion: Option<f64>,
+    /// `shesd`: the largest share of the baseline that may be outliers.
+    pub max_anoms: Option<f64>,
     /// EARS: the statistic's alarm limit (CDC: 3 for C1 and C2, 2 for C3).
     pub limit: Option<f64>,
     /// `binomial`: the column holding the number of trials.
@@ -153,13 +169,18 @@ pub struct DetectConfig {
     /// `limit54`): one post on a topic that had none is not a burst.
     #[serde(default)]
     pub min_value: f64,
+    /// No alarm unless the value is at least this many times the expected one (or,
+    /// below it, at most its inverse): a rise from 1 to 3 is not a burst at 2.
+    #[serde(default)]
+    pub min_ratio: f64,
     /// Consecutive anomalous windows before an alert fires.
     #[serde(rename = "for", default = "one")]
     pub for_windows: usize,
     /// Normal windows an alert keeps firing for before it resolves.
     #[serde(default)]
     pub keep_firing_for: usize,
-    /// Windows after a resolution in which a new anomaly reopens the same incident.
+    /// Windows after a resolution in which the key raises nothing new unless its
+    /// level is higher than the resolved one (then the same incident reopens).
     #[serde(default)]
     pub cooldown: usize,
     /// Language of alert summaries: "en" or "zh".
@@ -242,6 +263,32 @@ impl DetectConfig {
             missing.push("`for` of at least 1");
         }
         missing
+    }
+
+    /// Settings out of their range, said as the fix.
+    pub fn bad_settings(&self) -> Vec<String> {
+        let mut bad = Vec::new();
+        if let Some(a) = self.max_anoms.filter(|a| !(*a > 0.0 && *a <= 0.5)) {
+            bad.push(format!(
+                "max_anoms must be above 0 and at most 0.5, not {a}"
+            ));
+        }
+        if !(self.min_ratio >= 0.0) {
+            bad.push(format!(
+                "min_ratio must be 0 or more, not {}",
+                self.min_ratio
+            ));
+        }
+        if let Some(d) = self.dispersion.filter(|d| !(*d >= 0.0)) {
+            bad.push(format!("dispersion must be 0 or more, not {d}"));
+        }
+        if let Some(h) = self.h.filter(|h| !(*h > 0.0)) {
+            bad.push(format!("h must be above 0, not {h}"));
+        }
+        if *self.method.get_ref() == Method::Shesd && self.baseline.is_some_and(|b| b < 3) {
+            bad.push("shesd needs a baseline of at least 3 windows".into());
+        }
+        bad
     }
 }
 

@@ -12,6 +12,7 @@ pub mod baseline;
 pub mod compound;
 pub mod config;
 pub mod farrington;
+pub mod robust;
 pub mod rule;
 pub mod runner;
 pub mod series;

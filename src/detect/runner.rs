@@ -11,6 +11,7 @@ use arrow::record_batch::RecordBatch;
 use super::baseline::select;
 use super::config::{DetectConfig, Method};
 use super::farrington::Settings;
+use super::robust::Glr;
 use super::rule::CompiledRule;
 use super::series::{Point, SeriesStore};
 use super::{Cusum, Ears, Ewma, Verdict};
@@ -41,6 +42,32 @@ struct KeyRow {
 /// Default number of past windows in a baseline.
 pub const DEFAULT_BASELINE: usize = 7;
 
+/// How many past windows a method's baseline holds: as configured, else 7 — but
+/// `shesd`, which estimates seasons from it, takes two cycles (at least 28 windows).
+pub fn baseline_len(c: &DetectConfig, slide: Millis) -> usize {
+    match (c.baseline, *c.method.get_ref()) {
+        (Some(b), _) => b,
+        (None, Method::Shesd) => c
+            .seasonality
+            .period()
+            .map_or(28, |p| (2 * p / slide.max(1)).max(28) as usize),
+        _ => DEFAULT_BASELINE,
+    }
+}
+
+/// Whether a value differs from the expected one by at least `min_ratio` times
+/// (above it: value ≥ ratio × expected; below it: value × ratio ≤ expected).
+fn ratio_met(min_ratio: f64, value: f64, expected: f64) -> bool {
+    if min_ratio <= 0.0 || !expected.is_finite() {
+        return true;
+    }
+    if value >= expected {
+        value >= min_ratio * expected
+    } else {
+        value * min_ratio <= expected
+    }
+}
+
 pub struct PipelineDetector {
     pipeline: String,
     feeds: Vec<String>,
@@ -55,6 +82,7 @@ pub struct PipelineDetector {
     farrington: Option<(Settings, usize)>,
     ewma: BTreeMap<String, Option<Ewma>>,
     cusum: BTreeMap<String, Cusum>,
+    glr: BTreeMap<String, Glr>,
     lifecycle: Lifecycle,
     /// Points judged while their baseline was still too short.
     pub warming_up: u64,
@@ -69,6 +97,9 @@ pub struct DetectorState {
     trials: Option<SeriesStore>,
     ewma: BTreeMap<String, Option<Ewma>>,
     cusum: BTreeMap<String, Cusum>,
+    /// Absent from checkpoints written before `glrnb` existed.
+    #[serde(default)]
+    glr: BTreeMap<String, Glr>,
     lifecycle: Lifecycle,
     warming_up: u64,
 }
@@ -115,6 +146,7 @@ impl PipelineDetector {
         // b periods and w windows).
         let capacity = config.as_ref().map_or(1, |c| match &farrington {
             Some((s, freq)) => s.required_history(*freq) + 1,
+            None if *c.method.get_ref() == Method::Shesd => baseline_len(c, slide) + 16,
             None => {
                 let per_season = c.baseline.unwrap_or(DEFAULT_BASELINE) + c.guard + 16;
                 let seasons = c
@@ -140,6 +172,7 @@ impl PipelineDetector {
             farrington,
             ewma: BTreeMap::new(),
             cusum: BTreeMap::new(),
+            glr: BTreeMap::new(),
             lifecycle: Lifecycle::default(),
             warming_up: 0,
             last: Vec::new(),
@@ -229,7 +262,11 @@ impl PipelineDetector {
             let verdict = self.judge(c, &point, trials, w.start);
             let rule = rows.get(&point.key).and_then(|r| r.rule.clone());
             let method_level = verdict
-                .filter(|v| v.alarm && point.value >= c.min_value)
+                .filter(|v| {
+                    v.alarm
+                        && point.value >= c.min_value
+                        && ratio_met(c.min_ratio, point.value, v.expected)
+                })
                 .map(|v| c.levels.grade(*c.method.get_ref(), v.p_value, v.score));
             let level = method_level.max(rule.as_ref().map(|r| r.0));
             let method = match (&rule, method_level) {
@@ -355,7 +392,7 @@ impl PipelineDetector {
         start: Millis,
     ) -> Option<Verdict> {
         let (key, history, y) = (point.key.as_str(), &point.history, point.value);
-        let n = c.baseline.unwrap_or(DEFAULT_BASELINE);
+        let n = baseline_len(c, self.store.slide);
         let base = select(history, start, c.seasonality, self.utc_offset, n, c.guard);
         let all: Vec<f64> = history.iter().map(|(_, v)| *v).collect();
         let full = base.len() >= n;
@@ -385,6 +422,25 @@ impl PipelineDetector {
             Method::Farrington => self
                 .farrington
                 .and_then(|(s, freq)| s.judge(&all, y, freq, c.alpha)),
+            Method::RobustZ if full => super::robust::robust_z(&base, y, c.alpha, c.min_sigma),
+            Method::Shesd => super::robust::shesd(
+                history,
+                start,
+                y,
+                c.seasonality,
+                self.utc_offset,
+                n,
+                c.max_anoms.unwrap_or(0.05),
+                c.alpha,
+            ),
+            Method::Glrnb if full => {
+                let mu = base.iter().sum::<f64>() / base.len() as f64;
+                let a = c
+                    .dispersion
+                    .unwrap_or_else(|| super::robust::dispersion(&base));
+                let state = self.glr.entry(key.to_string()).or_default();
+                Some(state.update(mu, a, y, c.h.unwrap_or(5.0), c.m.unwrap_or(n)))
+            }
             Method::Binomial if full => trials.and_then(|t| {
                 let trials = select(
                     &t.history,
@@ -415,6 +471,7 @@ impl Stateful for PipelineDetector {
             trials: self.trials.clone(),
             ewma: self.ewma.clone(),
             cusum: self.cusum.clone(),
+            glr: self.glr.clone(),
             lifecycle: self.lifecycle.clone(),
             warming_up: self.warming_up,
         }
@@ -425,6 +482,7 @@ impl Stateful for PipelineDetector {
         self.trials = s.trials;
         self.ewma = s.ewma;
         self.cusum = s.cusum;
+        self.glr = s.glr;
         self.lifecycle = s.lifecycle;
         self.warming_up = s.warming_up;
     }

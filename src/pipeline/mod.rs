@@ -159,6 +159,9 @@ impl PipelineDef {
             for p in d.missing_parameters() {
                 diags.push(self.diag_at(d.method.span().start, format!("this method needs `{p}`")));
             }
+            for b in d.bad_settings() {
+                diags.push(self.diag_at(d.method.span().start, b));
+            }
             if *d.method.get_ref() == crate::detect::config::Method::Farrington
                 && let Err(e) = d.farrington(slide)
             {
