@@ -136,6 +136,10 @@ enum Command {
         /// Past windows in the baseline of poisson, negbin, bayes and zscore.
         #[arg(long, default_value_t = 7)]
         baseline: usize,
+        /// Instead: score the methods on NAB's labelled real series in DIR (its
+        /// `combined_windows.json` and data folders), e.g. tests/fixtures/nab.
+        #[arg(long, value_name = "DIR")]
+        nab: Option<PathBuf>,
     },
     /// Write synthetic feeds with injected incidents (one FEED.jsonl per feed, plus manifest.json).
     Gen {
@@ -307,7 +311,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             k,
             alpha,
             baseline,
+            nab: None,
         } => eval(seed, runs, k, alpha, baseline),
+        Command::Eval { nab: Some(dir), .. } => eval_nab(&dir),
         Command::Gen {
             out,
             seed,
@@ -530,6 +536,15 @@ fn eval(seed: u64, runs: usize, k: f64, alpha: f64, baseline: usize) -> anyhow::
         "{}",
         yujing::eval::run(seed, runs, k, alpha, baseline, &yujing::eval::METHODS)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yujing eval --nab DIR`: NAB scores of every method on the real data sets.
+fn eval_nab(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let series = yujing::eval::nab::load(dir, &yujing::eval::real::SETS)?;
+    let report = yujing::eval::real::run(&series, &yujing::eval::real::CANDIDATES)
+        .map_err(anyhow::Error::msg)?;
+    print!("{report}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,6 +14,9 @@ use rand_distr::{Distribution, Gamma, Poisson};
 use crate::detect::farrington::{Settings, ThresholdMethod};
 use crate::detect::{self, Ears, Verdict};
 
+pub mod nab;
+pub mod real;
+
 /// One simulated scenario: log-mean θ + β·t + seasonal harmonics, dispersion φ.
 #[derive(Debug, Clone, Copy)]
 pub struct Scenario {
