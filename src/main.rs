@@ -140,6 +140,10 @@ enum Command {
         /// `combined_windows.json` and data folders), e.g. tests/fixtures/nab.
         #[arg(long, value_name = "DIR")]
         nab: Option<PathBuf>,
+        /// With --nab: score this `[detect]` section (TOML; `{day}` and `{hour}` are
+        /// the windows in a day and an hour) instead of the built-in list; repeatable.
+        #[arg(long, requires = "nab")]
+        detect: Vec<String>,
     },
     /// Write synthetic feeds with injected incidents (one FEED.jsonl per feed, plus manifest.json).
     Gen {
@@ -312,8 +316,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             alpha,
             baseline,
             nab: None,
+            ..
         } => eval(seed, runs, k, alpha, baseline),
-        Command::Eval { nab: Some(dir), .. } => eval_nab(&dir),
+        Command::Eval {
+            nab: Some(dir),
+            detect,
+            ..
+        } => eval_nab(&dir, &detect),
         Command::Gen {
             out,
             seed,
@@ -540,10 +549,14 @@ fn eval(seed: u64, runs: usize, k: f64, alpha: f64, baseline: usize) -> anyhow::
 }
 
 /// `yujing eval --nab DIR`: NAB scores of every method on the real data sets.
-fn eval_nab(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let series = yujing::eval::nab::load(dir, &yujing::eval::real::SETS)?;
-    let report = yujing::eval::real::run(&series, &yujing::eval::real::CANDIDATES)
-        .map_err(anyhow::Error::msg)?;
+fn eval_nab(dir: &std::path::Path, detect: &[String]) -> anyhow::Result<ExitCode> {
+    use yujing::eval::real::{Candidate, SETS, candidates, run};
+    let series = yujing::eval::nab::load(dir, &SETS)?;
+    let chosen = match detect {
+        [] => candidates(),
+        given => given.iter().map(|d| Candidate::from_text(d)).collect(),
+    };
+    let report = run(&series, &chosen).map_err(anyhow::Error::msg)?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
 }

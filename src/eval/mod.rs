@@ -11,7 +11,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma, Poisson};
 
+use crate::detect::baseline::Seasonality;
 use crate::detect::farrington::{Settings, ThresholdMethod};
+use crate::detect::robust::{self, Glr};
 use crate::detect::{self, Ears, Verdict};
 
 pub mod nab;
@@ -98,7 +100,7 @@ fn draw(rng: &mut ChaCha8Rng, mu: f64, phi: f64) -> f64 {
 }
 
 /// The methods compared, with the parameters the shipped pipelines would use.
-pub const METHODS: [&str; 9] = [
+pub const METHODS: [&str; 12] = [
     "farrington",
     "farrington_delta",
     "poisson",
@@ -108,9 +110,22 @@ pub const METHODS: [&str; 9] = [
     "ears_c1",
     "ears_c2",
     "ears_c3",
+    "robust_z",
+    "shesd",
+    "glrnb",
 ];
 
-fn judge(method: &str, history: &[f64], y: f64, alpha: f64, baseline: usize) -> Option<Verdict> {
+/// Weeks in `shesd`'s window: it needs more than a short baseline to call outliers.
+const SHESD_WEEKS: usize = 28;
+
+fn judge(
+    method: &str,
+    history: &[f64],
+    y: f64,
+    alpha: f64,
+    baseline: usize,
+    glr: &mut Glr,
+) -> Option<Verdict> {
     let base = &history[history.len().saturating_sub(baseline)..];
     let farrington = |m| {
         let s = Settings {
@@ -128,6 +143,33 @@ fn judge(method: &str, history: &[f64], y: f64, alpha: f64, baseline: usize) -> 
         "zscore" => detect::zscore(base, y, alpha, 0.5),
         "ears_c1" => detect::ears(Ears::C1, history, y, 3.0, 0.5),
         "ears_c2" => detect::ears(Ears::C2, history, y, 3.0, 0.5),
+        "robust_z" => robust::robust_z(base, y, alpha, 0.5),
+        "shesd" => {
+            let week = 7 * crate::core::time::DAY;
+            let timed: Vec<(i64, f64)> = history
+                .iter()
+                .enumerate()
+                .map(|(t, v)| (t as i64 * week, *v))
+                .collect();
+            let at = history.len() as i64 * week;
+            robust::shesd(
+                &timed,
+                at,
+                y,
+                Seasonality::None,
+                0,
+                SHESD_WEEKS,
+                0.05,
+                alpha,
+            )
+        }
+        "glrnb" => {
+            if base.len() < baseline {
+                return None;
+            }
+            let mu = base.iter().sum::<f64>() / base.len() as f64;
+            Some(glr.update(mu, robust::dispersion(base), y, 5.0, baseline))
+        }
         _ => detect::ears(Ears::C3, history, y, 2.0, 0.5),
     }
 }
@@ -211,9 +253,10 @@ fn score(method: &str, series: &Series, alpha: f64, baseline: usize, tally: &mut
     } = series;
     let start = *start;
     let mut first_alarm = None;
+    let mut glr = Glr::default();
     for t in EVAL_FROM..WEEKS {
         let alarm = alarms(
-            judge(method, &counts[..t], counts[t], alpha, baseline),
+            judge(method, &counts[..t], counts[t], alpha, baseline, &mut glr),
             counts[t],
         );
         if outbreak[t] > 0.0 {

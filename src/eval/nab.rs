@@ -128,7 +128,10 @@ pub fn load(dir: &Path, sets: &[&str]) -> Result<Vec<LabelledSeries>, NabError> 
             match (row_of(a), row_of(b)) {
                 (Some(a), Some(b)) => rows.push((a, b)),
                 _ => {
-                    return Err(bad(0, format!("window {a} – {b} is not on rows of the file")));
+                    return Err(bad(
+                        0,
+                        format!("window {a} – {b} is not on rows of the file"),
+                    ));
                 }
             }
         }

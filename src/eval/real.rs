@@ -24,59 +24,50 @@ pub const SETS: [&str; 3] = ["realAdExchange", "realKnownCause", "realTraffic"];
 
 /// A method under test: a name and its `[detect]` section, where `{day}` and
 /// `{hour}` stand for the number of windows in a day and an hour of the series.
+#[derive(Debug, Clone)]
 pub struct Candidate {
-    pub name: &'static str,
-    pub detect: &'static str,
+    pub name: String,
+    pub detect: String,
+}
+
+impl Candidate {
+    /// A setting given on the command line, named by itself.
+    pub fn from_text(detect: &str) -> Self {
+        Candidate {
+            name: detect.replace('\n', "; "),
+            detect: detect.to_string(),
+        }
+    }
 }
 
 /// The compared settings: the shipped methods as the issue found them, and the
 /// robust ones with and without the alarm economy.
-pub const CANDIDATES: [Candidate; 11] = [
-    Candidate {
-        name: "poisson (as opinion_negative_topic today)",
-        detect: "method = \"poisson\"\nbaseline = 36\nalpha = 1e-5",
-    },
-    Candidate {
-        name: "negbin, 12 windows, α 1e-3",
-        detect: "method = \"negbin\"\nbaseline = 12\nalpha = 1e-3",
-    },
-    Candidate {
-        name: "negbin, one day, α 1e-8",
-        detect: "method = \"negbin\"\nbaseline = {day}\nalpha = 1e-8",
-    },
-    Candidate {
-        name: "zscore, one day, α 1e-4",
-        detect: "method = \"zscore\"\nbaseline = {day}\nalpha = 1e-4",
-    },
-    Candidate {
-        name: "ears_c2",
-        detect: "method = \"ears_c2\"",
-    },
-    Candidate {
-        name: "robust_z, one day, α 1e-4",
-        detect: "method = \"robust_z\"\nbaseline = {day}\nalpha = 1e-4",
-    },
-    Candidate {
-        name: "robust_z, one day, α 1e-4, cooldown 1 day",
-        detect: "method = \"robust_z\"\nbaseline = {day}\nalpha = 1e-4\ncooldown = {day}",
-    },
-    Candidate {
-        name: "shesd, hour of day, α 0.01",
-        detect: "method = \"shesd\"\nseasonality = \"hour_of_day\"\nalpha = 0.01\nmax_anoms = 0.02",
-    },
-    Candidate {
-        name: "shesd, hour of day, α 0.01, cooldown 1 day",
-        detect: "method = \"shesd\"\nseasonality = \"hour_of_day\"\nalpha = 0.01\nmax_anoms = 0.02\ncooldown = {day}",
-    },
-    Candidate {
-        name: "glrnb, one day, h 5",
-        detect: "method = \"glrnb\"\nbaseline = {day}\nh = 5",
-    },
-    Candidate {
-        name: "glrnb, one day, h 5, cooldown 1 day",
-        detect: "method = \"glrnb\"\nbaseline = {day}\nh = 5\ncooldown = {day}",
-    },
-];
+pub fn candidates() -> Vec<Candidate> {
+    // The alarm economy: no alarm under 1.2 times the expected value, an alert
+    // kept through an hour of normal windows, and a day's cool-down after it.
+    const ECONOMY: &str = "min_ratio = 1.2\ncooldown = {day}\nkeep_firing_for = {hour}";
+    [
+        ("poisson (as opinion_negative_topic was)", "method = \"poisson\"\nbaseline = 36\nalpha = 1e-5".to_string()),
+        ("negbin, 12 windows, α 1e-3", "method = \"negbin\"\nbaseline = 12\nalpha = 1e-3".into()),
+        ("negbin, one day, α 1e-8", "method = \"negbin\"\nbaseline = {day}\nalpha = 1e-8".into()),
+        ("zscore, one day, α 1e-4", "method = \"zscore\"\nbaseline = {day}\nalpha = 1e-4".into()),
+        ("ears_c2", "method = \"ears_c2\"".into()),
+        ("robust_z, one day, α 1e-6", "method = \"robust_z\"\nbaseline = {day}\nalpha = 1e-6".into()),
+        ("robust_z, one day, α 1e-6, economy", format!("method = \"robust_z\"\nbaseline = {{day}}\nalpha = 1e-6\n{ECONOMY}")),
+        ("robust_z, hour of day over 7 days, α 1e-8, economy", format!("method = \"robust_z\"\nseasonality = \"hour_of_day\"\nbaseline = {{7hour}}\nalpha = 1e-8\n{ECONOMY}")),
+        ("zscore, one day, α 1e-4, economy", format!("method = \"zscore\"\nbaseline = {{day}}\nalpha = 1e-4\n{ECONOMY}")),
+        ("shesd, hour of day, α 1e-3", "method = \"shesd\"\nseasonality = \"hour_of_day\"\nalpha = 1e-3\nmax_anoms = 0.01".into()),
+        ("shesd, hour of day, α 1e-3, economy", format!("method = \"shesd\"\nseasonality = \"hour_of_day\"\nalpha = 1e-3\nmax_anoms = 0.01\n{ECONOMY}")),
+        ("glrnb, one day, h 10", "method = \"glrnb\"\nbaseline = {day}\nh = 10".into()),
+        ("glrnb, one day, h 10, economy", format!("method = \"glrnb\"\nbaseline = {{day}}\nh = 10\n{ECONOMY}")),
+    ]
+    .into_iter()
+    .map(|(name, detect)| Candidate {
+        name: name.into(),
+        detect,
+    })
+    .collect()
+}
 
 /// A series on a regular grid: its step, one value per step (the mean of the rows
 /// in it, else the last value carried forward) and, per step, the first row at or
@@ -140,14 +131,43 @@ fn grid(s: &LabelledSeries) -> Grid {
     }
 }
 
+/// Replaces `{day}`, `{hour}`, `{week}` and multiples such as `{2day}` by the
+/// number of windows of the series in that span.
+fn fill_spans(text: &str, step: Millis) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed {{ in {text:?}"))?;
+        let inner = &rest[open + 1..open + close];
+        let digits = inner.chars().take_while(char::is_ascii_digit).count();
+        let times: i64 = if digits == 0 {
+            1
+        } else {
+            inner[..digits]
+                .parse()
+                .map_err(|e| format!("{inner}: {e}"))?
+        };
+        let unit = match &inner[digits..] {
+            "hour" => HOUR,
+            "day" => DAY,
+            "week" => 7 * DAY,
+            other => return Err(format!("unknown span {{{other}}} in {text:?}")),
+        };
+        out.push_str(&(times * unit / step).max(1).to_string());
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// The `[detect]` section of a candidate for a series on `g`'s grid.
 fn section(c: &Candidate, g: &Grid) -> Result<DetectConfig, String> {
-    let per = |span: Millis| (span / g.step).max(1).to_string();
     let text = format!(
         "value = \"value\"\nkey = [\"series\"]\n{}\n",
-        c.detect
-            .replace("{day}", &per(DAY))
-            .replace("{hour}", &per(HOUR))
+        fill_spans(&c.detect, g.step)?
     );
     toml::from_str(&text).map_err(|e| format!("{}: {e}", c.name))
 }
@@ -159,8 +179,9 @@ fn engine_detections(c: &Candidate, g: &Grid) -> Result<Vec<usize>, String> {
         Field::new("value", DataType::Float64, false),
     ]));
     let config = section(c, g)?;
-    let mut detector = PipelineDetector::new("eval", vec![], Some(config), vec![], &schema, g.step, 0)
-        .ok_or("no detector")?;
+    let mut detector =
+        PipelineDetector::new("eval", vec![], Some(config), vec![], &schema, g.step, 0)
+            .ok_or("no detector")?;
     let pipeline: Arc<str> = Arc::from("eval");
     let mut found = Vec::new();
     for (b, v) in g.values.iter().enumerate() {
@@ -221,10 +242,36 @@ fn add(total: &mut Scores, s: &LabelledSeries, detections: &[usize]) {
     }
 }
 
+/// Markdown table of the rows' normalised scores.
+fn table(out: &mut String, title: &str, rows: &[(String, Scores)]) {
+    let _ = writeln!(
+        out,
+        "\n### {title}\n\n| method | standard | low FP | low FN | windows found | false positives |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for (name, s) in rows {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            normalised(&s[0], &PROFILES[0]),
+            normalised(&s[1], &PROFILES[1]),
+            normalised(&s[2], &PROFILES[2]),
+            s[0].detected,
+            s[0].false_positives,
+        );
+    }
+}
+
 /// Runs every candidate and the naive reference on `series` and returns a Markdown
-/// table per data set: normalised score per profile, windows found, false positives.
+/// table per data set and one over all of them (NAB's corpus score: file scores
+/// summed, then normalised): normalised score per profile, windows found, false
+/// positives (standard profile).
 pub fn run(series: &[LabelledSeries], candidates: &[Candidate]) -> Result<String, String> {
     let mut out = String::new();
+    let names: Vec<String> = std::iter::once("naive rolling z, one alert a day".to_string())
+        .chain(candidates.iter().map(|c| c.name.clone()))
+        .collect();
+    let mut overall: Vec<Scores> = vec![Scores::default(); names.len()];
+    let (mut files_seen, mut windows_seen) = (0, 0);
     for set in SETS {
         let files: Vec<&LabelledSeries> = series
             .iter()
@@ -233,38 +280,38 @@ pub fn run(series: &[LabelledSeries], candidates: &[Candidate]) -> Result<String
         if files.is_empty() {
             continue;
         }
-        let grids: Vec<Grid> = files.iter().map(|s| grid(s)).collect();
-        let mut rows: Vec<(String, Scores)> = Vec::new();
-        let mut naive = Scores::default();
-        for (s, g) in files.iter().zip(&grids) {
-            add(&mut naive, s, &naive_detections(g));
-        }
-        rows.push(("naive rolling z, one alert a day".into(), naive));
-        for c in candidates {
-            let mut total = Scores::default();
-            for (s, g) in files.iter().zip(&grids) {
-                add(&mut total, s, &engine_detections(c, g)?);
+        let mut rows: Vec<Scores> = vec![Scores::default(); names.len()];
+        for s in &files {
+            let g = grid(s);
+            add(&mut rows[0], s, &naive_detections(&g));
+            for (i, c) in candidates.iter().enumerate() {
+                add(&mut rows[i + 1], s, &engine_detections(c, &g)?);
             }
-            rows.push((c.name.to_string(), total));
         }
-        let _ = writeln!(
-            out,
-            "\n### {set} ({} files, {} windows)\n\n| method | standard | low FP | low FN | windows found | false positives |\n|---|---:|---:|---:|---:|---:|",
+        for (o, r) in overall.iter_mut().zip(&rows) {
+            for p in 0..PROFILES.len() {
+                o[p].add(&r[p]);
+            }
+        }
+        files_seen += files.len();
+        windows_seen += rows[0][0].windows;
+        let title = format!(
+            "{set} ({} files, {} windows)",
             files.len(),
-            rows[0].1[0].windows
+            rows[0][0].windows
         );
-        for (name, s) in &rows {
-            let _ = writeln!(
-                out,
-                "| {name} | {:.1} | {:.1} | {:.1} | {} | {} |",
-                normalised(&s[0], &PROFILES[0]),
-                normalised(&s[1], &PROFILES[1]),
-                normalised(&s[2], &PROFILES[2]),
-                s[0].detected,
-                s[0].false_positives,
-            );
-        }
+        table(
+            &mut out,
+            &title,
+            &names.iter().cloned().zip(rows).collect::<Vec<_>>(),
+        );
     }
+    let title = format!("All three ({files_seen} files, {windows_seen} windows)");
+    table(
+        &mut out,
+        &title,
+        &names.into_iter().zip(overall).collect::<Vec<_>>(),
+    );
     Ok(out)
 }
 
@@ -285,6 +332,11 @@ mod tests {
         assert_eq!(g.step, 5 * m);
         assert_eq!(g.values, vec![1.0, 3.0, 3.0, 3.0, 8.0, 9.0]);
         assert_eq!(g.row, vec![0, 1, 3, 3, 3, 4]);
+        assert_eq!(
+            fill_spans("b = {day}, k = {2hour}, w = {week}", HOUR).unwrap(),
+            "b = 24, k = 2, w = 168"
+        );
+        assert!(fill_spans("{fortnight}", HOUR).is_err());
     }
 
     #[test]
@@ -305,13 +357,14 @@ mod tests {
             windows: vec![(3 * 288, 3 * 288 + 50)],
         };
         let g = grid(&s);
-        let with = &CANDIDATES[6];
-        assert!(with.name.contains("cooldown"));
+        let all = candidates();
+        let with = &all[6];
+        assert!(with.name.contains("economy"));
         let found = engine_detections(with, &g).unwrap();
         assert_eq!(found.first(), Some(&(3 * 288)), "{found:?}");
         let scored = score(&s, &found, &PROFILES[0]);
         assert_eq!(scored.detected, 1);
-        let without = engine_detections(&CANDIDATES[5], &g).unwrap();
+        let without = engine_detections(&all[5], &g).unwrap();
         assert!(without.len() >= found.len());
     }
 }
