@@ -51,7 +51,12 @@ pub fn candidates() -> Vec<Candidate> {
         ("negbin, 12 windows, α 1e-3", "method = \"negbin\"\nbaseline = 12\nalpha = 1e-3".into()),
         ("negbin, one day, α 1e-8", "method = \"negbin\"\nbaseline = {day}\nalpha = 1e-8".into()),
         ("zscore, one day, α 1e-4", "method = \"zscore\"\nbaseline = {day}\nalpha = 1e-4".into()),
+        ("bayes, one day, α 1e-8", "method = \"bayes\"\nbaseline = {day}\nalpha = 1e-8".into()),
+        ("ewma, one day, λ 0.3, L 3", "method = \"ewma\"\nbaseline = {day}".into()),
+        ("cusum, one day, shift 2, h 4", "method = \"cusum\"\nbaseline = {day}".into()),
+        ("ears_c1", "method = \"ears_c1\"".into()),
         ("ears_c2", "method = \"ears_c2\"".into()),
+        ("ears_c3", "method = \"ears_c3\"".into()),
         ("robust_z, one day, α 1e-6", "method = \"robust_z\"\nbaseline = {day}\nalpha = 1e-6".into()),
         ("robust_z, one day, α 1e-6, economy", format!("method = \"robust_z\"\nbaseline = {{day}}\nalpha = 1e-6\n{ECONOMY}")),
         ("robust_z, hour of day over 7 days, α 1e-8, economy", format!("method = \"robust_z\"\nseasonality = \"hour_of_day\"\nbaseline = {{7hour}}\nalpha = 1e-8\n{ECONOMY}")),
@@ -358,13 +363,13 @@ mod tests {
         };
         let g = grid(&s);
         let all = candidates();
-        let with = &all[6];
-        assert!(with.name.contains("economy"));
+        let named = |n: &str| all.iter().find(|c| c.name == n).expect(n);
+        let with = named("robust_z, one day, α 1e-6, economy");
         let found = engine_detections(with, &g).unwrap();
         assert_eq!(found.first(), Some(&(3 * 288)), "{found:?}");
         let scored = score(&s, &found, &PROFILES[0]);
         assert_eq!(scored.detected, 1);
-        let without = engine_detections(&all[5], &g).unwrap();
+        let without = engine_detections(named("robust_z, one day, α 1e-6"), &g).unwrap();
         assert!(without.len() >= found.len());
     }
 }
