@@ -268,21 +268,24 @@ impl DetectConfig {
     /// Settings out of their range, said as the fix.
     pub fn bad_settings(&self) -> Vec<String> {
         let mut bad = Vec::new();
-        if let Some(a) = self.max_anoms.filter(|a| !(*a > 0.0 && *a <= 0.5)) {
+        if let Some(a) = self
+            .max_anoms
+            .filter(|a| a.is_nan() || *a <= 0.0 || *a > 0.5)
+        {
             bad.push(format!(
                 "max_anoms must be above 0 and at most 0.5, not {a}"
             ));
         }
-        if !(self.min_ratio >= 0.0) {
+        if self.min_ratio.is_nan() || self.min_ratio < 0.0 {
             bad.push(format!(
                 "min_ratio must be 0 or more, not {}",
                 self.min_ratio
             ));
         }
-        if let Some(d) = self.dispersion.filter(|d| !(*d >= 0.0)) {
+        if let Some(d) = self.dispersion.filter(|d| d.is_nan() || *d < 0.0) {
             bad.push(format!("dispersion must be 0 or more, not {d}"));
         }
-        if let Some(h) = self.h.filter(|h| !(*h > 0.0)) {
+        if let Some(h) = self.h.filter(|h| h.is_nan() || *h <= 0.0) {
             bad.push(format!("h must be above 0, not {h}"));
         }
         if *self.method.get_ref() == Method::Shesd && self.baseline.is_some_and(|b| b < 3) {

@@ -184,7 +184,7 @@ pub fn score(series: &LabelledSeries, detections: &[usize], p: &Profile) -> File
     let mut windows = series.windows.iter().enumerate().peekable();
     let mut current: Option<(usize, usize, usize)> = None; // (window, right row, width)
     let mut previous: Option<(usize, usize)> = None; // (right row, width)
-    for i in 0..n {
+    for (i, &hit) in flagged.iter().enumerate() {
         if let Some((w, &(a, b))) = windows.peek().copied()
             && a == i
         {
@@ -210,11 +210,11 @@ pub fn score(series: &LabelledSeries, detections: &[usize], p: &Profile) -> File
             match current {
                 Some((w, _, _)) => {
                     let entry = best.entry(w).or_insert(-p.fn_);
-                    if flagged[i] {
+                    if hit {
                         *entry = entry.max(weighted);
                     }
                 }
-                None if flagged[i] => {
+                None if hit => {
                     fp_sum += weighted;
                     false_positives += 1;
                 }
