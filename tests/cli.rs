@@ -215,3 +215,54 @@ fn replay_refuses_a_bad_now() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--now tomorrow"));
 }
+
+/// `yujing eval --nab` on a labelled series of its own: hourly values around 50
+/// for ten days, then a jump to 200 inside the labelled window.
+#[test]
+fn eval_nab_scores_a_labelled_series_and_refuses_an_unknown_span() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("realTraffic")).expect("mkdir");
+    let mut csv = String::from("timestamp,value\n");
+    for h in 0..300u32 {
+        let value = if (240..250).contains(&h) {
+            200
+        } else {
+            50 + (h * 7) % 5
+        };
+        csv += &format!("2015-09-{:02} {:02}:00:00,{value}\n", 1 + h / 24, h % 24);
+    }
+    write(&dir.path().join("realTraffic"), "x.csv", &csv);
+    write(
+        dir.path(),
+        "combined_windows.json",
+        r#"{"realTraffic/x.csv": [["2015-09-11 00:00:00.000000", "2015-09-11 23:00:00.000000"]]}"#,
+    );
+    let run = |detect: &str| {
+        yujing()
+            .args(["eval", "--nab"])
+            .arg(dir.path())
+            .args(["--detect", detect])
+            .output()
+            .expect("eval")
+    };
+    let out = run("method = \"robust_z\"\nbaseline = {day}\nalpha = 1e-6");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("### realTraffic (1 files, 1 windows)"),
+        "{text}"
+    );
+    // The jump opens the window: found at once, a perfect 100 on every profile.
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| method = \"robust_z\""))
+        .expect("row");
+    assert!(row.ends_with("| 100.0 | 100.0 | 100.0 | 1 | 0 |"), "{row}");
+    let bad = run("method = \"robust_z\"\nbaseline = {fortnight}");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown span {fortnight}"));
+}
