@@ -65,20 +65,21 @@ pub fn zscore(baseline: &[f64], y: f64, alpha: f64, min_sigma: f64) -> Option<Ve
     }
     let (mean, sd) = mean_sd(baseline);
     let sd = sd.max(min_sigma);
-    let limit = z(1.0 - alpha / 2.0);
     let score = if sd > 0.0 { (y - mean) / sd } else { 0.0 };
-    let p = 2.0 * (1.0 - Normal::standard().cdf(score.abs()));
-    Some(Verdict {
-        expected: mean,
-        threshold: if score >= 0.0 {
-            mean + limit * sd
-        } else {
-            mean - limit * sd
-        },
+    Some(two_sided(mean, sd, score, alpha))
+}
+
+/// The verdict of a two-sided normal test of `score` = (y − center) / spread: the
+/// limit on the side of the value, a normal p-value, an alarm beyond 1 − alpha/2.
+fn two_sided(center: f64, spread: f64, score: f64, alpha: f64) -> Verdict {
+    let limit = z(1.0 - alpha / 2.0);
+    Verdict {
+        expected: center,
+        threshold: center + limit * spread * if score >= 0.0 { 1.0 } else { -1.0 },
         score,
-        p_value: Some(p),
+        p_value: Some(2.0 * Normal::standard().sf(score.abs())),
         alarm: score.abs() > limit,
-    })
+    }
 }
 
 /// EWMA control chart state: z_t = λ y_t + (1 − λ) z_{t−1}, started at the in-control mean.

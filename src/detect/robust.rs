@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::Verdict;
 use super::baseline::Seasonality;
@@ -68,7 +68,6 @@ pub fn robust_z(baseline: &[f64], y: f64, alpha: f64, min_sigma: f64) -> Option<
     }
     let (m, mad) = median_mad(baseline);
     let s = robust_spread(baseline, m, mad, min_sigma);
-    let limit = Normal::standard().inverse_cdf(1.0 - alpha / 2.0);
     let score = if s > 0.0 {
         (y - m) / s
     } else if y == m {
@@ -76,17 +75,7 @@ pub fn robust_z(baseline: &[f64], y: f64, alpha: f64, min_sigma: f64) -> Option<
     } else {
         f64::INFINITY.copysign(y - m)
     };
-    Some(Verdict {
-        expected: m,
-        threshold: if score >= 0.0 {
-            m + limit * s
-        } else {
-            m - limit * s
-        },
-        score,
-        p_value: Some(2.0 * Normal::standard().sf(score.abs())),
-        alarm: score.abs() > limit,
-    })
+    Some(super::two_sided(m, s, score, alpha))
 }
 
 /// Rosner's (1983) critical value λ_i of the generalized ESD test for the i-th
@@ -353,6 +342,7 @@ pub fn dispersion(baseline: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use statrs::distribution::Normal;
 
     fn close(a: f64, b: f64, tol: f64) {
         assert!((a - b).abs() < tol, "{a} vs {b}");
