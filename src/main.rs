@@ -121,30 +121,9 @@ enum Command {
         #[command(flatten)]
         sources: Sources,
     },
-    /// Simulate count series with known outbreaks and report each detector's false-positive rate, detection and delay.
-    Eval {
-        #[arg(long, default_value_t = 7)]
-        seed: u64,
-        /// Simulated series per scenario.
-        #[arg(long, default_value_t = 100)]
-        runs: usize,
-        /// Outbreak size in standard deviations of the baseline count.
-        #[arg(long, default_value_t = 5.0)]
-        k: f64,
-        #[arg(long, default_value_t = 0.01)]
-        alpha: f64,
-        /// Past windows in the baseline of poisson, negbin, bayes and zscore.
-        #[arg(long, default_value_t = 7)]
-        baseline: usize,
-        /// Instead: score the methods on NAB's labelled real series in DIR (its
-        /// `combined_windows.json` and data folders), e.g. tests/fixtures/nab.
-        #[arg(long, value_name = "DIR")]
-        nab: Option<PathBuf>,
-        /// With --nab: score this `[detect]` section (TOML; `{day}` and `{hour}` are
-        /// the windows in a day and an hour) instead of the built-in list; repeatable.
-        #[arg(long, requires = "nab")]
-        detect: Vec<String>,
-    },
+    /// Score the detectors: on simulated count series with known outbreaks, or
+    /// (`--nab DIR`) on NAB's labelled real series.
+    Eval(cmd::eval::Eval),
     /// Write synthetic feeds with injected incidents (one FEED.jsonl per feed, plus manifest.json).
     Gen {
         #[arg(long)]
@@ -309,20 +288,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             clock_file,
         } => run_daemon(sources, reset_state, insecure_dev_key, clock_file),
         Command::Check { sources } => check(sources),
-        Command::Eval {
-            seed,
-            runs,
-            k,
-            alpha,
-            baseline,
-            nab: None,
-            ..
-        } => eval(seed, runs, k, alpha, baseline),
-        Command::Eval {
-            nab: Some(dir),
-            detect,
-            ..
-        } => eval_nab(&dir, &detect),
+        Command::Eval(e) => cmd::eval::run(e),
         Command::Gen {
             out,
             seed,
@@ -536,28 +502,6 @@ fn check(sources: Sources) -> anyhow::Result<ExitCode> {
         catalog.feeds.len(),
         catalog.names().join(", ")
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `yujing eval`: the detectors scored on simulated series.
-fn eval(seed: u64, runs: usize, k: f64, alpha: f64, baseline: usize) -> anyhow::Result<ExitCode> {
-    print!(
-        "{}",
-        yujing::eval::run(seed, runs, k, alpha, baseline, &yujing::eval::METHODS)
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `yujing eval --nab DIR`: NAB scores of every method on the real data sets.
-fn eval_nab(dir: &std::path::Path, detect: &[String]) -> anyhow::Result<ExitCode> {
-    use yujing::eval::real::{Candidate, SETS, candidates, run};
-    let series = yujing::eval::nab::load(dir, &SETS)?;
-    let chosen = match detect {
-        [] => candidates(),
-        given => given.iter().map(|d| Candidate::from_text(d)).collect(),
-    };
-    let report = run(&series, &chosen).map_err(anyhow::Error::msg)?;
-    print!("{report}");
     Ok(ExitCode::SUCCESS)
 }
 

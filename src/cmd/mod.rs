@@ -1,3 +1,4 @@
 //! The commands' own code, where it is more than choosing a source and a sink.
 
+pub mod eval;
 pub mod report;
