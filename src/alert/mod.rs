@@ -148,6 +148,19 @@ impl Lifecycle {
         self.episodes.is_empty()
     }
 
+    /// Counts a window of a resolved episode's cool-down; one that has run out
+    /// ends the episode, so what follows is new.
+    fn cool_down(&mut self, key: &str, cooldown: usize) {
+        if let Some(ep) = self.episodes.get_mut(key)
+            && ep.resolved
+        {
+            ep.since_resolved += 1;
+            if ep.since_resolved > cooldown {
+                self.episodes.remove(key);
+            }
+        }
+    }
+
     /// Takes the findings of one window (every known key, in key order) and returns the alerts it raises.
     pub fn step(
         &mut self,
@@ -160,15 +173,7 @@ impl Lifecycle {
         for f in findings {
             let raise =
                 |ep: &Episode, status| alert(pipeline, feeds, f, ep, status, timing.language);
-            // A cool-down that has run out ends the episode: what follows is new.
-            if let Some(ep) = self.episodes.get_mut(&f.key)
-                && ep.resolved
-            {
-                ep.since_resolved += 1;
-                if ep.since_resolved > timing.cooldown {
-                    self.episodes.remove(&f.key);
-                }
-            }
+            self.cool_down(&f.key, timing.cooldown);
             let ep = self.episodes.get_mut(&f.key);
             match (f.level, ep) {
                 (Some(level), None) => {

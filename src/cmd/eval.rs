@@ -51,7 +51,10 @@ fn eval(
 ) -> anyhow::Result<ExitCode> {
     let all = yujing::eval::METHODS;
     if let Some(m) = methods.iter().find(|m| !all.contains(&m.as_str())) {
-        anyhow::bail!("no method {m:?} in the simulation (it has {})", all.join(", "));
+        anyhow::bail!(
+            "no method {m:?} in the simulation (it has {})",
+            all.join(", ")
+        );
     }
     let chosen: Vec<&str> = match methods {
         [] => all.to_vec(),
