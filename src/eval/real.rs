@@ -46,33 +46,78 @@ pub fn candidates() -> Vec<Candidate> {
     // The alarm economy: no alarm under 1.2 times the expected value, an alert
     // kept through an hour of normal windows, and a day's cool-down after it.
     const ECONOMY: &str = "min_ratio = 1.2\ncooldown = {day}\nkeep_firing_for = {hour}";
-    [
-        ("poisson (as opinion_negative_topic was)", "method = \"poisson\"\nbaseline = 36\nalpha = 1e-5".to_string()),
-        ("negbin, 12 windows, α 1e-3", "method = \"negbin\"\nbaseline = 12\nalpha = 1e-3".into()),
-        ("negbin, one day, α 1e-8", "method = \"negbin\"\nbaseline = {day}\nalpha = 1e-8".into()),
-        ("zscore, one day, α 1e-4", "method = \"zscore\"\nbaseline = {day}\nalpha = 1e-4".into()),
-        ("bayes, one day, α 1e-8", "method = \"bayes\"\nbaseline = {day}\nalpha = 1e-8".into()),
-        ("ewma, one day, λ 0.3, L 3", "method = \"ewma\"\nbaseline = {day}".into()),
-        ("cusum, one day, shift 2, h 4", "method = \"cusum\"\nbaseline = {day}".into()),
-        ("ears_c1", "method = \"ears_c1\"".into()),
-        ("ears_c2", "method = \"ears_c2\"".into()),
-        ("ears_c3", "method = \"ears_c3\"".into()),
-        ("robust_z, one day, α 1e-6", "method = \"robust_z\"\nbaseline = {day}\nalpha = 1e-6".into()),
-        ("robust_z, one day, α 1e-6, economy", format!("method = \"robust_z\"\nbaseline = {{day}}\nalpha = 1e-6\n{ECONOMY}")),
-        ("robust_z, hour of day over 7 days, α 1e-3", "method = \"robust_z\"\nseasonality = \"hour_of_day\"\nbaseline = {7hour}\nalpha = 1e-3".into()),
-        ("robust_z, hour of day over 7 days, α 1e-3, economy", format!("method = \"robust_z\"\nseasonality = \"hour_of_day\"\nbaseline = {{7hour}}\nalpha = 1e-3\n{ECONOMY}")),
-        ("zscore, one day, α 1e-4, economy", format!("method = \"zscore\"\nbaseline = {{day}}\nalpha = 1e-4\n{ECONOMY}")),
-        ("shesd, hour of day, α 1e-3", "method = \"shesd\"\nseasonality = \"hour_of_day\"\nalpha = 1e-3\nmax_anoms = 0.01".into()),
-        ("shesd, hour of day, α 1e-3, economy", format!("method = \"shesd\"\nseasonality = \"hour_of_day\"\nalpha = 1e-3\nmax_anoms = 0.01\n{ECONOMY}")),
-        ("glrnb, one day, h 10", "method = \"glrnb\"\nbaseline = {day}\nh = 10".into()),
-        ("glrnb, one day, h 10, economy", format!("method = \"glrnb\"\nbaseline = {{day}}\nh = 10\n{ECONOMY}")),
-    ]
-    .into_iter()
-    .map(|(name, detect)| Candidate {
-        name: name.into(),
-        detect,
-    })
-    .collect()
+    const ROBUST_DAY: &str = "method = \"robust_z\"\nbaseline = {day}\nalpha = 1e-6";
+    const ROBUST_HOUR: &str =
+        "method = \"robust_z\"\nseasonality = \"hour_of_day\"\nbaseline = {7hour}\nalpha = 1e-3";
+    const ZSCORE: &str = "method = \"zscore\"\nbaseline = {day}\nalpha = 1e-4";
+    const SHESD: &str =
+        "method = \"shesd\"\nseasonality = \"hour_of_day\"\nalpha = 1e-3\nmax_anoms = 0.01";
+    const GLRNB: &str = "method = \"glrnb\"\nbaseline = {day}\nh = 10";
+    // (name, [detect], with the economy)
+    let table: [(&str, &str, bool); 19] = [
+        (
+            "poisson (as opinion_negative_topic was)",
+            "method = \"poisson\"\nbaseline = 36\nalpha = 1e-5",
+            false,
+        ),
+        (
+            "negbin, 12 windows, α 1e-3",
+            "method = \"negbin\"\nbaseline = 12\nalpha = 1e-3",
+            false,
+        ),
+        (
+            "negbin, one day, α 1e-8",
+            "method = \"negbin\"\nbaseline = {day}\nalpha = 1e-8",
+            false,
+        ),
+        ("zscore, one day, α 1e-4", ZSCORE, false),
+        (
+            "bayes, one day, α 1e-8",
+            "method = \"bayes\"\nbaseline = {day}\nalpha = 1e-8",
+            false,
+        ),
+        (
+            "ewma, one day, λ 0.3, L 3",
+            "method = \"ewma\"\nbaseline = {day}",
+            false,
+        ),
+        (
+            "cusum, one day, shift 2, h 4",
+            "method = \"cusum\"\nbaseline = {day}",
+            false,
+        ),
+        ("ears_c1", "method = \"ears_c1\"", false),
+        ("ears_c2", "method = \"ears_c2\"", false),
+        ("ears_c3", "method = \"ears_c3\"", false),
+        ("robust_z, one day, α 1e-6", ROBUST_DAY, false),
+        ("robust_z, one day, α 1e-6, economy", ROBUST_DAY, true),
+        (
+            "robust_z, hour of day over 7 days, α 1e-3",
+            ROBUST_HOUR,
+            false,
+        ),
+        (
+            "robust_z, hour of day over 7 days, α 1e-3, economy",
+            ROBUST_HOUR,
+            true,
+        ),
+        ("zscore, one day, α 1e-4, economy", ZSCORE, true),
+        ("shesd, hour of day, α 1e-3", SHESD, false),
+        ("shesd, hour of day, α 1e-3, economy", SHESD, true),
+        ("glrnb, one day, h 10", GLRNB, false),
+        ("glrnb, one day, h 10, economy", GLRNB, true),
+    ];
+    table
+        .into_iter()
+        .map(|(name, detect, economy)| Candidate {
+            name: name.into(),
+            detect: if economy {
+                format!("{detect}\n{ECONOMY}")
+            } else {
+                detect.into()
+            },
+        })
+        .collect()
 }
 
 /// A series on a regular grid: its step, one value per step (the mean of the rows
@@ -343,6 +388,23 @@ mod tests {
             "b = 24, k = 2, w = 168"
         );
         assert!(fill_spans("{fortnight}", HOUR).is_err());
+    }
+
+    #[test]
+    fn every_built_in_setting_is_a_valid_detect_section() {
+        let g = Grid {
+            step: 5 * 60_000,
+            start: 0,
+            values: vec![1.0; 10],
+            row: (0..10).collect(),
+        };
+        let all = candidates();
+        assert_eq!(all.len(), 19);
+        for c in &all {
+            let d = section(c, &g).unwrap_or_else(|e| panic!("{e}"));
+            assert!(d.missing_parameters().is_empty() && d.bad_settings().is_empty());
+            assert_eq!(c.name.ends_with("economy"), d.cooldown == 288, "{}", c.name);
+        }
     }
 
     #[test]
