@@ -255,6 +255,12 @@ impl PipelineDetector {
             None => Vec::new(),
         };
         let points = self.store.record(w.start, &values);
+        // Keys the store forgot for idleness take their method state with them,
+        // or a daemon's memory would grow with every key it ever saw.
+        let live = &self.store.series;
+        self.ewma.retain(|k, _| live.contains_key(k));
+        self.cusum.retain(|k, _| live.contains_key(k));
+        self.glr.retain(|k, _| live.contains_key(k));
         let mut judged = Vec::with_capacity(points.len());
         for (i, point) in points.into_iter().enumerate() {
             // Both stores hold the same keys, so their points line up.
@@ -518,62 +524,4 @@ impl Columns {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::alert::Status;
-    use arrow::array::{Int64Array, RecordBatch, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use std::sync::Arc;
-
-    #[test]
-    fn rows_of_a_coarser_key_add_up_and_quiet_keys_resolve() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("street", DataType::Utf8, false),
-            Field::new("category", DataType::Utf8, false),
-            Field::new("n", DataType::Int64, false),
-        ]));
-        let config: DetectConfig = toml::from_str(
-            "value = \"n\"\nkey = [\"street\"]\nmethod = \"threshold\"\nupper = 4\n",
-        )
-        .unwrap();
-        let mut d = PipelineDetector::new(
-            "p",
-            vec!["petition".into()],
-            Some(config),
-            vec![],
-            &schema,
-            10,
-            0,
-        )
-        .unwrap();
-        let window = |start: Millis, rows: &[(&str, &str, i64)]| WindowResult {
-            pipeline: "p".into(),
-            start,
-            end: start + 10,
-            batches: vec![
-                RecordBatch::try_new(
-                    schema.clone(),
-                    vec![
-                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
-                        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
-                    ],
-                )
-                .unwrap(),
-            ],
-            per_row: false,
-        };
-        // 2 + 3 = 5 > 4 for street S: one firing alert keyed by street alone.
-        let a = d
-            .on_window(&window(0, &[("S", "a", 2), ("S", "b", 3), ("T", "a", 1)]))
-            .unwrap();
-        assert_eq!(a.len(), 1);
-        assert_eq!(a[0].measure.value, 5.0);
-        assert_eq!(a[0].key.get("street"), Some(&Cell::Text("S".into())));
-        assert_eq!(a[0].status, Status::Firing);
-        // A window without S: S is quiet (0), so its alert resolves.
-        let a = d.on_window(&window(10, &[("T", "a", 1)])).unwrap();
-        assert_eq!(a.len(), 1);
-        assert_eq!((a[0].status, a[0].measure.value), (Status::Resolved, 0.0));
-    }
-}
+mod tests;
