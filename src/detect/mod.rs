@@ -37,7 +37,8 @@ fn z(p: f64) -> f64 {
     Normal::standard().inverse_cdf(p)
 }
 
-fn mean_sd(xs: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation.
+pub(crate) fn mean_sd(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);

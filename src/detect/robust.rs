@@ -133,8 +133,7 @@ pub fn gesd(values: &[f64], max_outliers: usize, alpha: f64, hybrid: bool) -> Es
         let (center, spread) = if hybrid {
             median_mad(&left)
         } else {
-            let (m, s) = super::mean_sd(&left);
-            (m, s)
+            super::mean_sd(&left)
         };
         let (first, last) = (values[order[lo]], values[order[hi - 1]]);
         let take_low = (center - first) > (last - center);

@@ -146,10 +146,10 @@ fn judge(
         "robust_z" => robust::robust_z(base, y, alpha, 0.5),
         "shesd" => {
             let week = 7 * crate::core::time::DAY;
-            let timed: Vec<(i64, f64)> = history
-                .iter()
-                .enumerate()
-                .map(|(t, v)| (t as i64 * week, *v))
+            // Only the window shesd reads, each at its week.
+            let from = history.len().saturating_sub(SHESD_WEEKS);
+            let timed: Vec<(i64, f64)> = (from..history.len())
+                .map(|t| (t as i64 * week, history[t]))
                 .collect();
             let at = history.len() as i64 * week;
             robust::shesd(

@@ -267,10 +267,7 @@ fn naive_detections(g: &Grid) -> Vec<usize> {
     let mut found = Vec::new();
     let mut quiet_until = 0usize;
     for b in day..g.values.len() {
-        let base = &g.values[b - day..b];
-        let n = base.len() as f64;
-        let mean = base.iter().sum::<f64>() / n;
-        let sd = (base.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let (mean, sd) = crate::detect::mean_sd(&g.values[b - day..b]);
         let z = if sd > 0.0 {
             (g.values[b] - mean) / sd
         } else {
