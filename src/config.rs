@@ -39,6 +39,9 @@ pub struct Config {
     /// 256 KiB, below Kafka's 1,000,000-byte `message.max.bytes`); longer string
     /// values are cut with a marker.
     pub max_output_bytes: Option<usize>,
+    /// Threads that decode records beside the window stage (replay and the
+    /// daemon); default: one per core the process may use; 1: decode inline.
+    pub decode_threads: Option<usize>,
     #[serde(default)]
     pub replay: ReplayConfig,
     /// Routing table for response tasks; the shipped one when absent.

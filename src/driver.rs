@@ -3,14 +3,16 @@
 //! only choose them. Each step takes what the source has — chunks, task updates,
 //! inputs starting or ending — through the engine into the sink, then lets the
 //! checkpointer look. A finite source's end closes every window; a stop (SIGTERM)
-//! leaves them open for the last checkpoint to keep.
+//! leaves them open for the last checkpoint to keep. With a [`DecodePool`], the
+//! chunks of one step (a Kafka poll: one per partition) are decoded side by side
+//! and processed in their order as each is ready.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use crate::core::deadletter::{DeadLetter, Origin};
-use crate::decode::redacted_command;
+use crate::decode::{DecodePool, Pending, redacted_command};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::sink::Sink;
@@ -34,6 +36,13 @@ pub struct Driver<Src, S> {
     /// Task updates from the HTTP API, dated when they are applied.
     updates: Option<Receiver<Update>>,
     stop: Option<Arc<AtomicBool>>,
+    pool: Option<Arc<DecodePool>>,
+}
+
+/// An arrival of a step, or a chunk of it on the decode pool.
+enum Next {
+    Now(Arrival),
+    Decoding(Pending),
 }
 
 impl<Src: Source, S: Sink> Driver<Src, S> {
@@ -53,6 +62,7 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             checkpointer: None,
             updates: None,
             stop: None,
+            pool: None,
         })
     }
 
@@ -68,6 +78,12 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
 
     pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Self {
         self.stop = Some(stop);
+        self
+    }
+
+    /// Decodes the chunks of a step on `pool` (none: on this thread).
+    pub fn with_decode_pool(mut self, pool: Option<Arc<DecodePool>>) -> Self {
+        self.pool = pool;
         self
     }
 
@@ -102,8 +118,14 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
         let Some(arrivals) = self.source.next()? else {
             return Ok(false);
         };
-        for arrival in arrivals {
-            self.take(arrival)?;
+        for next in self.start_decoding(arrivals) {
+            match next {
+                Next::Now(arrival) => self.take(arrival)?,
+                Next::Decoding(pending) => {
+                    let (chunk, decoded) = pending.wait()?;
+                    self.take(Arrival::Decoded(chunk, Box::new(decoded)))?;
+                }
+            }
         }
         // Updates (HTTP or topic) apply even while no events arrive.
         self.engine.tick(&mut self.sink)?;
@@ -113,10 +135,38 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
         Ok(true)
     }
 
+    /// With a pool and more than one chunk in the step, every chunk goes to
+    /// the pool at once; the rest of the step stays in its order.
+    fn start_decoding(&self, arrivals: Vec<Arrival>) -> Vec<Next> {
+        let chunks = arrivals
+            .iter()
+            .filter(|a| matches!(a, Arrival::Chunk(_)))
+            .count();
+        let Some(pool) = self.pool.as_ref().filter(|_| chunks > 1) else {
+            return arrivals.into_iter().map(Next::Now).collect();
+        };
+        arrivals
+            .into_iter()
+            .map(|arrival| match arrival {
+                Arrival::Chunk(chunk) => match self.engine.decode_spec(&chunk.feed) {
+                    Some(spec) => Next::Decoding(pool.submit(&spec, chunk)),
+                    None => Next::Now(Arrival::Chunk(chunk)),
+                },
+                other => Next::Now(other),
+            })
+            .collect()
+    }
+
     fn take(&mut self, arrival: Arrival) -> Result<()> {
         match arrival {
             Arrival::Chunk(chunk) => {
                 let max_time = self.engine.process(&chunk, &mut self.sink)?;
+                self.source.processed(&chunk, max_time);
+            }
+            Arrival::Decoded(chunk, decoded) => {
+                let max_time = self
+                    .engine
+                    .process_decoded(&chunk, &decoded, &mut self.sink)?;
                 self.source.processed(&chunk, max_time);
             }
             Arrival::TaskUpdate { text, origin } => self.task_update(&text, origin)?,

@@ -97,6 +97,10 @@ enum Command {
         /// judged; default: the wall clock. Fix it to repeat a backtest exactly.
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
+        /// Threads that read and decode ahead of the windows (default: the
+        /// config's `decode_threads`, else one per core; 1 decodes inline).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// The daemon: consume the feed topics of `[kafka]` in a consumer group, write alerts, tasks and dead letters to their topics, serve /metrics and the API.
     Run {
@@ -280,7 +284,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             task_updates,
             quiet,
             now,
-        } => replay(sources, inputs, out, task_updates, quiet, now),
+            threads,
+        } => replay(sources, inputs, out, task_updates, quiet, now, threads),
         Command::Run {
             sources,
             reset_state,
@@ -412,6 +417,7 @@ fn replay(
     task_updates: Option<PathBuf>,
     quiet: bool,
     now: Option<String>,
+    threads: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let loaded = load(&sources)?;
     let mut files: Vec<(String, PathBuf)> = loaded
@@ -451,6 +457,7 @@ fn replay(
         yujing::replay::Inputs {
             feeds: &files,
             task_updates: task_updates.as_deref(),
+            decode_threads: threads.or(config.decode_threads),
         },
         options,
         rt,

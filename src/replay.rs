@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::core::deadletter::Origin;
-use crate::decode::DecodeOptions;
+use crate::decode::{DecodeOptions, DecodePool};
 use crate::driver::Driver;
 use crate::engine::{Engine, EngineStats};
 use crate::error::{Error, Result};
@@ -57,6 +57,9 @@ impl std::fmt::Display for ReplaySummary {
 pub struct Inputs<'a> {
     pub feeds: &'a [(String, PathBuf)],
     pub task_updates: Option<&'a Path>,
+    /// Threads that read and decode ahead of the window stage; `None`: one per
+    /// core the process may use; 1: decode inline. The output is the same.
+    pub decode_threads: Option<usize>,
 }
 
 /// `yujing replay … --out DIR`: runs the pipelines over `inputs` and writes
@@ -95,6 +98,9 @@ pub fn replay_to_dir(
         source = source.with_progress_bar(progress_bar(inputs.feeds));
     }
     let engine = Engine::compiled(catalog, compiled, options, runtime)?;
+    if let Some(pool) = DecodePool::for_cores(inputs.decode_threads) {
+        source = source.read_ahead(&pool, |feed| engine.decode_spec(feed));
+    }
     let mut driver = Driver::new(engine, source, JsonlSink::create(out)?)?;
     driver.run()?;
     driver.sink.flush()?;

@@ -92,6 +92,9 @@ fn run_case(dir: &Path, out: &Path) {
         yujing::replay::Inputs {
             feeds: &inputs,
             task_updates: None,
+            // Read and decoded ahead on two workers even on one core: the
+            // cases hold for the threaded path, which every multi-core run takes.
+            decode_threads: Some(2),
         },
         options,
         rt,

@@ -38,7 +38,7 @@ pub mod outbox;
 
 use crate::config::{Config, KafkaConfig};
 use crate::core::time::parse_duration;
-use crate::decode::DecodeOptions;
+use crate::decode::{DecodeOptions, DecodePool};
 use crate::driver::Driver;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -118,7 +118,13 @@ pub fn run(
     );
     let checkpointer =
         DaemonCheckpointer::new(state, deliveries, start_ends, interval, readiness, metrics);
+    let pool = DecodePool::for_cores(config.decode_threads);
+    tracing::info!(
+        decode_threads = pool.as_ref().map_or(1, |p| p.threads()),
+        "decoding"
+    );
     let mut driver = driver
+        .with_decode_pool(pool)
         .with_checkpointer(Box::new(checkpointer))
         .with_updates(updates)
         .with_stop(stop);

@@ -16,14 +16,16 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use serde::de::DeserializeSeed;
 
+use crate::core::chunk::Chunk;
 use crate::core::deadletter::{DeadLetter, Reason};
 use crate::core::time::{Clock, MINUTE, Millis, format_rfc3339, parse_rfc3339};
 use crate::schema::{FeedSchema, FieldDef, FieldType, MAX_FIELDS};
-use crate::source::Chunk;
 
 mod json;
+mod pool;
 mod redact;
 
+pub use pool::{DecodePool, DecodeSpec, Pending};
 pub use redact::{
     Redactor, WITHHELD_FIELDS, key_fingerprint, pseudonym, redacted_command, withheld,
 };

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::core::deadletter::{DeadLetter, Origin, Reason};
 use crate::core::time::Millis;
-use crate::decode::{DecodeOptions, Decoder};
+use crate::decode::{DecodeOptions, DecodeSpec, Decoded, Decoder};
 use crate::detect::compound::{CompoundDef, CompoundDetector};
 use crate::detect::runner::PipelineDetector;
 use crate::error::{Error, Result};
@@ -284,18 +284,45 @@ impl Engine {
             .collect()
     }
 
+    /// What a worker thread needs to decode `feed` as this engine would.
+    pub fn decode_spec(&self, feed: &str) -> Option<DecodeSpec> {
+        self.catalog.get(feed).map(|schema| DecodeSpec {
+            schema: schema.clone(),
+            options: self.options.clone(),
+        })
+    }
+
+    fn unknown_feed(&self, feed: &str) -> Error {
+        Error::Other(format!(
+            "unknown feed `{feed}` (known: {})",
+            self.catalog.names().join(", ")
+        ))
+    }
+
     /// Decodes a chunk and runs it through every pipeline that reads its feed.
     /// Returns the largest event time among the chunk's rows.
     pub fn process(&mut self, chunk: &Chunk, sink: &mut dyn Sink) -> Result<Option<Millis>> {
         let feed = chunk.feed.as_ref();
-        let decoder = self.decoders.get_mut(feed).ok_or_else(|| {
-            Error::Other(format!(
-                "unknown feed `{feed}` (known: {})",
-                self.catalog.names().join(", ")
-            ))
-        })?;
-        let time_col = decoder.schema().event_time_index;
-        let decoded = decoder.decode(chunk);
+        let decoded = match self.decoders.get_mut(feed) {
+            Some(decoder) => decoder.decode(chunk),
+            None => return Err(self.unknown_feed(feed)),
+        };
+        self.process_decoded(chunk, &decoded, sink)
+    }
+
+    /// Runs a chunk decoded elsewhere (by a [`DecodeSpec`] of this engine)
+    /// through every pipeline that reads its feed.
+    pub fn process_decoded(
+        &mut self,
+        chunk: &Chunk,
+        decoded: &Decoded,
+        sink: &mut dyn Sink,
+    ) -> Result<Option<Millis>> {
+        let feed = chunk.feed.as_ref();
+        let time_col = match self.catalog.get(feed) {
+            Some(schema) => schema.event_time_index,
+            None => return Err(self.unknown_feed(feed)),
+        };
         self.stats.records += chunk.len() as u64;
         self.stats.events += decoded.batch.num_rows() as u64;
         sink.ingested(feed, decoded.batch.num_rows() as u64)?;
@@ -330,7 +357,7 @@ impl Engine {
                     pipeline: p.name.to_string(),
                     source,
                 })?;
-            for dead in p.refused(&emitted, &decoded, chunk, wm_before) {
+            for dead in p.refused(&emitted, decoded, chunk, wm_before) {
                 sink.dead_letter(&dead)?;
                 self.stats.dead_letters += 1;
             }

@@ -2,15 +2,22 @@
 //! event time: the input furthest behind goes next, ties to the first given, so
 //! the feeds of a replay arrive roughly in event-time order and every run of the
 //! same inputs is the same run. Task updates read up front are handed out first.
+//! With a [`DecodePool`], every input is read and decoded ahead ([`Prefetch`]);
+//! the order in which chunks are handed out stays the same.
 
 use std::sync::Arc;
 
+use super::ahead::Prefetch;
 use super::{Arrival, Chunk, Source};
 use crate::core::time::Millis;
+use crate::decode::{DecodePool, DecodeSpec};
 use crate::error::Result;
 
+/// Chunks of one input a [`Prefetch`] may hold decoded ahead of the window stage.
+const READ_AHEAD: usize = 4;
+
 /// One finite input of a [`Merge`].
-pub trait Reader {
+pub trait Reader: Send {
     fn feed(&self) -> &Arc<str>;
     /// The next chunk of lines; `None` at the end.
     fn next_chunk(&mut self) -> Result<Option<Chunk>>;
@@ -25,8 +32,47 @@ pub trait Reader {
     }
 }
 
+/// An input as read: chunk by chunk on the caller's thread, or ahead.
+enum Input {
+    Inline(Box<dyn Reader>),
+    Ahead(Prefetch),
+}
+
+impl Input {
+    fn feed(&self) -> &Arc<str> {
+        match self {
+            Input::Inline(r) => r.feed(),
+            Input::Ahead(p) => p.feed(),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Arrival>> {
+        Ok(match self {
+            Input::Inline(r) => r.next_chunk()?.map(Arrival::Chunk),
+            Input::Ahead(p) => p
+                .next_decoded()?
+                .map(|(chunk, decoded)| Arrival::Decoded(chunk, Box::new(decoded))),
+        })
+    }
+
+    fn exhausted(&self) -> bool {
+        match self {
+            Input::Inline(r) => r.exhausted(),
+            // Known only once a read has found nothing, as for a file.
+            Input::Ahead(_) => false,
+        }
+    }
+
+    fn bytes_read(&self) -> u64 {
+        match self {
+            Input::Inline(r) => r.bytes_read(),
+            Input::Ahead(p) => p.bytes_read(),
+        }
+    }
+}
+
 struct Slot {
-    reader: Box<dyn Reader>,
+    reader: Input,
     /// The latest event time of its chunks so far.
     progress: Millis,
     done: bool,
@@ -47,7 +93,7 @@ impl Merge {
             slots: readers
                 .into_iter()
                 .map(|reader| Slot {
-                    reader,
+                    reader: Input::Inline(reader),
                     progress: Millis::MIN,
                     done: false,
                 })
@@ -56,6 +102,30 @@ impl Merge {
             first: Vec::new(),
             bar: None,
         }
+    }
+
+    /// Reads and decodes every input ahead on `pool`; `spec` gives a feed's
+    /// decoder (feeds without one stay inline and are decoded by the engine).
+    pub fn read_ahead(
+        mut self,
+        pool: &Arc<DecodePool>,
+        spec: impl Fn(&str) -> Option<DecodeSpec>,
+    ) -> Self {
+        self.slots = std::mem::take(&mut self.slots)
+            .into_iter()
+            .map(|mut slot| {
+                if let Input::Inline(reader) = slot.reader {
+                    slot.reader = match spec(reader.feed()) {
+                        Some(spec) => {
+                            Input::Ahead(Prefetch::new(reader, pool.clone(), spec, READ_AHEAD))
+                        }
+                        None => Input::Inline(reader),
+                    };
+                }
+                slot
+            })
+            .collect();
+        self
     }
 
     /// Arrivals handed out before any chunk (task updates read up front).
@@ -111,9 +181,9 @@ impl Source for Merge {
             return Ok(None);
         };
         self.last = Some(i);
-        let arrivals = match self.slots[i].reader.next_chunk()? {
+        let arrivals = match self.slots[i].reader.next()? {
             Some(chunk) => {
-                let mut arrivals = vec![Arrival::Chunk(chunk)];
+                let mut arrivals = vec![chunk];
                 if self.slots[i].reader.exhausted() {
                     arrivals.extend(self.end(i));
                 }
