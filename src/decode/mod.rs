@@ -147,6 +147,9 @@ pub struct Decoder {
     schema: Arc<FeedSchema>,
     options: DecodeOptions,
     builders: Vec<Builder>,
+    /// The fields whose column is built; the others are validated like every
+    /// field but come out as nulls, because no pipeline reads them.
+    build: Arc<[bool]>,
     rows: Vec<u32>,
     /// Latest event time accepted in the chunk being decoded.
     future_limit: Millis,
@@ -183,6 +186,7 @@ impl Decoder {
             .map(|f| Builder::new(f.ty, 8192))
             .collect();
         Decoder {
+            build: schema.fields.iter().map(|_| true).collect(),
             schema,
             options,
             builders,
@@ -194,6 +198,23 @@ impl Decoder {
 
     pub fn schema(&self) -> &Arc<FeedSchema> {
         &self.schema
+    }
+
+    /// What a worker thread needs to decode as this decoder does.
+    pub fn spec(&self) -> DecodeSpec {
+        DecodeSpec {
+            schema: self.schema.clone(),
+            options: self.options.clone(),
+            build: self.build.clone(),
+        }
+    }
+
+    /// Builds only the columns `read` marks (see [`columns_to_build`]).
+    pub fn building(mut self, read: Arc<[bool]>) -> Self {
+        if read.len() == self.schema.fields.len() {
+            self.build = read;
+        }
+        self
     }
 
     /// Decodes every line of the chunk.
@@ -223,7 +244,17 @@ impl Decoder {
                 self.rows.push(i as u32);
             }
         }
-        let columns = self.builders.iter_mut().map(Builder::finish).collect();
+        let rows = self.rows.len();
+        let columns = self
+            .builders
+            .iter_mut()
+            .zip(self.schema.arrow.fields())
+            .zip(self.build.iter())
+            .map(|((b, f), build)| match build {
+                true => b.finish(),
+                false => arrow::array::new_null_array(f.data_type(), rows),
+            })
+            .collect();
         let batch = RecordBatch::try_new(self.schema.arrow.clone(), columns)
             .expect("decoder builds columns of the schema's types");
         Decoded {
@@ -419,6 +450,9 @@ impl Decoder {
     fn append(&mut self, slots: &mut ArrayVec<Slot<'_>, MAX_FIELDS>) {
         let fields = &self.schema.fields;
         for (i, f) in fields.iter().enumerate() {
+            if !self.build[i] {
+                continue;
+            }
             let slot = std::mem::take(&mut slots[i]);
             match (&mut self.builders[i], slot) {
                 (Builder::String(b), Slot::Str(s)) if f.pii => {
@@ -470,6 +504,32 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// Which of a feed's fields must be built as columns, given the columns each
+/// pipeline reading the feed reads (`None`: all): those, plus the event id and
+/// time (dead letters of refused rows name them) and the required fields
+/// (their columns may not hold nulls).
+pub fn columns_to_build<'a>(
+    schema: &FeedSchema,
+    reads: impl IntoIterator<Item = &'a Option<std::collections::BTreeSet<usize>>>,
+) -> Arc<[bool]> {
+    let mut build: Vec<bool> = schema.fields.iter().map(|f| f.required).collect();
+    build[schema.event_id_index] = true;
+    build[schema.event_time_index] = true;
+    for read in reads {
+        match read {
+            Some(columns) => {
+                for &c in columns {
+                    if let Some(b) = build.get_mut(c) {
+                        *b = true;
+                    }
+                }
+            }
+            None => build.iter_mut().for_each(|b| *b = true),
+        }
+    }
+    build.into()
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.

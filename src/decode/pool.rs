@@ -24,6 +24,8 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct DecodeSpec {
     pub schema: Arc<FeedSchema>,
     pub options: DecodeOptions,
+    /// The columns to build (see [`super::columns_to_build`]).
+    pub build: Arc<[bool]>,
 }
 
 /// A chunk submitted to the pool; [`Pending::wait`] gives it back decoded.
@@ -94,7 +96,9 @@ impl DecodePool {
         let (done, pending) = sync_channel(1);
         let spec = spec.clone();
         let job: Job = Box::new(move || {
-            let decoded = Decoder::new(spec.schema, spec.options).decode(&chunk);
+            let decoded = Decoder::new(spec.schema, spec.options)
+                .building(spec.build)
+                .decode(&chunk);
             // The receiver may be gone (the run stopped): nothing to deliver to.
             let _ = done.send((chunk, decoded));
         });

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::core::deadletter::{DeadLetter, Origin, Reason};
 use crate::core::time::Millis;
-use crate::decode::{DecodeOptions, DecodeSpec, Decoded, Decoder};
+use crate::decode::{DecodeOptions, DecodeSpec, Decoded, Decoder, columns_to_build};
 use crate::detect::compound::{CompoundDef, CompoundDetector};
 use crate::detect::runner::PipelineDetector;
 use crate::error::{Error, Result};
@@ -70,7 +70,16 @@ impl Engine {
         let decoders = catalog
             .feeds
             .iter()
-            .map(|(name, schema)| (name.clone(), Decoder::new(schema.clone(), options.clone())))
+            .map(|(name, schema)| {
+                let build = columns_to_build(
+                    schema,
+                    pipelines
+                        .iter()
+                        .filter_map(|p| p.query.columns.get(name.as_str())),
+                );
+                let decoder = Decoder::new(schema.clone(), options.clone()).building(build);
+                (name.clone(), decoder)
+            })
             .collect();
         let table_schemas: HashMap<_, _> = catalog
             .feeds
@@ -286,10 +295,7 @@ impl Engine {
 
     /// What a worker thread needs to decode `feed` as this engine would.
     pub fn decode_spec(&self, feed: &str) -> Option<DecodeSpec> {
-        self.catalog.get(feed).map(|schema| DecodeSpec {
-            schema: schema.clone(),
-            options: self.options.clone(),
-        })
+        self.decoders.get(feed).map(Decoder::spec)
     }
 
     fn unknown_feed(&self, feed: &str) -> Error {

@@ -82,6 +82,9 @@ pub struct CompiledQuery {
     pub output_schema: SchemaRef,
     /// The query orders its own rows; otherwise rows of a window are sorted for determinism.
     pub ordered: bool,
+    /// For each feed, the columns of its table (see [`tables::feed_table_schema`])
+    /// the query reads; `None`: all of them.
+    pub columns: HashMap<String, Option<BTreeSet<usize>>>,
     state: SessionState,
 }
 
@@ -224,6 +227,7 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
         final_plan,
         output_schema,
         ordered,
+        columns: HashMap::new(),
         state,
     };
     // Learn which feeds each stage reads by starting it once.
@@ -231,6 +235,7 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
         let running = compiled.start_stage(i).map_err(plan_err)?;
         compiled.stages[i].feeds = running.senders.keys().cloned().collect();
     }
+    compiled.columns = read_columns(&compiled.stages, catalog).map_err(plan_err)?;
     Ok(compiled)
 }
 
@@ -285,6 +290,51 @@ fn scanned_tables(plan: &LogicalPlan) -> BTreeSet<String> {
         Ok(TreeNodeRecursion::Continue)
     });
     names
+}
+
+/// The feed columns the partial stages' scans project (the optimizer pushes
+/// every column the query uses into the scan's projection), so the decoder
+/// need not build the others.
+fn read_columns(
+    stages: &[PartialStage],
+    catalog: &Catalog,
+) -> Result<HashMap<String, Option<BTreeSet<usize>>>, DataFusionError> {
+    let mut columns: HashMap<String, Option<BTreeSet<usize>>> = HashMap::new();
+    for stage in stages {
+        stage.plan.apply(|node| {
+            let Some(scan) = node.downcast_ref::<StreamingTableExec>() else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            // A scan names no table; its schema tells the feed. Feeds of the
+            // same schema in one stage cannot be told apart: they read all.
+            let feeds: Vec<&String> = stage
+                .feeds
+                .iter()
+                .filter(|f| {
+                    catalog.get(f).is_some_and(|s| {
+                        tables::feed_table_schema(s).fields() == scan.partition_schema().fields()
+                    })
+                })
+                .collect();
+            for feed in &feeds {
+                let read = columns
+                    .entry(feed.to_string())
+                    .or_insert_with(|| Some(BTreeSet::new()));
+                match (read.as_mut(), scan.projection()) {
+                    (Some(set), Some(projection)) if feeds.len() == 1 => {
+                        set.extend(projection.iter().copied())
+                    }
+                    _ => *read = None,
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+    }
+    // A feed the query reads whose scan was not found: all of it.
+    for feed in stages.iter().flat_map(|s| s.feeds.iter()) {
+        columns.entry(feed.clone()).or_insert(None);
+    }
+    Ok(columns)
 }
 
 /// Replaces the partial half of every windowed aggregate by a state table and
