@@ -4,18 +4,26 @@
 # confluent-kafka), then `yujing run` (release build) consumes them in a consumer
 # group, decodes, windows and aggregates them with benches/pipelines, checkpoints,
 # and writes its outputs to their topics. Reports the producer's rate and the
-# daemon's: events counted by its /metrics over the time from ready to the last.
-#   scripts/bench_broker.sh [events]        (default 1000000)
+# daemon's: events counted by its /metrics over the time from ready to the last,
+# and the CPU seconds it spent per million events (process_cpu_seconds_total),
+# which bounds it on a faster broker even when this one is the limit.
+#   scripts/bench_broker.sh [events] [bench|opinion]   (default 1000000 bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
 n="${1:-1000000}"
+shape="${2:-bench}"
+case "$shape" in
+  bench) schemas="$PWD/benches/schemas"; pipelines="$PWD/benches/pipelines"; feed_name=bench_event ;;
+  opinion) schemas="$PWD/schemas"; pipelines="$PWD/benches/opinion"; feed_name=public_opinion ;;
+  *) echo "unknown feed shape $shape (bench or opinion)" >&2; exit 2 ;;
+esac
 cargo build --release --quiet --bin yujing --example bench_feed
 bin="$CARGO_TARGET_DIR/release"
 work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
 mkdir -p "$work"
-feed="$work/bench_$n.jsonl"
-[ -s "$feed" ] || "$bin/examples/bench_feed" "$n" > "$feed"
+feed="$work/${shape}_$n.jsonl"
+[ -s "$feed" ] || "$bin/examples/bench_feed" "$n" "$shape" > "$feed"
 
 scripts/broker.sh start >/dev/null
 brokers="${KAFKA_BROKERS:-127.0.0.1:9092}"
@@ -38,8 +46,8 @@ produced=$(date +%s.%N)
 dir="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
 cat > "$dir/yujing.toml" <<TOML
-schemas = "$PWD/benches/schemas"
-pipelines = "$PWD/benches/pipelines"
+schemas = "$schemas"
+pipelines = "$pipelines"
 [kafka]
 brokers = "$brokers"
 group_id = "$run"
@@ -50,7 +58,7 @@ tasks = "$run-tasks"
 task_updates = "$run-updates"
 dead_letters = "$run-dead"
 [kafka.topics.feeds]
-bench_event = "$run-events"
+$feed_name = "$run-events"
 [state]
 dir = "state"
 [http]
@@ -61,10 +69,13 @@ daemon=$!
 trap 'kill $daemon 2>/dev/null || true; rm -rf "$dir"' EXIT
 until curl -sf "127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
 ready=$(date +%s.%N)
+cpu() { curl -sf "127.0.0.1:$port/metrics" | awk '/^process_cpu_seconds_total/ { print $2 }'; }
+cpu_ready=$(cpu)
 events() { curl -sf "127.0.0.1:$port/metrics" | awk '/^yujing_events_total/ { s += $2 } END { print s + 0 }'; }
 while [ "$(events)" -lt "$n" ]; do sleep 0.1; done
 done_at=$(date +%s.%N)
 curl -sf "127.0.0.1:$port/metrics" > "$dir/metrics.txt"
+cpu_done=$(awk '/^process_cpu_seconds_total/ { print $2 }' "$dir/metrics.txt")
 kill -TERM $daemon; wait $daemon || true
 # Mean window-close latency and checkpoint time, from the histograms' sums and counts.
 mean() { awk -v m="$1" '$1 ~ "^"m"_sum" { s += $2 } $1 ~ "^"m"_count" { c += $2 } END { if (c) printf "%.2f ms over %d", 1000 * s / c, c; else printf "none" }' "$dir/metrics.txt"; }
@@ -74,4 +85,8 @@ awk -v n="$n" -v a="$start" -v b="$produced" -v r="$ready" -v d="$done_at" 'BEGI
   printf "events      %d\n", n
   printf "produce     %.2f s  %.0f events/s (Python confluent-kafka)\n", b - a, n / (b - a)
   printf "yujing run  %.2f s  %.0f events/s (ready → all %d counted)\n", d - r, n / (d - r), n
+}'
+awk -v n="$n" -v a="$cpu_ready" -v b="$cpu_done" 'BEGIN {
+  c = b - a
+  printf "daemon CPU  %.2f s  %.2f CPU-s per million events (%.0f events per CPU-second)\n", c, 1e6 * c / n, n / c
 }'

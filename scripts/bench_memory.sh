@@ -1,24 +1,56 @@
 #!/usr/bin/env bash
-# Peak memory and throughput of `yujing replay` on one core, at 1M and 10M events
-# of the benchmark feed (same keys). Usage: scripts/bench_memory.sh [events...]
+# Throughput and peak memory of `yujing replay` beside DataFusion's own batch run
+# of the same query on the same file, measured side by side in one run:
+#   datafusion   DataFusion's NDJSON reader + GROUP BY (examples/datafusion_batch), core 0
+#   replay 1     yujing replay --threads 1 (decode inline), core 0
+#   replay 2     yujing replay --threads 2 (read and decode ahead), cores 0 and 1
+# Usage: scripts/bench_memory.sh [bench|opinion] [events...]
+#   bench:   the narrow benchmark feed (benches/schemas, benches/pipelines)
+#   opinion: the opinion-shaped feed of the shipped schema (benches/opinion)
+# ROUNDS (default 2) alternates the three that many times; each row is one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
-cargo build --release --quiet --bin yujing --example bench_feed
+shape=bench
+case "${1:-}" in bench|opinion) shape="$1"; shift ;; esac
+case "$shape" in
+  bench) schemas=benches/schemas; pipelines=benches/pipelines; feed_name=bench_event
+         keys=district,category; measures="count(*),sum(persons),avg(sentiment)" ;;
+  opinion) schemas=schemas; pipelines=benches/opinion; feed_name=public_opinion
+           keys=district,topic; measures="count(*),sum(reach),avg(sentiment)" ;;
+esac
+cargo build --release --quiet --bin yujing --example bench_feed --example datafusion_batch
 bin="$CARGO_TARGET_DIR/release"
 work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
 mkdir -p "$work"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
-printf '%-10s %12s %12s %10s\n' events seconds events/s peak_MiB
+cores=$(nproc)
+printf '%-10s %-12s %8s %12s %10s %8s\n' events run seconds events/s peak_MiB rows
+row() { # events, label, seconds, rss KiB, rows
+  awk -v n="$1" -v l="$2" -v s="$3" -v r="$4" -v w="$5" \
+    'BEGIN { printf "%-10d %-12s %8.2f %12.0f %10.1f %8s\n", n, l, s, n / s, r / 1024, w }'
+}
 for n in "${sizes[@]}"; do
-  feed="$work/bench_$n.jsonl"
-  [ -s "$feed" ] || "$bin/examples/bench_feed" "$n" > "$feed"
-  log="$work/time_$n.txt"
-  /usr/bin/time -v taskset -c 0 "$bin/yujing" replay --quiet \
-    --schemas benches/schemas --pipelines benches/pipelines \
-    --input "bench_event=$feed" --out "$work/out_$n" 2> "$log"
-  secs=$(grep -oP 'in \K[0-9.]+(?=s$)' "$log" | tail -1)
-  rss=$(grep 'Maximum resident set size' "$log" | awk '{print $NF}')
-  awk -v n="$n" -v s="$secs" -v r="$rss" 'BEGIN { printf "%-10d %12.2f %12.0f %10.1f\n", n, s, n / s, r / 1024 }'
+  feed="$work/${shape}_$n.jsonl"
+  [ -s "$feed" ] || "$bin/examples/bench_feed" "$n" "$shape" > "$feed"
+  for _ in $(seq "${ROUNDS:-2}"); do
+    log="$work/time_df.txt"
+    /usr/bin/time -v taskset -c 0 "$bin/examples/datafusion_batch" "$schemas" "$feed_name" "$feed" \
+      "$keys" "$measures" > "$work/df.out" 2> "$log"
+    secs=$(grep -oP 'in \K[0-9.]+(?=s$)' "$work/df.out")
+    rows=$(grep -oP 'rows \K[0-9]+' "$work/df.out")
+    row "$n" datafusion "$secs" "$(awk '/Maximum resident/ { print $NF }' "$log")" "$rows"
+    for threads in 1 2; do
+      [ "$threads" -le "$cores" ] || continue
+      cpus=0; [ "$threads" = 1 ] || cpus="0-$((threads - 1))"
+      log="$work/time_$threads.txt"
+      /usr/bin/time -v taskset -c "$cpus" "$bin/yujing" replay --quiet --threads "$threads" \
+        --schemas "$schemas" --pipelines "$pipelines" \
+        --input "$feed_name=$feed" --out "$work/out_${shape}_$n" 2> "$log"
+      secs=$(grep -oP 'in \K[0-9.]+(?=s$)' "$log" | tail -1)
+      rows=$(grep -oP 'windows \(\K[0-9]+' "$log" | tail -1)
+      row "$n" "replay $threads" "$secs" "$(awk '/Maximum resident/ { print $NF }' "$log")" "$rows"
+    done
+  done
 done

@@ -275,6 +275,14 @@ impl Metrics {
                 .unwrap_or_else(|e| panic!("registering {names:?}: {e}"));
             self.names.extend(names);
         }
+        // process_cpu_seconds_total, process_resident_memory_bytes and the other
+        // standard process_* families: CPU per event and memory without a node exporter.
+        #[cfg(target_os = "linux")]
+        if let Err(e) = self.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::warn!(error = %e, "no process metrics");
+        }
     }
 
     /// Bounds the `department` label to these names (the routing table's).
@@ -346,6 +354,8 @@ mod tests {
         let m = Metrics::new();
         assert!(m.names().iter().any(|n| n == "yujing_tasks_overdue"));
         assert!(m.names().iter().all(|n| n.starts_with("yujing_")));
+        #[cfg(target_os = "linux")]
+        assert!(m.render().contains("process_cpu_seconds_total"));
         m.set_watermark("p", 1_000_000);
         let text = m.render();
         assert!(text.contains("yujing_watermark_timestamp_seconds{pipeline=\"p\"} 1000"));

@@ -24,6 +24,9 @@ pub(super) enum Slot<'de> {
     Float(f64),
     Bool(bool),
     List(Vec<Cow<'de, str>>),
+    /// A list of strings checked but not kept (its column is not built): the
+    /// bytes of its items.
+    CheckedList(usize),
     /// A list with a non-string element.
     BadList,
     Array,
@@ -40,7 +43,7 @@ impl Slot<'_> {
             Slot::Str(_) | Slot::Time(_) => "a string",
             Slot::Int(_) | Slot::BigInt | Slot::Float(_) => "a number",
             Slot::Bool(_) => "a boolean",
-            Slot::List(_) | Slot::BadList | Slot::Array => "an array",
+            Slot::List(_) | Slot::CheckedList(_) | Slot::BadList | Slot::Array => "an array",
             Slot::Object => "an object",
         }
     }
@@ -53,6 +56,8 @@ pub(super) enum TopLevel {
 
 pub(super) struct RowSeed<'a, 'de> {
     pub(super) schema: &'a FeedSchema,
+    /// The fields whose values are kept for their column.
+    pub(super) build: &'a [bool],
     pub(super) slots: &'a mut ArrayVec<Slot<'de>, MAX_FIELDS>,
 }
 
@@ -75,7 +80,11 @@ impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
         while let Some(index) = map.next_key_seed(KeySeed(self.schema))? {
             match index {
                 Some(i) => {
-                    let want_list = self.schema.fields[i].ty == FieldType::StringList;
+                    let want_list = match self.schema.fields[i].ty {
+                        FieldType::StringList if self.build[i] => List::Keep,
+                        FieldType::StringList => List::Check,
+                        _ => List::Skip,
+                    };
                     self.slots[i] = map.next_value_seed(ValueSeed { want_list })?;
                 }
                 // Fields the schema does not know are ignored, so producers can add fields first.
@@ -131,8 +140,19 @@ impl Visitor<'_> for KeySeed<'_> {
     }
 }
 
+/// What to do with an array value.
+#[derive(Clone, Copy, PartialEq)]
+enum List {
+    /// Not a list field: an array is a type error, read past.
+    Skip,
+    /// A list field whose column is built: keep the items.
+    Keep,
+    /// A list field whose column is not built: check the items, keep their size.
+    Check,
+}
+
 struct ValueSeed {
-    want_list: bool,
+    want_list: List,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed {
@@ -175,22 +195,27 @@ impl<'de> Visitor<'de> for ValueSeed {
         Ok(Slot::Null)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slot<'de>, A::Error> {
-        if !self.want_list {
+        if self.want_list == List::Skip {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             return Ok(Slot::Array);
         }
         let mut items = Vec::new();
+        let mut bytes = 0;
         let mut bad = false;
-        while let Some(item) = seq.next_element_seed(ValueSeed { want_list: false })? {
+        let item_seed = || ValueSeed {
+            want_list: List::Skip,
+        };
+        while let Some(item) = seq.next_element_seed(item_seed())? {
             match item {
-                Slot::Str(s) => items.push(s),
+                Slot::Str(s) if self.want_list == List::Keep => items.push(s),
+                Slot::Str(s) => bytes += s.len(),
                 _ => bad = true,
             }
         }
-        Ok(if bad {
-            Slot::BadList
-        } else {
-            Slot::List(items)
+        Ok(match (bad, self.want_list) {
+            (true, _) => Slot::BadList,
+            (false, List::Keep) => Slot::List(items),
+            (false, _) => Slot::CheckedList(bytes),
         })
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slot<'de>, A::Error> {

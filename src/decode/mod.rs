@@ -271,15 +271,17 @@ impl Decoder {
         let mut slots: ArrayVec<Slot<'_>, MAX_FIELDS> =
             self.schema.fields.iter().map(|_| Slot::Missing).collect();
         self.parse(text, &mut slots).map_err(|r| (r, None))?;
-        let event_id = match &slots[self.schema.event_id_index] {
-            // Cut: an id is for finding the record, and a long one would fill the dead letter.
-            Slot::Str(s) => Some(truncate(s, MAX_EVENT_ID_BYTES).to_string()),
-            _ => None,
-        };
         // Validate everything before appending anything, so a bad record leaves no trace in the batch.
         for (i, f) in self.schema.fields.iter().enumerate() {
-            self.check_field(i, f, &mut slots[i])
-                .map_err(|r| (r, event_id.clone()))?;
+            if let Err(r) = self.check_field(i, f, &mut slots[i]) {
+                // The id is copied only for a dead letter, and cut: it is for
+                // finding the record, and a long one would fill the dead letter.
+                let event_id = match &slots[self.schema.event_id_index] {
+                    Slot::Str(s) => Some(truncate(s, MAX_EVENT_ID_BYTES).to_string()),
+                    _ => None,
+                };
+                return Err((r, event_id));
+            }
         }
         self.append(&mut slots);
         Ok(())
@@ -311,6 +313,7 @@ impl Decoder {
         let mut de = serde_json::Deserializer::from_str(text);
         let parsed = RowSeed {
             schema: &self.schema,
+            build: &self.build,
             slots,
         }
         .deserialize(&mut de)
@@ -351,6 +354,7 @@ impl Decoder {
         let bytes = match &*slot {
             Slot::Str(v) => v.len(),
             Slot::List(items) => items.iter().map(|v| v.len()).sum(),
+            Slot::CheckedList(bytes) => *bytes,
             _ => 0,
         };
         if bytes > self.options.max_field_bytes {
@@ -383,7 +387,7 @@ impl Decoder {
         let ok = match (f.ty, &*slot) {
             (FieldType::String, Slot::Str(_)) => true,
             (FieldType::Bool, Slot::Bool(_)) => true,
-            (FieldType::StringList, Slot::List(_)) => true,
+            (FieldType::StringList, Slot::List(_) | Slot::CheckedList(_)) => true,
             (FieldType::Int, Slot::Int(v)) => {
                 self.check_range(f, *v as f64)?;
                 true

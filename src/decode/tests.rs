@@ -123,3 +123,71 @@ fn a_task_commands_note_never_reaches_its_dead_letter() {
         format!("[withheld: {} bytes]", cut.len())
     );
 }
+
+/// Decodes with only the columns of `build` (by field name) built.
+fn decode_building(feed: &str, build: &[&str], lines: &[&str]) -> Decoded {
+    let catalog = Catalog::embedded().unwrap();
+    let schema = catalog.get(feed).unwrap().clone();
+    let read: std::collections::BTreeSet<usize> =
+        build.iter().map(|c| schema.index_of(c).unwrap()).collect();
+    let mut d = Decoder::new(schema.clone(), DecodeOptions::with_secret("test"))
+        .building(columns_to_build(&schema, &[Some(read)]));
+    let mut chunk = Chunk::new(feed.into(), SourceName::File("t.jsonl".into()));
+    for (i, l) in lines.iter().enumerate() {
+        chunk.push_line(l.as_bytes(), i as u64 + 1);
+    }
+    d.decode(&chunk)
+}
+
+#[test]
+fn unbuilt_columns_are_validated_as_strictly_and_come_out_null() {
+    let head = r#""event_id":"e1","event_time":"2026-03-01T08:00:00+08:00","district":"西湖区""#;
+    let long = format!("\"{}\"", "词".repeat(30_000));
+    let lines = [
+        format!(r#"{{{head},"topic":"t","author_id":"u1","keywords":["a","b"],"reach":3}}"#),
+        format!(r#"{{{head},"topic":"t","keywords":["a",1]}}"#),
+        format!(r#"{{{head},"topic":"t","keywords":[{long},{long}]}}"#),
+        format!(r#"{{{head},"topic":"t","reach":-1}}"#),
+        format!(r#"{{{head},"topic":"t","author_id":7}}"#),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = decode_building("public_opinion", &["topic"], &lines);
+    let reasons: Vec<(Reason, Option<&str>)> = out
+        .dead
+        .iter()
+        .map(|d| (d.reason, d.field.as_deref()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (Reason::BadType, Some("keywords")),
+            (Reason::TooLarge, Some("keywords")),
+            (Reason::OutOfRange, Some("reach")),
+            (Reason::BadType, Some("author_id")),
+        ]
+    );
+    // The same lines with every column built give the same verdicts.
+    let all = decode("public_opinion", &lines);
+    let all_reasons: Vec<(Reason, Option<&str>)> = all
+        .dead
+        .iter()
+        .map(|d| (d.reason, d.field.as_deref()))
+        .collect();
+    assert_eq!(reasons, all_reasons);
+    assert_eq!(out.batch.num_rows(), 1);
+    assert_eq!(
+        out.batch
+            .column_by_name("topic")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "t"
+    );
+    for unread in ["keywords", "author_id", "reach"] {
+        assert!(
+            out.batch.column_by_name(unread).unwrap().is_null(0),
+            "{unread}"
+        );
+    }
+    assert!(!all.batch.column_by_name("keywords").unwrap().is_null(0));
+}
