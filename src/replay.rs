@@ -16,8 +16,9 @@ use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::JsonlSink;
 use crate::source::Arrival;
+use crate::source::Reader;
 use crate::source::file::FileReader;
-use crate::source::merge::{Merge, Reader};
+use crate::source::merge::Merge;
 
 /// Lines per chunk: large enough for vectorised work, small enough for event-time interleaving.
 pub const CHUNK_LINES: usize = 8192;

@@ -118,13 +118,8 @@ pub fn run(
     );
     let checkpointer =
         DaemonCheckpointer::new(state, deliveries, start_ends, interval, readiness, metrics);
-    let pool = DecodePool::for_cores(config.decode_threads);
-    tracing::info!(
-        decode_threads = pool.as_ref().map_or(1, |p| p.threads()),
-        "decoding"
-    );
     let mut driver = driver
-        .with_decode_pool(pool)
+        .with_decode_pool(decode_pool(config.decode_threads))
         .with_checkpointer(Box::new(checkpointer))
         .with_updates(updates)
         .with_stop(stop);
@@ -308,4 +303,14 @@ pub fn alertmanager(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<No
         ms(&am.timeout).map_err(Error::Other)?,
         metrics.clone(),
     )?))
+}
+
+/// The pool that decodes a poll's chunks side by side (none on one core).
+fn decode_pool(threads: Option<usize>) -> Option<Arc<DecodePool>> {
+    let pool = DecodePool::for_cores(threads);
+    tracing::info!(
+        decode_threads = pool.as_ref().map_or(1, |p| p.threads()),
+        "decoding"
+    );
+    pool
 }

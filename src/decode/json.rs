@@ -77,9 +77,13 @@ impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
-        while let Some(index) = map.next_key_seed(KeySeed(self.schema))? {
+        // Producers write fields in one order, usually the schema's: try the
+        // field after the last one first.
+        let mut hint = 0;
+        while let Some(index) = map.next_key_seed(KeySeed(self.schema, hint))? {
             match index {
                 Some(i) => {
+                    hint = i + 1;
                     let want_list = match self.schema.fields[i].ty {
                         FieldType::StringList if self.build[i] => List::Keep,
                         FieldType::StringList => List::Check,
@@ -120,8 +124,9 @@ impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
     }
 }
 
-/// Resolves an object key to the schema field it names, without allocating.
-struct KeySeed<'a>(&'a FeedSchema);
+/// Resolves an object key to the schema field it names, without allocating;
+/// the field at the hint is tried first.
+struct KeySeed<'a>(&'a FeedSchema, usize);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<usize>;
@@ -136,7 +141,10 @@ impl Visitor<'_> for KeySeed<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.index_of(key))
+        match self.0.fields.get(self.1) {
+            Some(f) if f.name == key => Ok(Some(self.1)),
+            _ => Ok(self.0.index_of(key)),
+        }
     }
 }
 

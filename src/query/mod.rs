@@ -230,13 +230,19 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
         columns: HashMap::new(),
         state,
     };
-    // Learn which feeds each stage reads by starting it once.
+    learn_inputs(&mut compiled, catalog).map_err(plan_err)?;
+    Ok(compiled)
+}
+
+/// Which feeds each stage reads (learnt by starting it once), and which of
+/// their columns.
+fn learn_inputs(compiled: &mut CompiledQuery, catalog: &Catalog) -> Result<(), DataFusionError> {
     for i in 0..compiled.stages.len() {
-        let running = compiled.start_stage(i).map_err(plan_err)?;
+        let running = compiled.start_stage(i)?;
         compiled.stages[i].feeds = running.senders.keys().cloned().collect();
     }
-    compiled.columns = read_columns(&compiled.stages, catalog).map_err(plan_err)?;
-    Ok(compiled)
+    compiled.columns = read_columns(&compiled.stages, catalog)?;
+    Ok(())
 }
 
 impl CompiledQuery {

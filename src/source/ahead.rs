@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use super::Chunk;
-use super::merge::Reader;
+use super::{Chunk, Reader};
 use crate::decode::{DecodePool, DecodeSpec, Decoded, Pending};
 use crate::error::{Error, Result};
 

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::merge::Reader;
+use super::Reader;
 use super::{Chunk, Line, SourceName};
 use crate::error::{Error, Result};
 

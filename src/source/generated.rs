@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::merge::Reader;
+use super::Reader;
 use super::{Chunk, SourceName};
 use crate::error::Result;
 

@@ -8,29 +8,13 @@
 use std::sync::Arc;
 
 use super::ahead::Prefetch;
-use super::{Arrival, Chunk, Source};
+use super::{Arrival, Chunk, Reader, Source};
 use crate::core::time::Millis;
 use crate::decode::{DecodePool, DecodeSpec};
 use crate::error::Result;
 
 /// Chunks of one input a [`Prefetch`] may hold decoded ahead of the window stage.
 const READ_AHEAD: usize = 4;
-
-/// One finite input of a [`Merge`].
-pub trait Reader: Send {
-    fn feed(&self) -> &Arc<str>;
-    /// The next chunk of lines; `None` at the end.
-    fn next_chunk(&mut self) -> Result<Option<Chunk>>;
-    /// Known to hold nothing more without another read (generated data knows;
-    /// a file knows only once a read has found nothing).
-    fn exhausted(&self) -> bool {
-        false
-    }
-    /// Bytes read so far, for a progress bar.
-    fn bytes_read(&self) -> u64 {
-        0
-    }
-}
 
 /// An input as read: chunk by chunk on the caller's thread, or ahead.
 enum Input {

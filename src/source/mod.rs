@@ -33,6 +33,23 @@ pub enum Arrival {
     Ended { input: String },
 }
 
+/// One finite input (a file, generated lines), read chunk by chunk by a
+/// [`merge::Merge`], on its own thread or the caller's.
+pub trait Reader: Send {
+    fn feed(&self) -> &Arc<str>;
+    /// The next chunk of lines; `None` at the end.
+    fn next_chunk(&mut self) -> crate::error::Result<Option<Chunk>>;
+    /// Known to hold nothing more without another read (generated data knows;
+    /// a file knows only once a read has found nothing).
+    fn exhausted(&self) -> bool {
+        false
+    }
+    /// Bytes read so far, for a progress bar.
+    fn bytes_read(&self) -> u64 {
+        0
+    }
+}
+
 /// Where records come from. The driver asks for the next arrivals until the
 /// source is exhausted (files, generated data) or the run is stopped (Kafka).
 pub trait Source {
