@@ -1,7 +1,9 @@
 //! Replay throughput (events/s) on the benchmark query — a 1-minute tumbling
 //! count, sum and average by district × category — against two references on the
 //! same data: decoding alone, and DataFusion running the same GROUP BY as one batch.
-//! Run with `taskset -c 0 cargo bench --bench replay` for one core.
+//! The `opinion` group does the same on the opinion-shaped feed of the shipped
+//! schema (by district × topic). Run with `taskset -c 0 cargo bench --bench replay`
+//! for one core.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,8 +60,13 @@ async fn batch_group_by(ctx: &SessionContext) -> usize {
 fn chunks() -> Vec<Chunk> {
     let mut buf = Vec::new();
     yujing::bench_feed::write_lines(&mut buf, EVENTS, 42).expect("bench feed");
+    split("bench_event", &buf)
+}
+
+/// Lines cut into replay-sized chunks of `feed`.
+fn split(feed: &str, buf: &[u8]) -> Vec<Chunk> {
     let mut out = Vec::new();
-    let mut chunk = Chunk::new("bench_event".into(), SourceName::Generated("bench".into()));
+    let mut chunk = Chunk::new(feed.into(), SourceName::Generated("bench".into()));
     for (i, line) in buf
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
@@ -69,7 +76,7 @@ fn chunks() -> Vec<Chunk> {
         if chunk.len() == yujing::replay::CHUNK_LINES {
             out.push(std::mem::replace(
                 &mut chunk,
-                Chunk::new("bench_event".into(), SourceName::Generated("bench".into())),
+                Chunk::new(feed.into(), SourceName::Generated("bench".into())),
             ));
         }
     }
@@ -175,5 +182,77 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The opinion-shaped feed: the engine from lines in memory against DataFusion
+/// reading the same lines from a file, both one-minute windows by district × topic.
+fn opinion(c: &mut Criterion) {
+    const N: u64 = 200_000;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = Catalog::load(Some(&root.join("schemas"))).expect("schemas");
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt"),
+    );
+    let pipelines = rt
+        .block_on(yujing::pipeline::compile_dir(
+            &root.join("benches/opinion"),
+            &catalog,
+        ))
+        .expect("pipelines")
+        .pipelines;
+    let mut buf = Vec::new();
+    yujing::bench_feed::write_opinion_lines(&mut buf, N, 42).expect("opinion feed");
+    let chunks = split("public_opinion", &buf);
+    let options = DecodeOptions::with_secret("bench");
+    let mut g = c.benchmark_group("opinion");
+    g.throughput(Throughput::Elements(N));
+    g.sample_size(10);
+    g.bench_function("streaming_windows", |b| {
+        b.iter(|| {
+            let mut engine = Engine::new(
+                catalog.clone(),
+                pipelines.clone(),
+                options.clone(),
+                rt.clone(),
+            )
+            .expect("engine");
+            let mut sink = CountingSink(0);
+            for c in &chunks {
+                engine.process(c, &mut sink).expect("process");
+            }
+            engine.finish(&mut sink).expect("finish");
+            sink.0
+        })
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("public_opinion.json");
+    std::fs::write(&path, &buf).expect("write");
+    let path = path.display().to_string();
+    let schema = catalog.get("public_opinion").expect("feed").clone();
+    g.bench_function("datafusion_batch_ndjson_file", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let ctx = SessionContext::new_with_config(
+                    datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+                );
+                let options = datafusion::prelude::JsonReadOptions::default().schema(&schema.arrow);
+                ctx.register_json("public_opinion", &path, options)
+                    .await
+                    .expect("register");
+                let df = ctx
+                    .sql(
+                        "SELECT district, topic, date_bin(INTERVAL '1 minute', event_time) AS w, \
+                         count(*), sum(reach), avg(sentiment) FROM public_opinion GROUP BY district, topic, w",
+                    )
+                    .await
+                    .expect("sql");
+                df.collect().await.expect("collect").len()
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, opinion);
 criterion_main!(benches);
