@@ -301,7 +301,8 @@ impl Decoder {
             return Err(reject(Reason::InvalidJson, None, "empty line".into()));
         }
         // Validate UTF-8 once for the whole line; the parser then need not per string.
-        std::str::from_utf8(raw).map_err(|_| reject(Reason::InvalidJson, None, "not UTF-8".into()))
+        simdutf8::basic::from_utf8(raw)
+            .map_err(|_| reject(Reason::InvalidJson, None, "not UTF-8".into()))
     }
 
     /// Parses a JSON object into the schema's slots.
