@@ -18,12 +18,12 @@ case "$shape" in
   opinion) schemas="$PWD/schemas"; pipelines="$PWD/benches/opinion"; feed_name=public_opinion ;;
   *) echo "unknown feed shape $shape (bench or opinion)" >&2; exit 2 ;;
 esac
-cargo build --release --quiet --bin yujing --example bench_feed
+cargo build --release --quiet --features bench-tools --bin yujing --bin bench_feed
 bin="$CARGO_TARGET_DIR/release"
 work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
 mkdir -p "$work"
 feed="$work/${shape}_$n.jsonl"
-[ -s "$feed" ] || "$bin/examples/bench_feed" "$n" "$shape" > "$feed"
+[ -s "$feed" ] || "$bin/bench_feed" "$n" "$shape" > "$feed"
 
 scripts/broker.sh start >/dev/null
 brokers="${KAFKA_BROKERS:-127.0.0.1:9092}"

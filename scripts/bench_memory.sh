@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput and peak memory of `yujing replay` beside DataFusion's own batch run
 # of the same query on the same file, measured side by side in one run:
-#   datafusion   DataFusion's NDJSON reader + GROUP BY (examples/datafusion_batch), core 0
+#   datafusion   DataFusion's NDJSON reader + GROUP BY (src/bin/datafusion_batch.rs), core 0
 #   replay 1     yujing replay --threads 1 (decode inline), core 0
 #   replay 2     yujing replay --threads 2 (read and decode ahead), cores 0 and 1
 # Usage: scripts/bench_memory.sh [bench|opinion] [events...]
@@ -19,7 +19,7 @@ case "$shape" in
   opinion) schemas=schemas; pipelines=benches/opinion; feed_name=public_opinion
            keys=district,topic; measures="count(*),sum(reach),avg(sentiment)" ;;
 esac
-cargo build --release --quiet --bin yujing --example bench_feed --example datafusion_batch
+cargo build --release --quiet --bin yujing --features bench-tools --bin bench_feed --bin datafusion_batch
 bin="$CARGO_TARGET_DIR/release"
 work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
 mkdir -p "$work"
@@ -33,10 +33,10 @@ row() { # events, label, seconds, rss KiB, rows
 }
 for n in "${sizes[@]}"; do
   feed="$work/${shape}_$n.jsonl"
-  [ -s "$feed" ] || "$bin/examples/bench_feed" "$n" "$shape" > "$feed"
+  [ -s "$feed" ] || "$bin/bench_feed" "$n" "$shape" > "$feed"
   for _ in $(seq "${ROUNDS:-2}"); do
     log="$work/time_df.txt"
-    /usr/bin/time -v taskset -c 0 "$bin/examples/datafusion_batch" "$schemas" "$feed_name" "$feed" \
+    /usr/bin/time -v taskset -c 0 "$bin/datafusion_batch" "$schemas" "$feed_name" "$feed" \
       "$keys" "$measures" > "$work/df.out" 2> "$log"
     secs=$(grep -oP 'in \K[0-9.]+(?=s$)' "$work/df.out")
     rows=$(grep -oP 'rows \K[0-9]+' "$work/df.out")

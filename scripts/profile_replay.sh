@@ -12,12 +12,12 @@ case "$shape" in
   opinion) schemas=schemas; pipelines=benches/opinion; feed_name=public_opinion ;;
   *) echo "unknown feed shape $shape" >&2; exit 2 ;;
 esac
-cargo build --release --quiet --bin yujing --example bench_feed
+cargo build --release --quiet --features bench-tools --bin yujing --bin bench_feed
 bin="${3:-$CARGO_TARGET_DIR/release/yujing}"
 work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
 mkdir -p "$work"
 feed="$work/${shape}_$n.jsonl"
-[ -s "$feed" ] || "$CARGO_TARGET_DIR/release/examples/bench_feed" "$n" "$shape" > "$feed"
+[ -s "$feed" ] || "$CARGO_TARGET_DIR/release/bench_feed" "$n" "$shape" > "$feed"
 perf record -q -F 2000 -o "$work/perf.data" -- taskset -c 0 "$bin" replay --quiet --threads 1 \
   --schemas "$schemas" --pipelines "$pipelines" --input "$feed_name=$feed" --out "$work/out_profile" \
   2> "$work/profile_replay.log"

@@ -1,5 +1,5 @@
 //! Writes N benchmark events to stdout:
-//! `cargo run --release --example bench_feed -- 1000000 [bench|opinion] > f.jsonl`.
+//! `cargo run --release --features bench-tools --bin bench_feed -- 1000000 [bench|opinion] > f.jsonl`.
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
