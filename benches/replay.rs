@@ -57,6 +57,29 @@ async fn batch_group_by(ctx: &SessionContext) -> usize {
         .sum()
 }
 
+/// The engine over `chunks` from lines in memory; returns the window rows.
+fn stream(
+    catalog: &Catalog,
+    pipelines: &[yujing::pipeline::Pipeline],
+    options: &DecodeOptions,
+    rt: &Arc<tokio::runtime::Runtime>,
+    chunks: &[Chunk],
+) -> u64 {
+    let mut engine = Engine::new(
+        catalog.clone(),
+        pipelines.to_vec(),
+        options.clone(),
+        rt.clone(),
+    )
+    .expect("engine");
+    let mut sink = CountingSink(0);
+    for c in chunks {
+        engine.process(c, &mut sink).expect("process");
+    }
+    engine.finish(&mut sink).expect("finish");
+    sink.0
+}
+
 fn chunks() -> Vec<Chunk> {
     let mut buf = Vec::new();
     yujing::bench_feed::write_lines(&mut buf, EVENTS, 42).expect("bench feed");
@@ -121,21 +144,7 @@ fn bench(c: &mut Criterion) {
     });
 
     g.bench_function("streaming_windows", |b| {
-        b.iter(|| {
-            let mut engine = Engine::new(
-                catalog.clone(),
-                pipelines.clone(),
-                options.clone(),
-                rt.clone(),
-            )
-            .expect("engine");
-            let mut sink = CountingSink(0);
-            for c in &chunks {
-                engine.process(c, &mut sink).expect("process");
-            }
-            engine.finish(&mut sink).expect("finish");
-            sink.0
-        })
+        b.iter(|| stream(&catalog, &pipelines, &options, &rt, &chunks))
     });
 
     // DataFusion on the decoded batches at once, with the window as a date_bin.
@@ -209,21 +218,7 @@ fn opinion(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N));
     g.sample_size(10);
     g.bench_function("streaming_windows", |b| {
-        b.iter(|| {
-            let mut engine = Engine::new(
-                catalog.clone(),
-                pipelines.clone(),
-                options.clone(),
-                rt.clone(),
-            )
-            .expect("engine");
-            let mut sink = CountingSink(0);
-            for c in &chunks {
-                engine.process(c, &mut sink).expect("process");
-            }
-            engine.finish(&mut sink).expect("finish");
-            sink.0
-        })
+        b.iter(|| stream(&catalog, &pipelines, &options, &rt, &chunks))
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("public_opinion.json");

@@ -10,6 +10,24 @@ fn yujing() -> Command {
     c
 }
 
+/// `yujing replay --quiet` over the four feeds `yujing gen` wrote to `data`.
+fn replay_of(data: &Path, out: &Path) -> Command {
+    let mut cmd = yujing();
+    cmd.arg("replay").arg("--quiet").arg("--out").arg(out);
+    for feed in [
+        "public_opinion",
+        "petition",
+        "labor_dispute",
+        "police_incident",
+    ] {
+        cmd.arg("--input").arg(format!(
+            "{feed}={}",
+            data.join(format!("{feed}.jsonl")).display()
+        ));
+    }
+    cmd
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write");
 }
@@ -59,20 +77,7 @@ fn gen_is_deterministic_and_replay_dead_letters_every_bad_line() {
         );
     }
     let out_dir = dir.path().join("out");
-    let mut cmd = yujing();
-    cmd.arg("replay").arg("--quiet").arg("--out").arg(&out_dir);
-    for feed in [
-        "public_opinion",
-        "petition",
-        "labor_dispute",
-        "police_incident",
-    ] {
-        cmd.arg("--input").arg(format!(
-            "{feed}={}",
-            a.join(format!("{feed}.jsonl")).display()
-        ));
-    }
-    let out = cmd.output().expect("replay");
+    let out = replay_of(&a, &out_dir).output().expect("replay");
     assert!(
         out.status.success(),
         "{}",
@@ -281,29 +286,10 @@ fn replay_writes_the_same_bytes_on_one_thread_and_on_several() {
     assert!(out.status.success());
     let replay = |threads: &str| {
         let out_dir = dir.path().join(format!("out{threads}"));
-        let mut cmd = yujing();
-        cmd.args([
-            "replay",
-            "--quiet",
-            "--now",
-            "2026-06-01T00:00:00Z",
-            "--threads",
-        ])
-        .arg(threads)
-        .arg("--out")
-        .arg(&out_dir);
-        for feed in [
-            "public_opinion",
-            "petition",
-            "labor_dispute",
-            "police_incident",
-        ] {
-            cmd.arg("--input").arg(format!(
-                "{feed}={}",
-                data.join(format!("{feed}.jsonl")).display()
-            ));
-        }
-        let out = cmd.output().expect("replay");
+        let out = replay_of(&data, &out_dir)
+            .args(["--now", "2026-06-01T00:00:00Z", "--threads", threads])
+            .output()
+            .expect("replay");
         assert!(
             out.status.success(),
             "{}",

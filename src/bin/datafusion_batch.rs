@@ -22,7 +22,12 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no schema for {feed}"))?;
     let started = Instant::now();
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-    let options = JsonReadOptions::default().schema(&schema.arrow);
+    let ext = std::path::Path::new(file)
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut options = JsonReadOptions::default().schema(&schema.arrow);
+    options.file_extension = &ext;
     ctx.register_json(feed.as_str(), file.as_str(), options)
         .await?;
     let sql = format!(

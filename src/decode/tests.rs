@@ -11,11 +11,15 @@ fn decode(feed: &str, lines: &[&str]) -> Decoded {
         catalog.get(feed).unwrap().clone(),
         DecodeOptions::with_secret("test"),
     );
+    d.decode(&chunk_of(feed, lines))
+}
+
+fn chunk_of(feed: &str, lines: &[&str]) -> Chunk {
     let mut chunk = Chunk::new(feed.into(), SourceName::File("t.jsonl".into()));
     for (i, l) in lines.iter().enumerate() {
         chunk.push_line(l.as_bytes(), i as u64 + 1);
     }
-    d.decode(&chunk)
+    chunk
 }
 
 #[test]
@@ -132,11 +136,7 @@ fn decode_building(feed: &str, build: &[&str], lines: &[&str]) -> Decoded {
         build.iter().map(|c| schema.index_of(c).unwrap()).collect();
     let mut d = Decoder::new(schema.clone(), DecodeOptions::with_secret("test"))
         .building(columns_to_build(&schema, &[Some(read)]));
-    let mut chunk = Chunk::new(feed.into(), SourceName::File("t.jsonl".into()));
-    for (i, l) in lines.iter().enumerate() {
-        chunk.push_line(l.as_bytes(), i as u64 + 1);
-    }
-    d.decode(&chunk)
+    d.decode(&chunk_of(feed, lines))
 }
 
 #[test]
