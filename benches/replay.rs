@@ -13,7 +13,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use yujing::decode::{DecodeOptions, Decoder};
 use yujing::engine::Engine;
-use yujing::schema::Catalog;
+use yujing::schema::{Catalog, FeedSchema};
 use yujing::sink::Sink;
 use yujing::source::{Chunk, SourceName};
 
@@ -40,21 +40,67 @@ impl Sink for CountingSink {
     }
 }
 
-/// The benchmark query as one batch `GROUP BY`, the window as a `date_bin`; returns the row count.
-async fn batch_group_by(ctx: &SessionContext) -> usize {
-    let df = ctx
-        .sql(
-            "SELECT district, category, date_bin(INTERVAL '1 minute', event_time) AS w, \
-             count(*), sum(persons), avg(sentiment) FROM bench_event GROUP BY district, category, w",
-        )
-        .await
-        .expect("sql");
+/// The benchmark query as one batch `GROUP BY`, the window as a `date_bin`.
+const BENCH_SQL: &str = "SELECT district, category, date_bin(INTERVAL '1 minute', event_time) AS w, \
+     count(*), sum(persons), avg(sentiment) FROM bench_event GROUP BY district, category, w";
+
+/// The opinion query, likewise.
+const OPINION_SQL: &str = "SELECT district, topic, date_bin(INTERVAL '1 minute', event_time) AS w, \
+     count(*), sum(reach), avg(sentiment) FROM public_opinion GROUP BY district, topic, w";
+
+/// Runs `sql` as one batch in a fresh one-partition context whose tables
+/// `register` adds; returns the row count.
+async fn batch_group_by(sql: &str, register: impl AsyncFnOnce(&SessionContext)) -> usize {
+    let ctx = SessionContext::new_with_config(
+        datafusion::prelude::SessionConfig::new().with_target_partitions(1),
+    );
+    register(&ctx).await;
+    let df = ctx.sql(sql).await.expect("sql");
     df.collect()
         .await
         .expect("collect")
         .iter()
         .map(|b| b.num_rows())
         .sum()
+}
+
+/// DataFusion's NDJSON reader over `path` as table `feed`, and `sql` over it.
+async fn ndjson_group_by(feed: &str, schema: &FeedSchema, path: &str, sql: &str) -> usize {
+    batch_group_by(sql, async |ctx| {
+        let options = datafusion::prelude::JsonReadOptions::default().schema(&schema.arrow);
+        ctx.register_json(feed, path, options)
+            .await
+            .expect("register");
+    })
+    .await
+}
+
+/// The catalog of `schemas`, a runtime and the pipelines of `pipelines` (paths
+/// from the crate root).
+fn setup(
+    schemas: &str,
+    pipelines: &str,
+) -> (
+    Catalog,
+    Arc<tokio::runtime::Runtime>,
+    Vec<yujing::pipeline::Pipeline>,
+) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = Catalog::load(Some(&root.join(schemas))).expect("schemas");
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt"),
+    );
+    let pipelines = rt
+        .block_on(yujing::pipeline::compile_dir(
+            &root.join(pipelines),
+            &catalog,
+        ))
+        .expect("pipelines")
+        .pipelines;
+    (catalog, rt, pipelines)
 }
 
 /// The engine over `chunks` from lines in memory; returns the window rows.
@@ -110,21 +156,7 @@ fn split(feed: &str, buf: &[u8]) -> Vec<Chunk> {
 }
 
 fn bench(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalog = Catalog::load(Some(&root.join("benches/schemas"))).expect("schemas");
-    let rt = Arc::new(
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt"),
-    );
-    let pipelines = rt
-        .block_on(yujing::pipeline::compile_dir(
-            &root.join("benches/pipelines"),
-            &catalog,
-        ))
-        .expect("pipelines")
-        .pipelines;
+    let (catalog, rt, pipelines) = setup("benches/schemas", "benches/pipelines");
     let chunks = chunks();
     let options = DecodeOptions::with_secret("bench");
 
@@ -153,16 +185,12 @@ fn bench(c: &mut Criterion) {
     let batches: Vec<_> = chunks.iter().map(|c| d.decode(c).batch).collect();
     g.bench_function("datafusion_batch_group_by", |b| {
         b.iter(|| {
-            rt.block_on(async {
-                let ctx = SessionContext::new_with_config(
-                    datafusion::prelude::SessionConfig::new().with_target_partitions(1),
-                );
+            rt.block_on(batch_group_by(BENCH_SQL, async |ctx| {
                 let table =
                     MemTable::try_new(schema.arrow.clone(), vec![batches.clone()]).expect("table");
                 ctx.register_table("bench_event", Arc::new(table))
                     .expect("register");
-                batch_group_by(&ctx).await
-            })
+            }))
         })
     });
 
@@ -175,18 +203,7 @@ fn bench(c: &mut Criterion) {
     drop(file);
     let path = path.display().to_string();
     g.bench_function("datafusion_batch_ndjson_file", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let ctx = SessionContext::new_with_config(
-                    datafusion::prelude::SessionConfig::new().with_target_partitions(1),
-                );
-                let options = datafusion::prelude::JsonReadOptions::default().schema(&schema.arrow);
-                ctx.register_json("bench_event", &path, options)
-                    .await
-                    .expect("register");
-                batch_group_by(&ctx).await
-            })
-        })
+        b.iter(|| rt.block_on(ndjson_group_by("bench_event", &schema, &path, BENCH_SQL)))
     });
     g.finish();
 }
@@ -195,21 +212,7 @@ fn bench(c: &mut Criterion) {
 /// reading the same lines from a file, both one-minute windows by district × topic.
 fn opinion(c: &mut Criterion) {
     const N: u64 = 200_000;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let catalog = Catalog::load(Some(&root.join("schemas"))).expect("schemas");
-    let rt = Arc::new(
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt"),
-    );
-    let pipelines = rt
-        .block_on(yujing::pipeline::compile_dir(
-            &root.join("benches/opinion"),
-            &catalog,
-        ))
-        .expect("pipelines")
-        .pipelines;
+    let (catalog, rt, pipelines) = setup("schemas", "benches/opinion");
     let mut buf = Vec::new();
     yujing::bench_feed::write_opinion_lines(&mut buf, N, 42).expect("opinion feed");
     let chunks = split("public_opinion", &buf);
@@ -227,23 +230,12 @@ fn opinion(c: &mut Criterion) {
     let schema = catalog.get("public_opinion").expect("feed").clone();
     g.bench_function("datafusion_batch_ndjson_file", |b| {
         b.iter(|| {
-            rt.block_on(async {
-                let ctx = SessionContext::new_with_config(
-                    datafusion::prelude::SessionConfig::new().with_target_partitions(1),
-                );
-                let options = datafusion::prelude::JsonReadOptions::default().schema(&schema.arrow);
-                ctx.register_json("public_opinion", &path, options)
-                    .await
-                    .expect("register");
-                let df = ctx
-                    .sql(
-                        "SELECT district, topic, date_bin(INTERVAL '1 minute', event_time) AS w, \
-                         count(*), sum(reach), avg(sentiment) FROM public_opinion GROUP BY district, topic, w",
-                    )
-                    .await
-                    .expect("sql");
-                df.collect().await.expect("collect").len()
-            })
+            rt.block_on(ndjson_group_by(
+                "public_opinion",
+                &schema,
+                &path,
+                OPINION_SQL,
+            ))
         })
     });
     g.finish();
