@@ -10,20 +10,12 @@
 #   scripts/bench_broker.sh [events] [bench|opinion]   (default 1000000 bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
+. scripts/bench_lib.sh
 n="${1:-1000000}"
 shape="${2:-bench}"
-case "$shape" in
-  bench) schemas="$PWD/benches/schemas"; pipelines="$PWD/benches/pipelines"; feed_name=bench_event ;;
-  opinion) schemas="$PWD/schemas"; pipelines="$PWD/benches/opinion"; feed_name=public_opinion ;;
-  *) echo "unknown feed shape $shape (bench or opinion)" >&2; exit 2 ;;
-esac
-cargo build --release --quiet --features bench-tools --bin yujing --bin bench_feed
-bin="$CARGO_TARGET_DIR/release"
-work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
-mkdir -p "$work"
-feed="$work/${shape}_$n.jsonl"
-[ -s "$feed" ] || "$bin/bench_feed" "$n" "$shape" > "$feed"
+bench_shape "$shape"
+bench_build
+bench_file "$shape" "$n"
 
 scripts/broker.sh start >/dev/null
 brokers="${KAFKA_BROKERS:-127.0.0.1:9092}"

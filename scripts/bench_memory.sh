@@ -10,19 +10,11 @@
 # ROUNDS (default 2) alternates the three that many times; each row is one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
+. scripts/bench_lib.sh
 shape=bench
 case "${1:-}" in bench|opinion) shape="$1"; shift ;; esac
-case "$shape" in
-  bench) schemas=benches/schemas; pipelines=benches/pipelines; feed_name=bench_event
-         keys=district,category; measures="count(*),sum(persons),avg(sentiment)" ;;
-  opinion) schemas=schemas; pipelines=benches/opinion; feed_name=public_opinion
-           keys=district,topic; measures="count(*),sum(reach),avg(sentiment)" ;;
-esac
-cargo build --release --quiet --bin yujing --features bench-tools --bin bench_feed --bin datafusion_batch
-bin="$CARGO_TARGET_DIR/release"
-work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
-mkdir -p "$work"
+bench_shape "$shape"
+bench_build
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 10000000)
 cores=$(nproc)
@@ -32,8 +24,7 @@ row() { # events, label, seconds, rss KiB, rows
     'BEGIN { printf "%-10d %-12s %8.2f %12.0f %10.1f %8s\n", n, l, s, n / s, r / 1024, w }'
 }
 for n in "${sizes[@]}"; do
-  feed="$work/${shape}_$n.jsonl"
-  [ -s "$feed" ] || "$bin/bench_feed" "$n" "$shape" > "$feed"
+  bench_file "$shape" "$n"
   for _ in $(seq "${ROUNDS:-2}"); do
     log="$work/time_df.txt"
     /usr/bin/time -v taskset -c 0 "$bin/datafusion_batch" "$schemas" "$feed_name" "$feed" \

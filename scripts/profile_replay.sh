@@ -4,21 +4,14 @@
 # Usage: scripts/profile_replay.sh [bench|opinion] [events] [yujing binary]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/yujing/target}"
+. scripts/bench_lib.sh
 shape="${1:-opinion}"
 n="${2:-1000000}"
-case "$shape" in
-  bench) schemas=benches/schemas; pipelines=benches/pipelines; feed_name=bench_event ;;
-  opinion) schemas=schemas; pipelines=benches/opinion; feed_name=public_opinion ;;
-  *) echo "unknown feed shape $shape" >&2; exit 2 ;;
-esac
-cargo build --release --quiet --features bench-tools --bin yujing --bin bench_feed
-bin="${3:-$CARGO_TARGET_DIR/release/yujing}"
-work="${BENCH_DIR:-$HOME/.cache/yujing/bench}"
-mkdir -p "$work"
-feed="$work/${shape}_$n.jsonl"
-[ -s "$feed" ] || "$CARGO_TARGET_DIR/release/bench_feed" "$n" "$shape" > "$feed"
-perf record -q -F 2000 -o "$work/perf.data" -- taskset -c 0 "$bin" replay --quiet --threads 1 \
+bench_shape "$shape"
+bench_build
+bench_file "$shape" "$n"
+yujing="${3:-$bin/yujing}"
+perf record -q -F 2000 -o "$work/perf.data" -- taskset -c 0 "$yujing" replay --quiet --threads 1 \
   --schemas "$schemas" --pipelines "$pipelines" --input "$feed_name=$feed" --out "$work/out_profile" \
   2> "$work/profile_replay.log"
 tail -1 "$work/profile_replay.log"
