@@ -28,6 +28,17 @@ fn replay_of(data: &Path, out: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd`; fails the test with its stderr unless it succeeded.
+fn succeed(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd.output().expect(what);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write");
 }
@@ -35,17 +46,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 #[test]
 fn check_accepts_the_shipped_pipelines() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    let out = yujing()
-        .arg("check")
-        .arg("--pipelines")
-        .arg(&dir)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(yujing().arg("check").arg("--pipelines").arg(&dir), "run");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 9 pipelines"));
 }
 
@@ -55,18 +56,14 @@ fn gen_is_deterministic_and_replay_dead_letters_every_bad_line() {
     let a = dir.path().join("a");
     let b = dir.path().join("b");
     for d in [&a, &b] {
-        let out = yujing()
-            .args([
-                "gen", "--days", "3", "--scale", "0.3", "--late", "10", "--bad", "12", "--seed",
-                "11", "--out",
-            ])
-            .arg(d)
-            .output()
-            .expect("gen");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            yujing()
+                .args([
+                    "gen", "--days", "3", "--scale", "0.3", "--late", "10", "--bad", "12",
+                    "--seed", "11", "--out",
+                ])
+                .arg(d),
+            "gen",
         );
     }
     for f in ["petition.jsonl", "police_incident.jsonl", "manifest.json"] {
@@ -77,12 +74,7 @@ fn gen_is_deterministic_and_replay_dead_letters_every_bad_line() {
         );
     }
     let out_dir = dir.path().join("out");
-    let out = replay_of(&a, &out_dir).output().expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(&mut replay_of(&a, &out_dir), "replay");
     assert!(String::from_utf8_lossy(&out.stderr).contains("replay: "));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(a.join("manifest.json")).expect("manifest"))
@@ -120,15 +112,7 @@ fn gen_is_deterministic_and_replay_dead_letters_every_bad_line() {
 
 #[test]
 fn demo_shows_windows_over_the_injected_incidents() {
-    let out = yujing()
-        .args(["demo", "--days", "4"])
-        .output()
-        .expect("demo");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(yujing().args(["demo", "--days", "4"]), "demo");
     let text = String::from_utf8_lossy(&out.stdout);
     for p in [
         "police_grid_hour",
@@ -174,15 +158,11 @@ fn replay_reads_its_inputs_and_output_from_a_config_file() {
             case.join("input/police_incident.jsonl").display()
         ),
     );
-    let out = yujing()
-        .args(["replay", "--quiet", "--config"])
-        .arg(dir.path().join("yujing.toml"))
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        yujing()
+            .args(["replay", "--quiet", "--config"])
+            .arg(dir.path().join("yujing.toml")),
+        "replay",
     );
     // `out` is relative to the config file.
     let got = std::fs::read_to_string(dir.path().join("out/windows.jsonl")).expect("windows");
@@ -276,24 +256,24 @@ fn eval_nab_scores_a_labelled_series_and_refuses_an_unknown_span() {
 fn replay_writes_the_same_bytes_on_one_thread_and_on_several() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let out = yujing()
-        .args([
-            "gen", "--days", "30", "--seed", "99", "--late", "20", "--bad", "30", "--out",
-        ])
-        .arg(&data)
-        .output()
-        .expect("gen");
-    assert!(out.status.success());
+    succeed(
+        yujing()
+            .args([
+                "gen", "--days", "30", "--seed", "99", "--late", "20", "--bad", "30", "--out",
+            ])
+            .arg(&data),
+        "gen",
+    );
     let replay = |threads: &str| {
         let out_dir = dir.path().join(format!("out{threads}"));
-        let out = replay_of(&data, &out_dir)
-            .args(["--now", "2026-06-01T00:00:00Z", "--threads", threads])
-            .output()
-            .expect("replay");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            replay_of(&data, &out_dir).args([
+                "--now",
+                "2026-06-01T00:00:00Z",
+                "--threads",
+                threads,
+            ]),
+            "replay",
         );
         out_dir
     };
