@@ -23,13 +23,22 @@ pub const CATEGORIES: [&str; 8] = [
     "other",
 ];
 
+/// The `i`th event's time: one event per millisecond of event time from
+/// 2026-03-01T00:00:00Z, up to 5 s early or late.
+fn event_time(rng: &mut ChaCha8Rng, i: u64) -> i64 {
+    1_772_323_200_000 + i as i64 + rng.random_range(-5_000..5_000)
+}
+
+/// A sentiment in [-1, 1] with three decimals.
+fn sentiment(rng: &mut ChaCha8Rng) -> f64 {
+    (((rng.random::<f64>() * 2.0 - 1.0) * 1000.0).round() / 1000.0).clamp(-1.0, 1.0)
+}
+
 /// Writes `n` benchmark events as JSON lines.
 pub fn write_lines(out: &mut impl Write, n: u64, seed: u64) -> std::io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let start = 1_772_323_200_000i64; // 2026-03-01T00:00:00Z
     for i in 0..n {
-        // One event per millisecond of event time, up to 5 s early or late.
-        let t = start + i as i64 + rng.random_range(-5_000..5_000);
+        let t = event_time(&mut rng, i);
         let district = rng.random_range(0..DISTRICTS);
         let category = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
         let persons = if rng.random::<f64>() < 0.03 {
@@ -37,12 +46,12 @@ pub fn write_lines(out: &mut impl Write, n: u64, seed: u64) -> std::io::Result<(
         } else {
             1
         };
-        let sentiment = ((rng.random::<f64>() * 2.0 - 1.0) * 1000.0).round() / 1000.0;
+        let sentiment = sentiment(&mut rng);
         writeln!(
             out,
             r#"{{"event_id":"b{i}","event_time":"{}","district":"区{district:02}","category":"{category}","persons":{persons},"sentiment":{}}}"#,
             format_rfc3339(t),
-            sentiment.clamp(-1.0, 1.0)
+            sentiment
         )?;
     }
     Ok(())
@@ -65,9 +74,8 @@ const PLATFORMS: [&str; 4] = ["weibo", "douyin", "wechat", "toutiao"];
 /// Writes `n` opinion-shaped events (`public_opinion` of `schemas/`) as JSON lines.
 pub fn write_opinion_lines(out: &mut impl Write, n: u64, seed: u64) -> std::io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let start = 1_772_323_200_000i64; // 2026-03-01T00:00:00Z
     for i in 0..n {
-        let t = start + i as i64 + rng.random_range(-5_000..5_000);
+        let t = event_time(&mut rng, i);
         let district = rng.random_range(0..DISTRICTS);
         let street = rng.random_range(0..8);
         let community = rng.random_range(0..6);
@@ -80,14 +88,14 @@ pub fn write_opinion_lines(out: &mut impl Write, n: u64, seed: u64) -> std::io::
         } else {
             format!(r#""{first}""#)
         };
-        let sentiment = ((rng.random::<f64>() * 2.0 - 1.0) * 1000.0).round() / 1000.0;
+        let sentiment = sentiment(&mut rng);
         let reach: u32 = rng.random_range(0..5_000);
         let reposts: u32 = rng.random_range(0..40);
         writeln!(
             out,
             r#"{{"event_id":"PO-{i:010}","event_time":"{}","district":"区{district:02}","street":"街道{street}","community":"街道{street}第{community}社区","grid_id":"G-{district:02}-{street}-{community}","platform":"{platform}","author_id":"u{author}","topic":"{topic}","keywords":[{keywords}],"sentiment":{},"reach":{reach},"reposts":{reposts}}}"#,
             format_rfc3339(t),
-            sentiment.clamp(-1.0, 1.0)
+            sentiment
         )?;
     }
     Ok(())
