@@ -43,7 +43,9 @@ fn timed(lines: &[&str], mut parse: impl FnMut(&str) -> i64) -> (Duration, i64) 
 }
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: json_tokenizers FILE.jsonl");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: json_tokenizers FILE.jsonl");
     let data = std::fs::read_to_string(&path).expect("readable UTF-8 file");
     let lines: Vec<&str> = data.lines().collect();
     let mut scratch = Vec::new();
@@ -65,8 +67,9 @@ fn main() {
         let (simd, c) = timed(&lines, |l| {
             scratch.clear();
             scratch.extend_from_slice(l.as_bytes());
-            let mut de = simd_json::Deserializer::from_slice_with_buffers(&mut scratch, &mut buffers)
-                .expect("valid line");
+            let mut de =
+                simd_json::Deserializer::from_slice_with_buffers(&mut scratch, &mut buffers)
+                    .expect("valid line");
             Post::deserialize(&mut de).expect("valid line").reach
         });
         assert!(a == b && b == c, "the three read different values");
