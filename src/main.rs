@@ -52,6 +52,34 @@ struct Sources {
     schemas: Option<PathBuf>,
 }
 
+/// How a replay runs and what it writes besides its JSON lines.
+#[derive(clap::Args)]
+struct ReplayHow {
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// The processing clock (RFC 3339) against which future-dated events are
+    /// judged; default: the wall clock. Fix it to repeat a backtest exactly.
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
+    /// Threads that read and decode ahead of the windows (default: the
+    /// config's `decode_threads`, else one per core; 1 decodes inline).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Also write report.html: per pipeline its alerts over time and by
+    /// district and the series of the keys that alerted; one file, nothing fetched.
+    #[arg(long)]
+    report: bool,
+    /// Score the alerts against known incidents (JSON lines of key columns,
+    /// start, end, optional level and pipelines; or gen's manifest.json):
+    /// scores.json and a section of the report. Implies --report.
+    #[arg(long, value_name = "PATH")]
+    labels: Option<PathBuf>,
+    /// The report's language: zh (default) or en.
+    #[arg(long, value_name = "LANG", default_value = "zh")]
+    lang: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate a week of feeds in memory, run the shipped pipelines, print what the windows show.
@@ -90,17 +118,8 @@ enum Command {
         /// Task updates (JSON lines: time, task_id, action, actor), applied in event time.
         #[arg(long, value_name = "PATH")]
         task_updates: Option<PathBuf>,
-        /// No progress bar.
-        #[arg(long)]
-        quiet: bool,
-        /// The processing clock (RFC 3339) against which future-dated events are
-        /// judged; default: the wall clock. Fix it to repeat a backtest exactly.
-        #[arg(long, value_name = "TIME")]
-        now: Option<String>,
-        /// Threads that read and decode ahead of the windows (default: the
-        /// config's `decode_threads`, else one per core; 1 decodes inline).
-        #[arg(long, value_name = "N")]
-        threads: Option<usize>,
+        #[command(flatten)]
+        how: ReplayHow,
     },
     /// The daemon: consume the feed topics of `[kafka]` in a consumer group, write alerts, tasks and dead letters to their topics, serve /metrics and the API.
     Run {
@@ -282,10 +301,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             inputs,
             out,
             task_updates,
-            quiet,
-            now,
-            threads,
-        } => replay(sources, inputs, out, task_updates, quiet, now, threads),
+            how,
+        } => replay(sources, inputs, out, task_updates, how),
         Command::Run {
             sources,
             reset_state,
@@ -415,9 +432,7 @@ fn replay(
     inputs: Vec<String>,
     out: Option<PathBuf>,
     task_updates: Option<PathBuf>,
-    quiet: bool,
-    now: Option<String>,
-    threads: Option<usize>,
+    how: ReplayHow,
 ) -> anyhow::Result<ExitCode> {
     let loaded = load(&sources)?;
     let mut files: Vec<(String, PathBuf)> = loaded
@@ -445,24 +460,35 @@ fn replay(
     let rt = runtime()?;
     let (config, catalog, compiled) = loaded.compile(&rt)?;
     let mut options = decode_options(&config, KeyPolicy::DevelopmentAllowed)?;
-    if let Some(now) = &now {
+    if let Some(now) = &how.now {
         let t = yujing::core::time::parse_rfc3339(now)
             .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?;
         options.clock = yujing::core::time::Clock::Fixed(t);
     }
     let task_updates = task_updates.or(config.replay.task_updates.clone());
+    let lang = match how.lang.as_str() {
+        "zh" => yujing::http::console::Lang::Zh,
+        "en" => yujing::http::console::Lang::En,
+        other => bail!("--lang {other}: expected zh or en"),
+    };
     let summary = yujing::replay::replay_to_dir(
         catalog,
         compiled,
         yujing::replay::Inputs {
             feeds: &files,
             task_updates: task_updates.as_deref(),
-            decode_threads: threads.or(config.decode_threads),
+            decode_threads: how.threads.or(config.decode_threads),
         },
         options,
         rt,
-        &out,
-        !quiet,
+        yujing::replay::Outputs {
+            dir: &out,
+            progress: !how.quiet,
+            report: (how.report || how.labels.is_some()).then_some(yujing::replay::Report {
+                labels: how.labels.as_deref(),
+                lang,
+            }),
+        },
     )?;
     say(&summary.to_string());
     Ok(ExitCode::SUCCESS)

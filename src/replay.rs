@@ -12,6 +12,10 @@ use crate::decode::{DecodeOptions, DecodePool};
 use crate::driver::Driver;
 use crate::engine::{Engine, EngineStats};
 use crate::error::{Error, Result};
+use crate::eval::backtest::{Backtest, Recorder};
+use crate::eval::labels::{Label, read_labels, score};
+use crate::http::console::Lang;
+use crate::http::console::report::{RunFigures, render};
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::JsonlSink;
@@ -63,18 +67,42 @@ pub struct Inputs<'a> {
     pub decode_threads: Option<usize>,
 }
 
+/// Where a replay writes, and what besides its JSON lines.
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    pub dir: &'a Path,
+    /// A progress bar on a terminal.
+    pub progress: bool,
+    /// Also `report.html` (and `scores.json` with labels).
+    pub report: Option<Report<'a>>,
+}
+
+/// The backtest report asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    /// Known incidents to score against (JSON lines, or the generator's manifest).
+    pub labels: Option<&'a Path>,
+    pub lang: Lang,
+}
+
 /// `yujing replay … --out DIR`: runs the pipelines over `inputs` and writes
-/// `windows.jsonl`, `alerts.jsonl`, `tasks.jsonl` and `dead_letters.jsonl`.
+/// `windows.jsonl`, `alerts.jsonl`, `tasks.jsonl` and `dead_letters.jsonl`,
+/// and the report if asked.
 pub fn replay_to_dir(
     catalog: Catalog,
     compiled: Compiled,
     inputs: Inputs<'_>,
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
-    out: &Path,
-    progress: bool,
+    outputs: Outputs<'_>,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
+    // Labels are read first: a bad file stops the run before it starts.
+    let labels = match outputs.report.and_then(|r| r.labels) {
+        Some(path) => Some(read_labels(path)?),
+        None => None,
+    };
+    let watchers = outputs.report.map(|_| compiled.watchers());
     for (feed, _) in inputs.feeds {
         if catalog.get(feed).is_none() {
             return Err(Error::Other(format!(
@@ -95,18 +123,21 @@ pub fn replay_to_dir(
     if let Some(path) = inputs.task_updates {
         source = source.with_first(read_task_updates(path)?);
     }
-    if progress && std::io::stderr().is_terminal() {
+    if outputs.progress && std::io::stderr().is_terminal() {
         source = source.with_progress_bar(progress_bar(inputs.feeds));
     }
     let engine = Engine::compiled(catalog, compiled, options, runtime)?;
     if let Some(pool) = DecodePool::for_cores(inputs.decode_threads) {
         source = source.read_ahead(&pool, |feed| engine.decode_spec(feed));
     }
-    let mut driver = Driver::new(engine, source, JsonlSink::create(out)?)?;
+    let sink = Recorder::new(JsonlSink::create(outputs.dir)?, watchers);
+    let mut driver = Driver::new(engine, source, sink)?;
     driver.run()?;
-    driver.sink.flush()?;
-    let engine = &driver.engine;
-    Ok(ReplaySummary {
+    let Driver { engine, sink, .. } = driver;
+    let (mut jsonl, run) = sink.finish();
+    jsonl.flush()?;
+    let engine = &engine;
+    let summary = ReplaySummary {
         stats: engine.stats,
         partially_late: engine
             .operator_stats()
@@ -115,7 +146,38 @@ pub fn replay_to_dir(
             .sum(),
         warming_up: engine.warming_up(),
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    if let (Some(report), Some(mut run)) = (outputs.report, run) {
+        run.first = summary.stats.first_event;
+        run.last = summary.stats.last_event;
+        write_report(outputs.dir, report.lang, &run, &summary, labels.as_deref())?;
+    }
+    Ok(summary)
+}
+
+/// `report.html` of the run, and `scores.json` when there are labels.
+fn write_report(
+    dir: &Path,
+    lang: Lang,
+    run: &Backtest,
+    summary: &ReplaySummary,
+    labels: Option<&[Label]>,
+) -> Result<()> {
+    let scores = labels.map(|l| score(&run.alerts, &run.pipelines, l, run.span()));
+    if let Some(scores) = &scores {
+        let path = dir.join("scores.json");
+        let text = serde_json::to_string_pretty(scores).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(&path, text + "\n").map_err(|e| Error::io(path, e))?;
+    }
+    let figures = RunFigures {
+        events: summary.stats.events,
+        records: summary.stats.records,
+        dead_letters: summary.stats.dead_letters,
+        seconds: summary.seconds,
+    };
+    let path = dir.join("report.html");
+    std::fs::write(&path, render(lang, run, &figures, scores.as_ref()))
+        .map_err(|e| Error::io(path, e))
 }
 
 fn progress_bar(inputs: &[(String, PathBuf)]) -> indicatif::ProgressBar {

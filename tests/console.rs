@@ -6,100 +6,19 @@
 //! in the API and on the tasks topic. Screenshots of each page go to
 //! `$YUJING_SCREENSHOTS` when set (docs/console/ holds the ones looked at).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{Value, json};
+use fantoccini::Locator;
+use serde_json::Value;
 
 mod broker;
+mod browser;
 mod common;
-use broker::{
-    AUTH, OPERATOR_NAME, OPERATOR_TOKEN, Setup, eventually, free_port, http, read_topic, stop,
-};
+use broker::{AUTH, OPERATOR_NAME, OPERATOR_TOKEN, Setup, eventually, http, read_topic, stop};
+use browser::{browser, chromedriver, click, shot, text, wait_for};
 use yujing::core::time::{HOUR, wall_now};
 
 const PETITIONS: &str = include_str!("../pipelines/petition_collective.toml");
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn shots() -> Option<PathBuf> {
-    std::env::var_os("YUJING_SCREENSHOTS").map(PathBuf::from)
-}
-
-async fn shot(c: &Client, name: &str) {
-    let png = c.screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    if let Some(dir) = shots() {
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join(format!("{name}.png")), png).expect("write");
-    }
-}
-
-async fn browser(port: u16) -> Client {
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,1700", "--lang=zh-CN"]
-        }
-    });
-    let caps = match caps {
-        Value::Object(m) => m,
-        _ => unreachable!(),
-    };
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        match ClientBuilder::new(connector.clone())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) => assert!(Instant::now() < end, "chromedriver: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// Clicks the element matching `css`.
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
-}
-
-/// Waits (up to 20 s) until the page shows an element matching `css`.
-async fn wait_for(c: &Client, css: &str) {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
-}
-
-/// The page's visible text.
-async fn text(c: &Client) -> String {
-    c.find(Locator::Css("body"))
-        .await
-        .expect("body")
-        .text()
-        .await
-        .expect("text")
-}
 
 #[test]
 fn a_duty_officer_opens_an_incident_and_acknowledges_its_task_in_a_browser() {
@@ -140,15 +59,7 @@ fn a_duty_officer_opens_an_incident_and_acknowledges_its_task_in_a_browser() {
     );
     assert_eq!(status, 403, "a forged form is refused");
 
-    let driver_port = free_port();
-    let _driver = Driver(
-        Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (scripts/deps.sh installs chromium-driver)"),
-    );
+    let (_driver, driver_port) = chromedriver();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -98,8 +98,11 @@ fn run_case(dir: &Path, out: &Path) {
         },
         options,
         rt,
-        out,
-        false,
+        yujing::replay::Outputs {
+            dir: out,
+            progress: false,
+            report: None,
+        },
     )
     .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
 }

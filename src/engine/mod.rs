@@ -42,6 +42,9 @@ pub struct EngineStats {
     pub windows: u64,
     pub window_rows: u64,
     pub alerts: u64,
+    /// The earliest and latest event time of the events decoded.
+    pub first_event: Option<Millis>,
+    pub last_event: Option<Millis>,
 }
 
 pub struct Engine {
@@ -340,14 +343,19 @@ impl Engine {
         if decoded.batch.num_rows() == 0 {
             return Ok(None);
         }
-        let max_time = arrow::compute::max(
-            decoded
-                .batch
-                .column(time_col)
-                .as_any()
-                .downcast_ref::<arrow::array::TimestampMillisecondArray>()
-                .ok_or_else(|| Error::Other("event_time is not a timestamp".into()))?,
-        );
+        let times = decoded
+            .batch
+            .column(time_col)
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+            .ok_or_else(|| Error::Other("event_time is not a timestamp".into()))?;
+        let max_time = arrow::compute::max(times);
+        let min_time = arrow::compute::min(times);
+        self.stats.first_event = match (self.stats.first_event, min_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.stats.last_event = self.stats.last_event.max(max_time);
         let input = chunk.input();
         for p in &mut self.pipelines {
             if !p.operator.reads(feed) {

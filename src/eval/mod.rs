@@ -16,6 +16,7 @@ use crate::detect::farrington::{Settings, ThresholdMethod};
 use crate::detect::robust::{self, Glr};
 use crate::detect::{self, Ears, Verdict};
 
+pub mod backtest;
 pub mod labels;
 pub mod nab;
 pub mod real;

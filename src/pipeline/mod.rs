@@ -281,6 +281,43 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// Each enabled pipeline's feeds and key columns, compounds last (their
+    /// feeds those of their inputs): what scoring against labels needs.
+    pub fn watchers(&self) -> Vec<crate::eval::labels::Watcher> {
+        let pipelines: Vec<crate::eval::labels::Watcher> = self
+            .pipelines
+            .iter()
+            .filter(|p| p.def.enabled)
+            .map(|p| crate::eval::labels::Watcher {
+                name: p.def.name.clone(),
+                feeds: p.query.feeds.iter().cloned().collect(),
+                keys: crate::detect::runner::key_columns(
+                    p.def.sections.detect.as_ref(),
+                    &p.query.output_schema,
+                ),
+            })
+            .collect();
+        let compounds: Vec<crate::eval::labels::Watcher> = self
+            .compounds
+            .iter()
+            .filter(|c| c.def.enabled)
+            .map(|c| {
+                let inputs = &c.def.compound.inputs;
+                let feeds = pipelines
+                    .iter()
+                    .filter(|w| inputs.iter().any(|i| *i.get_ref() == w.name))
+                    .flat_map(|w| w.feeds.iter().cloned())
+                    .collect::<std::collections::BTreeSet<_>>();
+                crate::eval::labels::Watcher {
+                    name: c.def.name.clone(),
+                    feeds: feeds.into_iter().collect(),
+                    keys: c.def.compound.key.clone(),
+                }
+            })
+            .collect();
+        pipelines.into_iter().chain(compounds).collect()
+    }
+
     /// Per pipeline, the lowest level that opens tasks where it differs from the table's.
     pub fn task_levels(&self) -> std::collections::BTreeMap<String, crate::core::level::Level> {
         let pipelines = self

@@ -57,16 +57,14 @@ pub fn read_labels(path: &Path) -> Result<Vec<Label>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let bad =
         |line: usize, what: String| Error::Other(format!("{}:{line}: {what}", path.display()));
-    if let Ok(Value::Object(manifest)) = serde_json::from_str::<Value>(&text) {
-        if let Some(Value::Array(incidents)) = manifest.get("incidents") {
-            return incidents
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    label(v, i + 1).map_err(|e| bad(1, format!("incident {}: {e}", i + 1)))
-                })
-                .collect();
-        }
+    if let Ok(Value::Object(manifest)) = serde_json::from_str::<Value>(&text)
+        && let Some(Value::Array(incidents)) = manifest.get("incidents")
+    {
+        return incidents
+            .iter()
+            .enumerate()
+            .map(|(i, v)| label(v, i + 1).map_err(|e| bad(1, format!("incident {}: {e}", i + 1))))
+            .collect();
     }
     text.lines()
         .enumerate()

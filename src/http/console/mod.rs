@@ -17,6 +17,7 @@
 
 mod page;
 mod plot;
+pub mod report;
 mod views;
 
 use std::collections::HashMap;

@@ -128,7 +128,7 @@ pub fn badge(lang: Lang, l: Level) -> String {
     )
 }
 
-const STYLE: &str = "
+pub const STYLE: &str = "
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;color:#1d2733;background:#f3f5f8}
 header{display:flex;flex-wrap:wrap;gap:.5em 1.2em;align-items:center;padding:.6em 1em;background:#14324f;color:#fff}
 header a{color:#dbe7f5;text-decoration:none}header a.on{color:#fff;font-weight:600;border-bottom:2px solid #fff}

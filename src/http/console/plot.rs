@@ -1,8 +1,9 @@
-//! The incident page's plot, as inline SVG: a key's recent windows — the
-//! value, the expected value and the threshold the detector compared it with —
-//! with the windows that raised an alert marked in their level's colour.
+//! A key's series as inline SVG (the incident page, the backtest report): its
+//! windows — the value, the expected value and the threshold the detector
+//! compared it with — placed by time, so quiet windows (no events, no point)
+//! break the lines, with the windows that raised an alert marked in their
+//! level's colour.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use super::page::{Lang, esc, local};
@@ -24,9 +25,12 @@ fn colour(l: Level) -> &'static str {
     }
 }
 
+/// Past this many windows only the alerting ones get a dot.
+const DOTS: usize = 300;
+
 /// The series as an SVG; a sentence instead when there is nothing to draw.
-pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
-    let Some(points) = points.filter(|p| !p.is_empty()) else {
+pub fn series(lang: Lang, points: &[Point]) -> String {
+    if points.is_empty() {
         return format!(
             "<p class=\"muted\">{}</p>",
             lang.t(
@@ -34,7 +38,7 @@ pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
                 "No series for this key in this run yet (kept from the first window after a start)."
             )
         );
-    };
+    }
     let top = points
         .iter()
         .flat_map(|p| [Some(p.value), p.expected, p.threshold])
@@ -50,10 +54,20 @@ pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
         _ => LEFT + (W - LEFT - 8.0) / 2.0,
     };
     let y = |v: f64| TOP + (H - TOP - BOTTOM) * (1.0 - v / top);
+    // A window further from the last than one step and a half follows quiet ones.
+    let step = points
+        .windows(2)
+        .map(|w| w[1].end - w[0].end)
+        .filter(|d| *d > 0)
+        .min()
+        .unwrap_or(1);
     let line = |get: &dyn Fn(&Point) -> Option<f64>| {
         let mut d = String::new();
         let mut pen = 'M';
         for (i, p) in points.iter().enumerate() {
+            if i > 0 && 2 * (p.end - points[i - 1].end) > 3 * step {
+                pen = 'M';
+            }
             match get(p).filter(|v| v.is_finite()) {
                 Some(v) => {
                     let _ = write!(d, "{pen}{:.1},{:.1} ", x(i), y(v));
@@ -65,7 +79,7 @@ pub fn series(lang: Lang, points: Option<&VecDeque<Point>>) -> String {
         d
     };
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">",
+        "<svg class=\"series\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">",
         lang.t("近期序列", "recent series")
     );
     axes(&mut svg, top, &y);
@@ -108,15 +122,11 @@ fn axes(svg: &mut String, top: f64, y: &dyn Fn(f64) -> f64) {
 
 /// A dot per window (larger, in its level's colour, where it alerted) and the
 /// first and last windows' times.
-fn markers(
-    svg: &mut String,
-    points: &VecDeque<Point>,
-    x: &dyn Fn(usize) -> f64,
-    y: &dyn Fn(f64) -> f64,
-) {
+fn markers(svg: &mut String, points: &[Point], x: &dyn Fn(usize) -> f64, y: &dyn Fn(f64) -> f64) {
     for (i, p) in points.iter().enumerate() {
         let (r, fill) = match p.level {
             Some(l) => (5.0, colour(l)),
+            None if points.len() > DOTS => continue,
             None => (2.5, "#14324f"),
         };
         let _ = write!(

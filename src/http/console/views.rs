@@ -262,7 +262,13 @@ pub fn incident(v: &Viewer, view: &ApiView, id: &str, now: Millis, queued: bool)
         body,
         "<h2>{}</h2>{}",
         lang.t("近期序列", "Recent series"),
-        series(lang, view.series_of(a))
+        series(
+            lang,
+            &view
+                .series_of(a)
+                .map(|s| s.iter().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        )
     );
     related(&mut body, lang, view, a);
     let tasks: Vec<&Task> = view

@@ -1,0 +1,208 @@
+//! The analyst's backtest report: `yujing replay --labels manifest.json` with
+//! the shipped pipelines over 60 generated days. Its scores must equal a count
+//! made here from alerts.jsonl and the manifest, and the report must open in a
+//! real browser (headless Chromium) without fetching anything, with one plot
+//! per alerted key. Screenshots go to `$YUJING_SCREENSHOTS` (docs/report/ holds
+//! the ones looked at).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use fantoccini::Locator;
+use serde_json::Value;
+
+mod browser;
+use browser::{browser, chromedriver, shot};
+
+/// Keys plotted per pipeline at most (the report's `PLOT_KEYS`).
+const PLOT_KEYS: usize = yujing::http::console::report::PLOT_KEYS;
+
+fn yujing() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
+    c.env("YUJING_PII_KEY", "report-test-key");
+    c
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().expect(what);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn millis(v: &Value) -> i64 {
+    yujing::core::time::parse_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
+}
+
+/// The count by hand: an incident is detected when a firing alert's window
+/// overlaps its span and the alert agrees with it on at least one key column
+/// and differs on none; an episode (pipeline, incident id) that detects nothing
+/// is a false alarm.
+fn hand_count(alerts: &[Value], incidents: &[Value]) -> (BTreeSet<String>, usize, usize) {
+    let detects = |a: &Value, i: &Value| {
+        let (start, end) = (millis(&i["start"]), millis(&i["end"]));
+        let (ws, we) = (millis(&a["window_start"]), millis(&a["window_end"]));
+        let in_time = ws <= end && we.max(ws + 1) > start;
+        let key = i["key"].as_object().expect("key");
+        let alert_key = a["key"].as_object().expect("alert key");
+        let shared: Vec<&String> = alert_key.keys().filter(|k| key.contains_key(*k)).collect();
+        in_time && !shared.is_empty() && shared.iter().all(|k| alert_key[*k] == key[*k])
+    };
+    let firing: Vec<&Value> = alerts.iter().filter(|a| a["status"] == "firing").collect();
+    let detected: BTreeSet<String> = incidents
+        .iter()
+        .filter(|i| firing.iter().any(|a| detects(a, i)))
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect();
+    let mut episodes: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for a in &firing {
+        let e = episodes
+            .entry((a["pipeline"].to_string(), a["incident_id"].to_string()))
+            .or_insert(false);
+        *e |= incidents.iter().any(|i| detects(a, i));
+    }
+    let false_alarms = episodes.values().filter(|hit| !**hit).count();
+    (detected, episodes.len(), false_alarms)
+}
+
+#[test]
+fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, out) = (dir.path().join("data"), dir.path().join("out"));
+    run(
+        yujing()
+            .args(["gen", "--days", "60", "--seed", "11", "--out"])
+            .arg(&data),
+        "gen",
+    );
+    let mut replay = yujing();
+    replay.args([
+        "replay",
+        "--quiet",
+        "--now",
+        "2026-12-01T00:00:00Z",
+        "--labels",
+    ]);
+    replay
+        .arg(data.join("manifest.json"))
+        .arg("--out")
+        .arg(&out);
+    for feed in [
+        "public_opinion",
+        "petition",
+        "labor_dispute",
+        "police_incident",
+    ] {
+        replay.arg("--input").arg(format!(
+            "{feed}={}",
+            data.join(format!("{feed}.jsonl")).display()
+        ));
+    }
+    run(&mut replay, "replay --labels");
+
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest json");
+    let incidents = manifest["incidents"].as_array().expect("incidents");
+    let alerts = json_lines(&out.join("alerts.jsonl"));
+    let scores: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("scores.json")).expect("scores.json"),
+    )
+    .expect("scores json");
+    let (detected, episodes, false_alarms) = hand_count(&alerts, incidents);
+    let overall = &scores["overall"];
+    assert_eq!(overall["labels"], incidents.len());
+    assert_eq!(overall["detected"], detected.len(), "{overall}");
+    assert_eq!(overall["missed"], incidents.len() - detected.len());
+    assert_eq!(overall["episodes"], episodes);
+    assert_eq!(overall["false_alarms"], false_alarms);
+    let said: BTreeSet<String> = overall["outcomes"]
+        .as_array()
+        .expect("outcomes")
+        .iter()
+        .filter(|o| o["detected"] == true)
+        .map(|o| o["label"].as_str().expect("label").to_string())
+        .collect();
+    assert_eq!(said, detected);
+    // The shipped pipelines catch the opinion burst and the police spike.
+    assert!(
+        detected.contains("opinion_burst") && detected.contains("police_spike"),
+        "{detected:?}"
+    );
+
+    // One plot per alerted key, up to PLOT_KEYS a pipeline.
+    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for a in alerts.iter().filter(|a| a["status"] == "firing") {
+        keys.entry(a["pipeline"].to_string())
+            .or_default()
+            .insert(a["key"].to_string());
+    }
+    let plots: usize = keys.values().map(|k| k.len().min(PLOT_KEYS)).sum();
+    assert!(
+        plots > 0,
+        "nothing alerted: the plot count would prove nothing"
+    );
+
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    for outside in ["http://", "https://", "<script", "<link"] {
+        assert!(!html.contains(outside), "the report holds {outside}");
+    }
+    let (_driver, port) = chromedriver();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let c = browser(port).await;
+        let url = format!("file://{}", out.join("report.html").display());
+        c.goto(&url).await.expect("the report loads");
+        let count = |script: &'static str| {
+            let c = c.clone();
+            async move {
+                c.execute(script, vec![])
+                    .await
+                    .expect(script)
+                    .as_u64()
+                    .expect("a number")
+            }
+        };
+        assert_eq!(
+            count("return document.querySelectorAll('svg.series').length").await,
+            plots as u64
+        );
+        assert_eq!(
+            count("return performance.getEntriesByType('resource').length").await,
+            0,
+            "the report fetched something"
+        );
+        assert_eq!(
+            count("return document.querySelectorAll('#scores tr').length").await,
+            2 + scores["pipelines"].as_array().expect("pipelines").len() as u64,
+            "a header, all, and a row per pipeline"
+        );
+        shot(&c, "report").await;
+        let section = c
+            .find(Locator::Css("#p-police_grid_hour"))
+            .await
+            .expect("the police grid section");
+        let png = section.screenshot().await.expect("section screenshot");
+        assert!(png.starts_with(b"\x89PNG"));
+        if let Some(dir) = std::env::var_os("YUJING_SCREENSHOTS") {
+            std::fs::write(Path::new(&dir).join("report-police_grid_hour.png"), png)
+                .expect("write");
+        }
+        c.close().await.expect("close");
+    });
+}
