@@ -45,10 +45,10 @@ fn millis(v: &Value) -> i64 {
     yujing::core::time::parse_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
 }
 
-/// The count by hand: an incident is detected when a firing alert's window
-/// overlaps its span and the alert agrees with it on at least one key column
-/// and differs on none; an episode (pipeline, incident id) that detects nothing
-/// is a false alarm.
+/// The count by hand: an incident is detected when a firing alert of a
+/// pipeline that reads its feed and is keyed by (at least) its columns has a
+/// window overlapping its span and the same values in those columns; an
+/// episode (pipeline, incident id) that detects nothing is a false alarm.
 fn hand_count(alerts: &[Value], incidents: &[Value]) -> (BTreeSet<String>, usize, usize) {
     let detects = |a: &Value, i: &Value| {
         let (start, end) = (millis(&i["start"]), millis(&i["end"]));
@@ -56,8 +56,10 @@ fn hand_count(alerts: &[Value], incidents: &[Value]) -> (BTreeSet<String>, usize
         let in_time = ws <= end && we.max(ws + 1) > start;
         let key = i["key"].as_object().expect("key");
         let alert_key = a["key"].as_object().expect("alert key");
-        let shared: Vec<&String> = alert_key.keys().filter(|k| key.contains_key(*k)).collect();
-        in_time && !shared.is_empty() && shared.iter().all(|k| alert_key[*k] == key[*k])
+        let feeds = a["feeds"].as_array().expect("feeds");
+        in_time
+            && feeds.contains(&i["feed"])
+            && key.iter().all(|(k, v)| alert_key.get(k) == Some(v))
     };
     let firing: Vec<&Value> = alerts.iter().filter(|a| a["status"] == "firing").collect();
     let detected: BTreeSet<String> = incidents

@@ -6,9 +6,11 @@
 //! A label is a key (some columns and their values), a time span and, if
 //! wanted, the level expected and the pipelines meant to catch it. Labels come
 //! as JSON lines or as the generator's `manifest.json` (its `incidents`).
-//! An alert episode (one `incident_id` of a pipeline) detects a label when one
-//! of its firing alerts shares at least one key column with the label, agrees
-//! on every shared column, and its window overlaps the label's span.
+//! An alert episode (one `incident_id` of a pipeline) detects a label when its
+//! pipeline could catch the label (it reads the label's feed and is keyed by at
+//! least the label's columns, or the label names it), and one of its firing
+//! alerts agrees with the label on every shared key column and its window
+//! overlaps the label's span.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -236,7 +238,10 @@ fn could_catch(watcher: &Watcher, label: &Label) -> bool {
         && label.key.keys().all(|k| watcher.keys.contains(k))
 }
 
-/// Scores `alerts` against `labels` over `span` of event time.
+/// Scores `alerts` against `labels` over `span` of event time. An episode
+/// counts for a label only if its pipeline could catch it (a pipeline not
+/// among `watchers` could catch any), and it is a false alarm when it
+/// detects no label its pipeline could catch.
 pub fn score(alerts: &[Alert], watchers: &[Watcher], labels: &[Label], span: Millis) -> Scores {
     let mut episodes: BTreeMap<(&str, &str), Episode<'_>> = BTreeMap::new();
     for a in alerts.iter().filter(|a| a.status == Status::Firing) {
@@ -251,9 +256,26 @@ pub fn score(alerts: &[Alert], watchers: &[Watcher], labels: &[Label], span: Mil
     }
     let episodes: Vec<Episode<'_>> = episodes.into_values().collect();
     let weeks = (span as f64 / (7 * DAY) as f64).max(1.0 / 7.0);
-    let false_alarm = |e: &Episode<'_>| labels.iter().all(|l| sighting(e, l).is_none());
+    let catches = |e: &Episode<'_>, l: &Label| {
+        watchers
+            .iter()
+            .find(|w| w.name == e.pipeline)
+            .is_none_or(|w| could_catch(w, l))
+    };
+    let false_alarm = |e: &Episode<'_>| {
+        labels
+            .iter()
+            .all(|l| !catches(e, l) || sighting(e, l).is_none())
+    };
     let tally = |name: &str, mine: &[&Episode<'_>], relevant: Vec<&Label>| {
-        let outcomes: Vec<Outcome> = relevant.iter().map(|l| outcome(l, mine)).collect();
+        let outcomes: Vec<Outcome> = relevant
+            .iter()
+            .map(|l| {
+                let catching: Vec<&Episode<'_>> =
+                    mine.iter().copied().filter(|e| catches(e, l)).collect();
+                outcome(l, &catching)
+            })
+            .collect();
         let false_alarms = mine.iter().filter(|e| false_alarm(e)).count();
         let mut delays: Vec<f64> = outcomes.iter().filter_map(|o| o.delay_minutes).collect();
         delays.sort_by(f64::total_cmp);
