@@ -105,6 +105,9 @@ enum Command {
     /// Reports over a run's output.
     #[command(subcommand)]
     Report(cmd::report::Report),
+    /// Replay one pipeline once per combination of settings (--set alpha=1e-3,1e-5)
+    /// and score each against labels: detections, misses, delay, false alarms per week.
+    Tune(cmd::tune::Tune),
     /// Run the pipelines over JSON-lines files.
     Replay {
         #[command(flatten)]
@@ -296,6 +299,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             out,
         } => demo(seed, days, listen, hold, alertmanager, out),
         Command::Report(r) => cmd::report::run(r),
+        Command::Tune(t) => cmd::tune::run(t),
         Command::Replay {
             sources,
             inputs,

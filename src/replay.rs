@@ -13,7 +13,7 @@ use crate::driver::Driver;
 use crate::engine::{Engine, EngineStats};
 use crate::error::{Error, Result};
 use crate::eval::backtest::{Backtest, Recorder};
-use crate::eval::labels::{Label, read_labels, score};
+use crate::eval::labels::{Scores, read_labels, score};
 use crate::http::console::Lang;
 use crate::http::console::report::{RunFigures, render};
 use crate::pipeline::Compiled;
@@ -35,6 +35,8 @@ pub struct ReplaySummary {
     /// Detector points that stayed silent because their baseline was still too short.
     pub warming_up: u64,
     pub seconds: f64,
+    /// The scores against the report's labels, if any.
+    pub scores: Option<Scores>,
 }
 
 impl std::fmt::Display for ReplaySummary {
@@ -137,7 +139,7 @@ pub fn replay_to_dir(
     let (mut jsonl, run) = sink.finish();
     jsonl.flush()?;
     let engine = &engine;
-    let summary = ReplaySummary {
+    let mut summary = ReplaySummary {
         stats: engine.stats,
         partially_late: engine
             .operator_stats()
@@ -146,11 +148,14 @@ pub fn replay_to_dir(
             .sum(),
         warming_up: engine.warming_up(),
         seconds: started.elapsed().as_secs_f64(),
+        scores: None,
     };
     if let (Some(report), Some(mut run)) = (outputs.report, run) {
         run.first = summary.stats.first_event;
         run.last = summary.stats.last_event;
-        write_report(outputs.dir, report.lang, &run, &summary, labels.as_deref())?;
+        let scores = labels.map(|l| score(&run.alerts, &run.pipelines, &l, run.span()));
+        write_report(outputs.dir, report.lang, &run, &summary, scores.as_ref())?;
+        summary.scores = scores;
     }
     Ok(summary)
 }
@@ -161,10 +166,9 @@ fn write_report(
     lang: Lang,
     run: &Backtest,
     summary: &ReplaySummary,
-    labels: Option<&[Label]>,
+    scores: Option<&Scores>,
 ) -> Result<()> {
-    let scores = labels.map(|l| score(&run.alerts, &run.pipelines, l, run.span()));
-    if let Some(scores) = &scores {
+    if let Some(scores) = scores {
         let path = dir.join("scores.json");
         let text = serde_json::to_string_pretty(scores).map_err(|e| Error::Other(e.to_string()))?;
         std::fs::write(&path, text + "\n").map_err(|e| Error::io(path, e))?;
@@ -176,8 +180,7 @@ fn write_report(
         seconds: summary.seconds,
     };
     let path = dir.join("report.html");
-    std::fs::write(&path, render(lang, run, &figures, scores.as_ref()))
-        .map_err(|e| Error::io(path, e))
+    std::fs::write(&path, render(lang, run, &figures, scores)).map_err(|e| Error::io(path, e))
 }
 
 fn progress_bar(inputs: &[(String, PathBuf)]) -> indicatif::ProgressBar {

@@ -208,3 +208,96 @@ fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
         c.close().await.expect("close");
     });
 }
+
+#[test]
+fn tune_rows_equal_separate_replays_of_each_setting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    run(
+        yujing()
+            .args(["gen", "--days", "30", "--seed", "5", "--out"])
+            .arg(&data),
+        "gen",
+    );
+    let labels = data.join("manifest.json");
+    let police = format!(
+        "police_incident={}",
+        data.join("police_incident.jsonl").display()
+    );
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let rows_file = dir.path().join("tune.json");
+    run(
+        yujing()
+            .args([
+                "tune",
+                "--pipeline",
+                "police_grid_hour",
+                "--set",
+                "alpha=1e-3,1e-5,1e-7",
+            ])
+            .args([
+                "--now",
+                "2026-12-01T00:00:00Z",
+                "--input",
+                &police,
+                "--labels",
+            ])
+            .arg(&labels)
+            .arg("--pipelines")
+            .arg(&shipped)
+            .arg("--json")
+            .arg(&rows_file),
+        "tune",
+    );
+    let rows: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&rows_file).expect("tune.json"))
+            .expect("rows");
+    assert_eq!(rows.len(), 3);
+    let shipped_text =
+        std::fs::read_to_string(shipped.join("police_grid_hour.toml")).expect("shipped pipeline");
+    assert!(
+        shipped_text.contains("alpha = 1e-5"),
+        "the test edits this line"
+    );
+    for (row, alpha) in rows.iter().zip(["1e-3", "1e-5", "1e-7"]) {
+        assert_eq!(row["setting"], serde_json::json!([["alpha", alpha]]));
+        // The same setting by hand: the shipped file with its alpha changed, replayed alone.
+        let pipelines = dir.path().join(format!("pipelines-{alpha}"));
+        std::fs::create_dir_all(&pipelines).expect("mkdir");
+        std::fs::write(
+            pipelines.join("police_grid_hour.toml"),
+            shipped_text.replace("alpha = 1e-5", &format!("alpha = {alpha}")),
+        )
+        .expect("write pipeline");
+        let out = dir.path().join(format!("out-{alpha}"));
+        run(
+            yujing()
+                .args([
+                    "replay",
+                    "--quiet",
+                    "--now",
+                    "2026-12-01T00:00:00Z",
+                    "--input",
+                    &police,
+                ])
+                .arg("--pipelines")
+                .arg(&pipelines)
+                .arg("--labels")
+                .arg(&labels)
+                .arg("--out")
+                .arg(&out),
+            "replay",
+        );
+        let scores: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join("scores.json")).expect("scores"),
+        )
+        .expect("scores json");
+        assert_eq!(row["score"], scores["pipelines"][0], "alpha {alpha}");
+    }
+    // Looser alpha, more alerts: the rows differ, so the comparison tells them apart.
+    let episodes: Vec<u64> = rows
+        .iter()
+        .map(|r| r["score"]["episodes"].as_u64().expect("episodes"))
+        .collect();
+    assert!(episodes[0] > episodes[2], "{episodes:?}");
+}
