@@ -15,6 +15,7 @@ use crate::core::deadletter::{DeadLetter, Origin};
 use crate::decode::{DecodePool, Pending, redacted_command};
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::pipeline::Compiled;
 use crate::sink::Sink;
 use crate::source::{Arrival, Source};
 use crate::task::Command;
@@ -37,6 +38,15 @@ pub struct Driver<Src, S> {
     updates: Option<Receiver<Update>>,
     stop: Option<Arc<AtomicBool>>,
     pool: Option<Arc<DecodePool>>,
+    reload: Option<Reload>,
+}
+
+/// A live redeploy (the daemon's SIGHUP): when `requested` is set, the next
+/// step first compiles the new set with `compile` and swaps it in; a set that
+/// does not compile is refused and the running one goes on.
+pub struct Reload {
+    pub requested: Arc<AtomicBool>,
+    pub compile: Box<dyn FnMut() -> Result<Compiled>>,
 }
 
 /// An arrival of a step, or a chunk of it on the decode pool.
@@ -63,6 +73,7 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             updates: None,
             stop: None,
             pool: None,
+            reload: None,
         })
     }
 
@@ -78,6 +89,12 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
 
     pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Self {
         self.stop = Some(stop);
+        self
+    }
+
+    pub fn with_reload(mut self, reload: Reload) -> Self {
+        self.sink.definitions(&self.engine.definitions(), None);
+        self.reload = Some(reload);
         self
     }
 
@@ -109,6 +126,11 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
 
     /// One step; false once the source is exhausted.
     pub fn step(&mut self) -> Result<bool> {
+        if let Some(reload) = self.reload.as_mut()
+            && reload.requested.swap(false, Ordering::Relaxed)
+        {
+            self.redeploy()?;
+        }
         if let Some(updates) = &self.updates {
             while let Ok(u) = updates.try_recv() {
                 let time = self.engine.task_time().unwrap_or(0);
@@ -133,6 +155,32 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             c.after_step(&self.engine, &mut self.source, &mut self.sink)?;
         }
         Ok(true)
+    }
+
+    /// Compiles the new set and swaps it in, or says why not; only a failing
+    /// sink stops the run.
+    fn redeploy(&mut self) -> Result<()> {
+        let Some(reload) = self.reload.as_mut() else {
+            return Ok(());
+        };
+        let outcome = (reload.compile)().and_then(|c| self.engine.redeploy(c, &mut self.sink));
+        match outcome {
+            Ok(done) => {
+                tracing::info!(
+                    kept = ?done.kept,
+                    restarted = ?done.restarted,
+                    added = ?done.added,
+                    removed = ?done.removed,
+                    "redeployed"
+                );
+                self.sink.definitions(&done.definitions, Some("applied"));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "redeploy refused: the running pipelines go on");
+                self.sink.definitions(&[], Some("refused"));
+            }
+        }
+        Ok(())
     }
 
     /// With a pool and more than one chunk in the step, every chunk goes to

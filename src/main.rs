@@ -523,7 +523,25 @@ fn run_daemon(
     );
     let rt = runtime()?;
     let (config, catalog, compiled) = loaded.compile(&rt)?;
-    yujing::daemon::run(config, catalog, compiled, options, rt, reset_state)?;
+    // SIGHUP: the pipelines and routing table read again from where they came from.
+    let again = rt.clone();
+    let recompile = Box::new(move || -> yujing::error::Result<pipeline::Compiled> {
+        let failed = |e: anyhow::Error| Error::Other(format!("{e:#}"));
+        let (_, _, compiled) = load(&sources)
+            .map_err(failed)?
+            .compile(&again)
+            .map_err(failed)?;
+        Ok(compiled)
+    });
+    yujing::daemon::run(
+        config,
+        catalog,
+        compiled,
+        options,
+        rt,
+        reset_state,
+        recompile,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

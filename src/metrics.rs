@@ -41,10 +41,30 @@ pub struct Metrics {
     pub pipeline_errors: IntCounterVec,
     pub pipeline_state_discarded: IntCounterVec,
     pub checkpoints_set_aside: IntCounter,
+    pub reloads: IntCounterVec,
+    pub pipeline_definition: IntGaugeVec,
     /// Watermarks in event-time milliseconds, so the lag is computed when scraped.
     watermarks: Mutex<BTreeMap<String, Millis>>,
     /// The departments a `department` label may name (the routing table's).
     departments: std::collections::BTreeSet<String>,
+}
+
+impl Metrics {
+    /// The definitions running now, replacing those before; for a redeploy,
+    /// also its result (`applied`, `refused`).
+    pub fn definitions(&self, running: &[(String, String)], result: Option<&str>) {
+        if let Some(result) = result {
+            self.reloads.with_label_values(&[result]).inc();
+        }
+        if result != Some("refused") {
+            self.pipeline_definition.reset();
+            for (pipeline, definition) in running {
+                self.pipeline_definition
+                    .with_label_values(&[pipeline.as_str(), definition.as_str()])
+                    .set(1);
+            }
+        }
+    }
 }
 
 // Names, help and labels are constants of this module, so creating a metric
@@ -225,6 +245,16 @@ impl Metrics {
                 "Corrupt or incompatible checkpoint files moved aside at start-up.",
             )
             .made("checkpoints_set_aside"),
+            reloads: counter(
+                "yujing_reloads_total",
+                "Live redeploys of the pipelines and routing table (SIGHUP), applied or refused.",
+                &["result"],
+            ),
+            pipeline_definition: gauge(
+                "yujing_pipeline_definition",
+                "1 for each running pipeline with the fingerprint of its definition.",
+                &["pipeline", "definition"],
+            ),
             watermarks: Mutex::new(BTreeMap::new()),
             departments: Default::default(),
         };
@@ -266,6 +296,8 @@ impl Metrics {
             Box::new(self.pipeline_errors.clone()),
             Box::new(self.pipeline_state_discarded.clone()),
             Box::new(self.checkpoints_set_aside.clone()),
+            Box::new(self.reloads.clone()),
+            Box::new(self.pipeline_definition.clone()),
             Box::new(build),
         ];
         for c in collectors {

@@ -161,6 +161,42 @@ impl Lifecycle {
         }
     }
 
+    /// Ends every open episode because the pipeline's definition changed or it
+    /// was removed (`why`): a firing one is resolved at `at`, saying so. Each
+    /// key's labels come from its id and the key columns.
+    pub fn withdraw(
+        &mut self,
+        pipeline: &str,
+        feeds: &[String],
+        key_columns: &[String],
+        language: Language,
+        at: Millis,
+        why: &str,
+    ) -> Vec<Alert> {
+        let episodes = std::mem::take(&mut self.episodes);
+        episodes
+            .into_iter()
+            .filter(|(_, ep)| ep.firing && !ep.resolved)
+            .map(|(key, ep)| {
+                let f = Finding {
+                    labels: crate::core::key::Key::from_id(&key, key_columns),
+                    key,
+                    start: at,
+                    end: at,
+                    measure: Measure::observed(0.0, format!("withdrawn: {why}")),
+                    level: None,
+                    event_ids: Vec::new(),
+                };
+                let mut a = alert(pipeline, feeds, &f, &ep, Status::Resolved, language);
+                a.summary = match language {
+                    Language::En => format!("withdrawn {pipeline}: {} ({why})", f.labels.id()),
+                    Language::Zh => format!("撤销 {pipeline}：{}（{why}）", f.labels.id()),
+                };
+                a
+            })
+            .collect()
+    }
+
     /// Takes the findings of one window (every known key, in key order) and returns the alerts it raises.
     pub fn step(
         &mut self,

@@ -50,7 +50,10 @@ use crate::sink::kafka::{Deliveries, KafkaSink, OutputTopics};
 use crate::sink::observe::{Observed, Observers};
 use crate::source::kafka::{KafkaSource, Offsets};
 
-/// Runs until SIGTERM or SIGINT.
+/// Compiles the pipelines and routing table again, from where they came from.
+pub type Recompile = Box<dyn FnMut() -> Result<Compiled>>;
+
+/// Runs until SIGTERM or SIGINT; SIGHUP redeploys the set `recompile` gives.
 pub fn run(
     config: Config,
     catalog: Catalog,
@@ -58,7 +61,10 @@ pub fn run(
     options: DecodeOptions,
     runtime: Arc<tokio::runtime::Runtime>,
     reset_state: bool,
+    recompile: Recompile,
 ) -> Result<()> {
+    // First of all: SIGHUP's default action ends the process.
+    let reload_requested = on_hangup()?;
     let k = config
         .kafka
         .clone()
@@ -122,7 +128,11 @@ pub fn run(
         .with_decode_pool(decode_pool(config.decode_threads))
         .with_checkpointer(Box::new(checkpointer))
         .with_updates(updates)
-        .with_stop(stop);
+        .with_stop(stop)
+        .with_reload(crate::driver::Reload {
+            requested: reload_requested,
+            compile: recompile,
+        });
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
     driver.run()?;
     Ok(())
@@ -286,6 +296,45 @@ fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     !stop.load(Ordering::Relaxed)
+}
+
+/// A flag SIGHUP sets, from a thread of its own; returns once the handler is in place.
+fn on_hangup() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hangup = match signal(SignalKind::hangup()) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: redeploying the pipelines and the routing table");
+                set.store(true, Ordering::Relaxed);
+            }
+        });
+    });
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(flag),
+        Ok(Err(e)) => Err(Error::Other(format!("SIGHUP handler: {e}"))),
+        Err(_) => Err(Error::Other("the SIGHUP handler did not start".into())),
+    }
 }
 
 /// How often the state dir's lock is marked alive.

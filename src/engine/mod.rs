@@ -24,8 +24,11 @@ use crate::task::{TaskClock, TaskManager};
 use crate::window::{OperatorStats, WindowOperator, WindowResult};
 use datafusion::error::DataFusionError;
 
+mod redeploy;
 mod running;
 mod state;
+
+pub use redeploy::Redeployed;
 
 use running::RunningPipeline;
 pub use state::EngineState;
@@ -61,6 +64,13 @@ pub struct Engine {
     /// processing clock.
     options: DecodeOptions,
     pub stats: EngineStats,
+    /// What a pipeline added by a redeploy is built with.
+    runtime: Arc<tokio::runtime::Runtime>,
+    table_schemas: HashMap<String, arrow::datatypes::SchemaRef>,
+    /// Inputs with watermarks of their own (feed, input), and those ended or
+    /// idle now: a pipeline added by a redeploy starts with the same.
+    inputs: Vec<(String, String)>,
+    ended: std::collections::BTreeSet<String>,
 }
 
 impl Engine {
@@ -70,20 +80,7 @@ impl Engine {
         options: DecodeOptions,
         runtime: Arc<tokio::runtime::Runtime>,
     ) -> Result<Self> {
-        let decoders = catalog
-            .feeds
-            .iter()
-            .map(|(name, schema)| {
-                let build = columns_to_build(
-                    schema,
-                    pipelines
-                        .iter()
-                        .filter_map(|p| p.query.columns.get(name.as_str())),
-                );
-                let decoder = Decoder::new(schema.clone(), options.clone()).building(build);
-                (name.clone(), decoder)
-            })
-            .collect();
+        let decoders = decoders(&catalog, &pipelines, &options);
         let table_schemas: HashMap<_, _> = catalog
             .feeds
             .iter()
@@ -91,38 +88,7 @@ impl Engine {
             .collect();
         let pipelines = pipelines
             .into_iter()
-            .map(|p| {
-                let name: Arc<str> = p.def.name.as_str().into();
-                let operator = WindowOperator::new(
-                    name.clone(),
-                    p.query.clone(),
-                    runtime.clone(),
-                    p.def.lateness,
-                    -p.def.utc_offset,
-                    table_schemas.clone(),
-                )
-                .with_max_keys(p.def.max_keys);
-                let slide = match p.query.window {
-                    WindowSpec::Tumble { width } => width,
-                    WindowSpec::Hop { slide, .. } => slide,
-                    WindowSpec::Session { gap } => gap,
-                };
-                let detector = PipelineDetector::new(
-                    &p.def.name,
-                    p.query.feeds.iter().cloned().collect(),
-                    p.def.sections.detect.clone(),
-                    p.rules.clone(),
-                    &p.query.output_schema,
-                    slide,
-                    p.def.utc_offset,
-                );
-                RunningPipeline {
-                    pipeline: p,
-                    name,
-                    operator,
-                    detector,
-                }
-            })
+            .map(|p| running(p, &runtime, &table_schemas))
             .collect();
         Ok(Engine {
             catalog,
@@ -133,6 +99,10 @@ impl Engine {
             max_time: None,
             options,
             stats: EngineStats::default(),
+            runtime,
+            table_schemas,
+            inputs: Vec::new(),
+            ended: Default::default(),
         })
     }
 
@@ -234,6 +204,8 @@ impl Engine {
     /// Adds an input of `feed` with a watermark of its own (a Kafka partition) to
     /// every pipeline that reads the feed.
     pub fn add_input(&mut self, feed: &str, input: &str) {
+        self.inputs.push((feed.to_string(), input.to_string()));
+        self.ended.remove(input);
         for p in &mut self.pipelines {
             if p.operator.reads(feed) {
                 p.operator.add_input(input);
@@ -357,6 +329,7 @@ impl Engine {
         };
         self.stats.last_event = self.stats.last_event.max(max_time);
         let input = chunk.input();
+        self.ended.remove(&input);
         for p in &mut self.pipelines {
             if !p.operator.reads(feed) {
                 continue;
@@ -416,6 +389,7 @@ impl Engine {
 
     /// An input ended (end of file) or went idle: it stops holding watermarks back.
     pub fn finish_feed(&mut self, feed: &str, sink: &mut dyn Sink) -> Result<()> {
+        self.ended.insert(feed.to_string());
         self.close_windows(sink, |op| op.finish_input(feed))?;
         self.advance_tasks(self.task_clock(), sink)
     }
@@ -428,5 +402,65 @@ impl Engine {
         let last = self.tasks.as_ref().and_then(|t| t.last_pending());
         let processing = self.tasks.as_ref().and_then(TaskManager::processing_now);
         self.advance_tasks(processing.or(self.max_time.max(last)), sink)
+    }
+}
+
+/// A decoder per feed, building the columns `pipelines` read.
+fn decoders(
+    catalog: &Catalog,
+    pipelines: &[Pipeline],
+    options: &DecodeOptions,
+) -> HashMap<String, Decoder> {
+    catalog
+        .feeds
+        .iter()
+        .map(|(name, schema)| {
+            let build = columns_to_build(
+                schema,
+                pipelines
+                    .iter()
+                    .filter_map(|p| p.query.columns.get(name.as_str())),
+            );
+            let decoder = Decoder::new(schema.clone(), options.clone()).building(build);
+            (name.clone(), decoder)
+        })
+        .collect()
+}
+
+/// A compiled pipeline made ready to run: its window operator and detector.
+fn running(
+    p: Pipeline,
+    runtime: &Arc<tokio::runtime::Runtime>,
+    table_schemas: &HashMap<String, arrow::datatypes::SchemaRef>,
+) -> RunningPipeline {
+    let name: Arc<str> = p.def.name.as_str().into();
+    let operator = WindowOperator::new(
+        name.clone(),
+        p.query.clone(),
+        runtime.clone(),
+        p.def.lateness,
+        -p.def.utc_offset,
+        table_schemas.clone(),
+    )
+    .with_max_keys(p.def.max_keys);
+    let slide = match p.query.window {
+        WindowSpec::Tumble { width } => width,
+        WindowSpec::Hop { slide, .. } => slide,
+        WindowSpec::Session { gap } => gap,
+    };
+    let detector = PipelineDetector::new(
+        &p.def.name,
+        p.query.feeds.iter().cloned().collect(),
+        p.def.sections.detect.clone(),
+        p.rules.clone(),
+        &p.query.output_schema,
+        slide,
+        p.def.utc_offset,
+    );
+    RunningPipeline {
+        pipeline: p,
+        name,
+        operator,
+        detector,
     }
 }

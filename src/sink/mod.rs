@@ -42,6 +42,9 @@ pub trait Sink {
     fn ingested(&mut self, _feed: &str, _events: u64) -> Result<()> {
         Ok(())
     }
+    /// The pipelines now running (name, definition fingerprint), at the start
+    /// and after a redeploy (`result`: applied or refused); for metrics.
+    fn definitions(&mut self, _running: &[(String, String)], _result: Option<&str>) {}
     /// How a pipeline moved in one step; for metrics, so ignored by default.
     fn progress(&mut self, _progress: &Progress) -> Result<()> {
         Ok(())

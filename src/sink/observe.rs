@@ -200,6 +200,11 @@ impl<S: Sink> Sink for Observed<S> {
         self.inner.ingested(feed, events)
     }
 
+    fn definitions(&mut self, running: &[(String, String)], result: Option<&str>) {
+        self.metrics.definitions(running, result);
+        self.inner.definitions(running, result);
+    }
+
     fn progress(&mut self, p: &Progress) -> Result<()> {
         let m = &self.metrics;
         if let Some(w) = p.watermark {

@@ -114,6 +114,13 @@ impl TaskManager {
         }
     }
 
+    /// Routes tasks opened from now on by `routing` and `levels` (a redeploy);
+    /// open tasks keep their departments and deadlines.
+    pub fn reroute(&mut self, routing: RoutingTable, levels: BTreeMap<String, Level>) {
+        self.routing = routing;
+        self.levels = levels;
+    }
+
     /// Runs the stage on `clock`.
     pub fn with_clock(mut self, clock: TaskClock) -> Self {
         self.clock = clock;

@@ -460,6 +460,14 @@ fn best_group(spans: &BTreeMap<String, Span>, within: Option<Millis>, min: usize
     best.map(|b| b.1)
 }
 
+impl CompoundDetector {
+    /// The text of its file: a compound whose text is unchanged keeps its state
+    /// through a redeploy.
+    pub fn file_text(&self) -> &str {
+        &self.def.file_text
+    }
+}
+
 impl Named for CompoundDetector {
     fn name(&self) -> &str {
         &self.def.def.name

@@ -235,6 +235,20 @@ impl PipelineDetector {
         Ok(alerts)
     }
 
+    /// Resolves every firing incident of the pipeline at `at`: its definition
+    /// changed or it was removed (`why`); see [`Lifecycle::withdraw`].
+    pub fn withdraw(&mut self, at: Millis, why: &str) -> Vec<Alert> {
+        let language = self.timing().language;
+        self.lifecycle.withdraw(
+            &self.pipeline,
+            &self.feeds,
+            &self.key_columns,
+            language,
+            at,
+            why,
+        )
+    }
+
     /// What the last window found, key by key.
     pub fn last_findings(&self) -> &[Finding] {
         &self.last
