@@ -41,12 +41,44 @@ pub struct Driver<Src, S> {
     reload: Option<Reload>,
 }
 
-/// A live redeploy (the daemon's SIGHUP): when `requested` is set, the next
-/// step first compiles the new set with `compile` and swaps it in; a set that
-/// does not compile is refused and the running one goes on.
+/// A live redeploy (the daemon's SIGHUP, `POST /api/reload`): once requested,
+/// the next step first compiles the new set with `compile` and swaps it in; a
+/// set that does not compile is refused and the running one goes on.
 pub struct Reload {
-    pub requested: Arc<AtomicBool>,
+    pub requests: Arc<ReloadRequests>,
     pub compile: Box<dyn FnMut() -> Result<Compiled>>,
+}
+
+/// Where redeploys are asked for and their outcomes told, between the signal
+/// handler or the HTTP API and the driver.
+#[derive(Debug, Default)]
+pub struct ReloadRequests {
+    requested: AtomicBool,
+    /// How many redeploys were tried, and what the last one did (or why not).
+    outcome: std::sync::Mutex<(u64, Option<std::result::Result<String, String>>)>,
+}
+
+impl ReloadRequests {
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::Relaxed);
+    }
+
+    /// How many redeploys were tried so far.
+    pub fn tried(&self) -> u64 {
+        self.outcome.lock().map_or(0, |o| o.0)
+    }
+
+    /// The outcome of the latest redeploy, once more than `tried` were tried.
+    pub fn outcome_after(&self, tried: u64) -> Option<std::result::Result<String, String>> {
+        let o = self.outcome.lock().ok()?;
+        o.1.clone().filter(|_| o.0 > tried)
+    }
+
+    fn told(&self, outcome: std::result::Result<String, String>) {
+        if let Ok(mut o) = self.outcome.lock() {
+            *o = (o.0 + 1, Some(outcome));
+        }
+    }
 }
 
 /// An arrival of a step, or a chunk of it on the decode pool.
@@ -127,7 +159,7 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
     /// One step; false once the source is exhausted.
     pub fn step(&mut self) -> Result<bool> {
         if let Some(reload) = self.reload.as_mut()
-            && reload.requested.swap(false, Ordering::Relaxed)
+            && reload.requests.requested.swap(false, Ordering::Relaxed)
         {
             self.redeploy()?;
         }
@@ -174,10 +206,15 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
                     "redeployed"
                 );
                 self.sink.definitions(&done.definitions, Some("applied"));
+                reload.requests.told(Ok(format!(
+                    "kept {:?}, restarted {:?}, added {:?}, removed {:?}",
+                    done.kept, done.restarted, done.added, done.removed
+                )));
             }
             Err(e) => {
                 tracing::error!(error = %e, "redeploy refused: the running pipelines go on");
                 self.sink.definitions(&[], Some("refused"));
+                reload.requests.told(Err(e.to_string()));
             }
         }
         Ok(())

@@ -112,7 +112,7 @@ fn every_route_answers_each_kind_of_caller_as_documented() {
     ];
     let act = r#"{"action":"note","note":"on our way","actor":"forged"}"#;
     // route, then the status for each caller above: the table of docs/security.md.
-    let table: [(&str, &str, &str, [u16; 6]); 7] = [
+    let table: [(&str, &str, &str, [u16; 6]); 8] = [
         ("GET", "/healthz", "", [200; 6]),
         ("GET", "/readyz", "", [200; 6]),
         ("GET", "/metrics", "", [401; 6]),
@@ -130,6 +130,9 @@ fn every_route_answers_each_kind_of_caller_as_documented() {
             act,
             [401, 401, 403, 404, 404, 404],
         ),
+        // Redeploys are for operators of no department; this server (not a
+        // daemon) has none to offer, so the one who may gets 404.
+        ("POST", "/api/reload", "", [401, 401, 403, 404, 403, 403]),
     ];
     for (method, path, body, want) in table {
         for ((who, token), want) in callers.iter().zip(want) {

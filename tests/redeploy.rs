@@ -1,6 +1,6 @@
-//! A live redeploy on the broker (`kill -HUP`): the shipped deaths pipeline and
-//! a rules pipeline each hold an open incident; a broken set is refused and the
-//! daemon runs on; then the rules pipeline changes: its incident is withdrawn
+//! A live redeploy on the broker (`kill -HUP`, `POST /api/reload`): the
+//! shipped deaths pipeline and a rules pipeline each hold an open incident; a
+//! broken set is refused with its located error and the daemon runs on; then the rules pipeline changes: its incident is withdrawn
 //! and it starts afresh under its new rule, while the deaths pipeline keeps its
 //! incident and its state (a second red day is the same incident, not a new one).
 

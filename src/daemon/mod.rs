@@ -39,7 +39,7 @@ pub mod outbox;
 use crate::config::{Config, KafkaConfig};
 use crate::core::time::parse_duration;
 use crate::decode::{DecodeOptions, DecodePool};
-use crate::driver::Driver;
+use crate::driver::{Driver, ReloadRequests};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -64,7 +64,7 @@ pub fn run(
     recompile: Recompile,
 ) -> Result<()> {
     // First of all: SIGHUP's default action ends the process.
-    let reload_requested = on_hangup()?;
+    let reload_requests = on_hangup()?;
     let k = config
         .kafka
         .clone()
@@ -86,6 +86,7 @@ pub fn run(
     // says it is not ready (/readyz).
     let mut guard = crate::http::Guard::from_config(&config.http)?;
     guard.departments = departments;
+    guard.reload = Some(reload_requests.clone());
     guard.clock = processing;
     let (readiness, updates) =
         crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
@@ -130,7 +131,7 @@ pub fn run(
         .with_updates(updates)
         .with_stop(stop)
         .with_reload(crate::driver::Reload {
-            requested: reload_requested,
+            requests: reload_requests,
             compile: recompile,
         });
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
@@ -298,9 +299,10 @@ fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
-/// A flag SIGHUP sets, from a thread of its own; returns once the handler is in place.
-fn on_hangup() -> Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
+/// Redeploy requests, which SIGHUP makes from a thread of its own; returns once
+/// the handler is in place.
+fn on_hangup() -> Result<Arc<ReloadRequests>> {
+    let flag = Arc::new(ReloadRequests::default());
     let set = flag.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
     std::thread::spawn(move || {
@@ -326,7 +328,7 @@ fn on_hangup() -> Result<Arc<AtomicBool>> {
             let _ = ready_tx.send(Ok(()));
             while hangup.recv().await.is_some() {
                 tracing::info!("SIGHUP: redeploying the pipelines and the routing table");
-                set.store(true, Ordering::Relaxed);
+                set.request();
             }
         });
     });

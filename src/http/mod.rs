@@ -27,6 +27,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 
 use self::access::{Access, Caller};
+use crate::driver::ReloadRequests;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::sink::observe::{ApiView, Observers};
@@ -46,6 +47,8 @@ pub struct Guard {
     pub max_body_bytes: usize,
     /// The processing clock: "now" on the console's pages.
     pub clock: crate::core::time::Clock,
+    /// Live redeploys (`POST /api/reload`), where the daemon offers them.
+    pub reload: Option<Arc<ReloadRequests>>,
 }
 
 impl Guard {
@@ -65,6 +68,7 @@ impl Guard {
             request_timeout: Duration::from_millis(timeout.max(1) as u64),
             max_body_bytes: http.max_body_bytes,
             clock: crate::core::time::Clock::Wall,
+            reload: None,
         })
     }
 }
@@ -80,6 +84,7 @@ pub struct AppState {
     pub clock: crate::core::time::Clock,
     /// Console cookies only over HTTPS.
     pub secure_cookies: bool,
+    pub reload: Option<Arc<ReloadRequests>>,
 }
 
 /// A task action. The actor is the token's name; an `actor` in the body is ignored.
@@ -95,6 +100,7 @@ pub fn router(state: AppState, guard: &Guard) -> Router {
         .route("/api/alerts", get(alerts))
         .route("/api/tasks", get(tasks))
         .route("/api/tasks/{id}", post(update_task))
+        .route("/api/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     let console = Router::new()
         .route("/console", get(console::overview))
@@ -245,6 +251,41 @@ async fn update_task(
     }
 }
 
+/// `POST /api/reload`: redeploys the pipelines and the routing table as SIGHUP
+/// does, for an operator token bound to no department, and answers with what
+/// it did (200) or the located errors of a refused set (422).
+async fn reload(State(s): State<AppState>, Extension(caller): Extension<Arc<Caller>>) -> Response {
+    if caller.role != crate::config::Role::Operator || caller.department.is_some() {
+        let why = format!(
+            "token `{}` may not redeploy: an operator token of no department may\n",
+            caller.name
+        );
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    let Some(requests) = s.reload.clone() else {
+        return (StatusCode::NOT_FOUND, "no live redeploy here\n").into_response();
+    };
+    let tried = requests.tried();
+    requests.request();
+    tracing::info!(actor = %caller.name, "redeploy asked for over HTTP");
+    // The driver takes it up between two steps: within a poll.
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match requests.outcome_after(tried) {
+            Some(Ok(done)) => return (StatusCode::OK, done + "\n").into_response(),
+            Some(Err(why)) => {
+                return (StatusCode::UNPROCESSABLE_ENTITY, why + "\n").into_response();
+            }
+            None => {}
+        }
+    }
+    (
+        StatusCode::ACCEPTED,
+        "asked for; not taken up yet (see yujing_reloads_total)\n",
+    )
+        .into_response()
+}
+
 /// Why a request may not do what it asks: the status and a line of words.
 pub type Refused = (StatusCode, String);
 
@@ -326,6 +367,7 @@ pub fn serve(
         updates,
         clock: guard.clock.clone(),
         secure_cookies: guard.tls.is_some(),
+        reload: guard.reload.clone(),
     };
     spawn(listen, state, guard, stop)?;
     let readiness = Readiness {
