@@ -252,6 +252,10 @@ impl Loaded {
             compiled.routing = yujing::task::routing::RoutingTable::load(path, &feeds)
                 .map_err(|d| Error::Invalid(yujing::error::Diagnostics(d)))?;
         }
+        // `check` refuses these; a run only says so.
+        for dead in compiled.routes_never_matched() {
+            tracing::warn!("{dead}");
+        }
         Ok((self.config, self.catalog, compiled))
     }
 }
@@ -550,6 +554,10 @@ fn check(sources: Sources) -> anyhow::Result<ExitCode> {
     let loaded = load(&sources)?;
     let rt = runtime()?;
     let (_, catalog, compiled) = loaded.compile(&rt)?;
+    let dead = compiled.routes_never_matched();
+    if !dead.is_empty() {
+        return Err(Error::Invalid(yujing::error::Diagnostics(dead)).into());
+    }
     println!(
         "ok: {} pipelines and {} compound, {} feeds ({})",
         compiled.pipelines.len(),

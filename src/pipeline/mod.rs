@@ -281,6 +281,59 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// Routes of the routing table that no alert can match: a route naming a
+    /// key label (`category`, `kind`, `district`, `street`) that no pipeline
+    /// reading its feed (or the pipeline it names) has among its key columns.
+    pub fn routes_never_matched(&self) -> Vec<crate::error::Diagnostic> {
+        let watchers = self.watchers();
+        let mut found = Vec::new();
+        for (conditions, at) in self.routing.conditions() {
+            let wants = |name: &str| conditions.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+            let labels: Vec<&str> = conditions
+                .iter()
+                .map(|(k, _)| *k)
+                .filter(|k| !["feed", "pipeline"].contains(k))
+                .collect();
+            if labels.is_empty() {
+                continue;
+            }
+            let candidates: Vec<&crate::eval::labels::Watcher> = watchers
+                .iter()
+                .filter(|w| wants("feed").is_none_or(|f| w.feeds.contains(f)))
+                .filter(|w| wants("pipeline").is_none_or(|p| w.name == *p))
+                .collect();
+            if candidates
+                .iter()
+                .any(|w| labels.iter().all(|l| w.keys.iter().any(|k| k == l)))
+            {
+                continue;
+            }
+            let carried: Vec<String> = candidates
+                .iter()
+                .map(|w| format!("{} ({})", w.name, w.keys.join(", ")))
+                .collect();
+            let message = format!(
+                "this route can never match: no pipeline{} has {} among its key columns (alerts carry: {})",
+                wants("feed").map_or(String::new(), |f| format!(" reading `{f}`")),
+                labels
+                    .iter()
+                    .map(|l| format!("`{l}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                if carried.is_empty() {
+                    "no pipeline matches its feed or name".into()
+                } else {
+                    carried.join("; ")
+                },
+            );
+            found.push(crate::error::Diagnostic {
+                message,
+                ..at.clone()
+            });
+        }
+        found
+    }
+
     /// Each enabled pipeline's feeds and key columns, compounds last (their
     /// feeds those of their inputs): what scoring against labels needs.
     pub fn watchers(&self) -> Vec<crate::eval::labels::Watcher> {

@@ -123,6 +123,8 @@ pub struct RoutingTable {
     default_chain: Vec<Step>,
     chains: BTreeMap<String, Vec<Step>>,
     routes: Vec<Route>,
+    /// Where each route starts in the file (for [`RoutingTable::conditions`]).
+    route_at: Vec<Diagnostic>,
 }
 
 fn level_named(name: &str) -> Option<Level> {
@@ -206,8 +208,18 @@ impl RoutingTable {
             default: raw.default,
             default_chain,
             chains,
+            route_at: raw
+                .route
+                .iter()
+                .map(|r| at(r.span().start, String::new()))
+                .collect(),
             routes: raw.route.into_iter().map(Spanned::into_inner).collect(),
         })
+    }
+
+    /// Each route's conditions (label, value) and where it is written.
+    pub fn conditions(&self) -> impl Iterator<Item = (Vec<(&'static str, String)>, &Diagnostic)> {
+        self.routes.iter().map(selectors).zip(&self.route_at)
     }
 
     /// How long a task of this level has to be acknowledged.
