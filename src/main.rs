@@ -252,10 +252,6 @@ impl Loaded {
             compiled.routing = yujing::task::routing::RoutingTable::load(path, &feeds)
                 .map_err(|d| Error::Invalid(yujing::error::Diagnostics(d)))?;
         }
-        // `check` refuses these; a run only says so.
-        for dead in compiled.routes_never_matched() {
-            tracing::warn!("{dead}");
-        }
         Ok((self.config, self.catalog, compiled))
     }
 }
@@ -467,6 +463,7 @@ fn replay(
     };
     let rt = runtime()?;
     let (config, catalog, compiled) = loaded.compile(&rt)?;
+    compiled.warn_of_dead_routes();
     let mut options = decode_options(&config, KeyPolicy::DevelopmentAllowed)?;
     if let Some(now) = &how.now {
         let t = yujing::core::time::parse_rfc3339(now)
@@ -527,6 +524,7 @@ fn run_daemon(
     );
     let rt = runtime()?;
     let (config, catalog, compiled) = loaded.compile(&rt)?;
+    compiled.warn_of_dead_routes();
     // SIGHUP: the pipelines and routing table read again from where they came from.
     let again = rt.clone();
     let recompile = Box::new(move || -> yujing::error::Result<pipeline::Compiled> {

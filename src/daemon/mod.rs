@@ -65,11 +65,7 @@ pub fn run(
 ) -> Result<()> {
     // First of all: SIGHUP's default action ends the process.
     let reload_requests = on_hangup()?;
-    let k = config
-        .kafka
-        .clone()
-        .ok_or_else(|| Error::Other("`yujing run` needs a [kafka] section in the config".into()))?
-        .with_secrets()?;
+    let k = kafka_config(&config)?;
     let departments = compiled.routing.departments();
     // Deadlines and acknowledgements run on the processing clock in the daemon.
     let processing = options.clock.clone();
@@ -120,9 +116,7 @@ pub fn run(
         checkpointer::restore(&mut driver, cp, &metrics);
         tracing::info!(dir = %state.path().display(), format, "restored the checkpoint");
     }
-    let interval = Duration::from_millis(
-        parse_duration(&config.state.checkpoint_interval).map_err(Error::Other)? as u64,
-    );
+    let interval = checkpoint_interval(&config)?;
     let checkpointer =
         DaemonCheckpointer::new(state, deliveries, start_ends, interval, readiness, metrics);
     let mut driver = driver
@@ -137,6 +131,20 @@ pub fn run(
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
     driver.run()?;
     Ok(())
+}
+
+/// `[kafka]`, its secrets read.
+fn kafka_config(config: &Config) -> Result<KafkaConfig> {
+    config
+        .kafka
+        .clone()
+        .ok_or_else(|| Error::Other("`yujing run` needs a [kafka] section in the config".into()))?
+        .with_secrets()
+}
+
+fn checkpoint_interval(config: &Config) -> Result<Duration> {
+    let ms = parse_duration(&config.state.checkpoint_interval).map_err(Error::Other)?;
+    Ok(Duration::from_millis(ms as u64))
 }
 
 /// What a previous process sent after its last checkpoint (all of it, if it

@@ -58,16 +58,36 @@ impl Engine {
                 "the new set reads {new_feeds:?}, which no running pipeline reads: restart the daemon to add a feed"
             )));
         }
+        let mut done = Redeployed::default();
+        self.decoders = decoders(&self.catalog, &compiled.pipelines, &self.options);
+        let task_levels = compiled.task_levels();
+        let withdrawn = self.swap_pipelines(compiled.pipelines, &mut done)?;
+        self.swap_compounds(compiled.compounds, &mut done);
+        if let Some(tasks) = self.tasks.as_mut() {
+            tasks.reroute(compiled.routing, task_levels);
+        } else {
+            self.tasks = Some(TaskManager::new(compiled.routing, task_levels));
+        }
+        for (old, why) in withdrawn {
+            self.withdraw(old, why, sink)?;
+        }
+        Ok(done)
+    }
+
+    /// The new pipelines in place of the old: unchanged ones kept, the others
+    /// fresh. Returns the old ones that go, with why.
+    fn swap_pipelines(
+        &mut self,
+        pipelines: Vec<crate::pipeline::Pipeline>,
+        done: &mut Redeployed,
+    ) -> Result<Vec<(RunningPipeline, &'static str)>> {
         let mut old: BTreeMap<String, RunningPipeline> = self
             .pipelines
             .drain(..)
             .map(|p| (p.name.to_string(), p))
             .collect();
-        let mut done = Redeployed::default();
         let mut withdrawn = Vec::new();
-        self.decoders = decoders(&self.catalog, &compiled.pipelines, &self.options);
-        let task_levels = compiled.task_levels();
-        for p in compiled.pipelines {
+        for p in pipelines {
             let name = p.def.name.clone();
             done.definitions.push((name.clone(), p.def.fingerprint()));
             match old.remove(&name) {
@@ -82,69 +102,80 @@ impl Engine {
                 }
                 None => done.added.push(name),
             }
-            let mut fresh = running(p, &self.runtime, &self.table_schemas);
-            for (feed, input) in &self.inputs {
-                if fresh.operator.reads(feed) {
-                    fresh.operator.add_input(input);
-                }
-            }
-            // Inputs ended or idle now (the feed-level input of a Kafka feed is
-            // one from the start) must not hold the new pipeline back. Nothing
-            // is open yet, so nothing closes.
-            for input in &self.ended {
-                fresh
-                    .operator
-                    .finish_input(input)
-                    .map_err(|e| Error::Other(e.to_string()))?;
-            }
+            let fresh = self.fresh(p)?;
             self.pipelines.push(fresh);
         }
         for (name, o) in old {
             done.removed.push(name);
             withdrawn.push((o, "the pipeline was removed"));
         }
-        // Compounds keep their state where their file is unchanged.
-        let mut compounds: BTreeMap<String, CompoundDetector> = self
+        Ok(withdrawn)
+    }
+
+    /// A pipeline started afresh, with the engine's inputs as they stand.
+    fn fresh(&self, p: crate::pipeline::Pipeline) -> Result<RunningPipeline> {
+        let mut fresh = running(p, &self.runtime, &self.table_schemas);
+        for (feed, input) in &self.inputs {
+            if fresh.operator.reads(feed) {
+                fresh.operator.add_input(input);
+            }
+        }
+        // Inputs ended or idle now (the feed-level input of a Kafka feed is
+        // one from the start) must not hold the new pipeline back. Nothing
+        // is open yet, so nothing closes.
+        for input in &self.ended {
+            fresh
+                .operator
+                .finish_input(input)
+                .map_err(|e| Error::Other(e.to_string()))?;
+        }
+        Ok(fresh)
+    }
+
+    /// Compounds keep their state where their file is unchanged.
+    fn swap_compounds(
+        &mut self,
+        defs: Vec<crate::detect::compound::CompoundDef>,
+        done: &mut Redeployed,
+    ) {
+        let mut old: BTreeMap<String, CompoundDetector> = self
             .compounds
             .drain(..)
             .map(|c| (c.name().to_string(), c))
             .collect();
-        for def in compiled.compounds {
+        for def in defs {
             let name = def.def.name.clone();
             done.definitions
                 .push((name.clone(), compound_fingerprint(&def.file_text)));
-            self.compounds.push(match compounds.remove(&name) {
+            self.compounds.push(match old.remove(&name) {
                 Some(c) if c.file_text() == def.file_text => c,
                 _ => CompoundDetector::new(def),
             });
         }
-        if let Some(tasks) = self.tasks.as_mut() {
-            tasks.reroute(compiled.routing, task_levels);
+    }
+
+    /// Resolves the firing incidents of a pipeline that goes, at its watermark.
+    fn withdraw(&mut self, mut old: RunningPipeline, why: &str, sink: &mut dyn Sink) -> Result<()> {
+        let at = old.operator.watermark();
+        let at = if at > Millis::MIN && at < Millis::MAX {
+            at
         } else {
-            self.tasks = Some(TaskManager::new(compiled.routing, task_levels));
-        }
-        for (mut o, why) in withdrawn {
-            let at = o.operator.watermark();
-            let at = if at > Millis::MIN && at < Millis::MAX {
-                at
-            } else {
-                self.max_time.unwrap_or(0)
-            };
-            let alerts = o
-                .detector
-                .as_mut()
-                .map(|d| d.withdraw(at, why))
-                .unwrap_or_default();
-            for a in &alerts {
-                tracing::info!(pipeline = %a.pipeline, incident = %a.incident_id, why, "incident withdrawn");
-                self.stats.alerts += 1;
-                sink.alert(a)?;
-                if let Some(t) = self.tasks.as_mut() {
-                    t.alert(a);
-                }
+            self.max_time.unwrap_or(0)
+        };
+        let alerts = old
+            .detector
+            .as_mut()
+            .map(|d| d.withdraw(at, why))
+            .unwrap_or_default();
+        for a in &alerts {
+            tracing::info!(pipeline = %a.pipeline, incident = %a.incident_id, why, "incident withdrawn");
+            self.stats.alerts += 1;
+            sink.alert(a)?;
+            if let Some(t) = self.tasks.as_mut() {
+                t.alert(a);
             }
         }
-        Ok(done)
+        Ok(())
     }
 }
 

@@ -334,6 +334,13 @@ impl Compiled {
         found
     }
 
+    /// Logs the routes that can never match: `check` refuses them, a run only says so.
+    pub fn warn_of_dead_routes(&self) {
+        for dead in self.routes_never_matched() {
+            tracing::warn!("{dead}");
+        }
+    }
+
     /// Each enabled pipeline's feeds and key columns, compounds last (their
     /// feeds those of their inputs): what scoring against labels needs.
     pub fn watchers(&self) -> Vec<crate::eval::labels::Watcher> {

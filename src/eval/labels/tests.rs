@@ -44,6 +44,8 @@ fn labels_file(lines: &[Value]) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+// layout: long — one hand-counted scenario: each assertion stands beside the
+// case it counts, which splitting would hide.
 #[test]
 fn episodes_are_scored_against_labels_as_counted_by_hand() {
     let at = |h: i64| format_rfc3339(T0 + h * HOUR);
