@@ -432,7 +432,8 @@ fn json_logs_carry_pipeline_and_window_spans_and_no_pii() {
     };
     run_ok(
         yujing()
-            .args(["gen", "--days", "2", "--bad", "4", "--out"])
+            // Four days: the injected incidents (from the third day) raise alerts.
+            .args(["gen", "--days", "4", "--bad", "4", "--out"])
             .arg(dir.path().join("in")),
     );
     let petitions =

@@ -5,6 +5,7 @@
 use rand::Rng;
 
 use super::{Generator, Incident, TOPICS, key, local_time};
+use crate::core::level::Level;
 use crate::core::time::{DAY, HOUR, MINUTE, Millis};
 
 impl Generator {
@@ -56,6 +57,7 @@ impl Generator {
             start: local_time(t0),
             end: local_time(t0 + 8 * HOUR),
             events: n,
+            level: Level::Orange,
         });
     }
 
@@ -79,6 +81,7 @@ impl Generator {
             start: local_time(t),
             end: local_time(t + HOUR),
             events: 1,
+            level: Level::Orange,
         });
     }
 
@@ -106,6 +109,7 @@ impl Generator {
             start: local_time(t0),
             end: local_time(t0 + 10 * HOUR),
             events: n,
+            level: Level::Orange,
         });
     }
 
@@ -135,6 +139,7 @@ impl Generator {
             start: local_time(t0),
             end: local_time(t0 + HOUR),
             events: n,
+            level: Level::Orange,
         });
     }
 
@@ -154,6 +159,7 @@ impl Generator {
             start: local_time(t),
             end: local_time(t + HOUR),
             events: 1,
+            level: Level::Red,
         });
         let place = 60;
         let t = self.day(days - 2) + 23 * HOUR + 10 * MINUTE;
@@ -168,6 +174,7 @@ impl Generator {
             start: local_time(t),
             end: local_time(t + HOUR),
             events: 1,
+            level: Level::Orange,
         });
     }
 
@@ -194,6 +201,7 @@ impl Generator {
             start: local_time(t0),
             end: local_time(t0 + 30 * MINUTE),
             events: n,
+            level: Level::Orange,
         });
     }
 
@@ -222,6 +230,7 @@ impl Generator {
             start: local_time(t0),
             end: local_time(t0 + HOUR),
             events: n,
+            level: Level::Yellow,
         });
     }
 }

@@ -64,6 +64,9 @@ pub struct Incident {
     pub start: String,
     pub end: String,
     pub events: usize,
+    /// The level a district centre expects for it: what a backtest scores
+    /// against (`yujing replay --labels manifest.json`).
+    pub level: crate::core::level::Level,
 }
 
 #[derive(Debug, Clone, Serialize)]
