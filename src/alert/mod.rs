@@ -35,6 +35,32 @@ pub struct Measure {
     pub score: Option<f64>,
     pub p_value: Option<f64>,
     pub method: String,
+    /// What a reader needs to check the judgement; alerting windows only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Box<Explanation>>,
+}
+
+/// The grounds of a judgement: the baseline compared, the seasonal slot, the
+/// detector's settings and the window's other numbers for the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    #[serde(default)]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub columns: BTreeMap<String, serde_json::Value>,
+}
+
+/// The baseline windows a value was compared with: how many, their mean and
+/// variance (n − 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub n: usize,
+    pub mean: Option<f64>,
+    pub variance: Option<f64>,
 }
 
 impl Measure {
@@ -47,6 +73,7 @@ impl Measure {
             score: None,
             p_value: None,
             method,
+            explanation: None,
         }
     }
 }

@@ -504,6 +504,7 @@ mod tests {
                 score: None,
                 p_value: None,
                 method: String::new(),
+                explanation: None,
             },
             summary: String::new(),
             event_ids: vec![],

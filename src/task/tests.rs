@@ -41,6 +41,7 @@ fn alert(level: Level, status: Status, end: Millis) -> Alert {
             score: None,
             p_value: None,
             method: "poisson".into(),
+            explanation: None,
         },
         summary: String::new(),
         event_ids: vec![],

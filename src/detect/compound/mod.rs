@@ -375,6 +375,7 @@ impl CompoundDetector {
                         pipelines.into_iter().collect::<Vec<_>>().join(" + ")
                     )
                 },
+                explanation: None,
             },
             level,
             event_ids: if level.is_some() {

@@ -204,7 +204,12 @@ impl PipelineDetector {
                         .as_ref()
                         .map_or("rule".into(), |r| format!("rule: {}", r.1));
                     let level = row.rule.as_ref().map(|r| r.0);
-                    (key.clone(), Measure::observed(row.value, method), level)
+                    let mut measure = Measure::observed(row.value, method);
+                    if level.is_some() {
+                        let rule = row.rule.as_ref().map(|r| r.1.as_str());
+                        measure.explanation = Some(Box::new(self.explain(w, key, None, rule)));
+                    }
+                    (key.clone(), measure, level)
                 })
                 .collect(),
         };
@@ -293,6 +298,10 @@ impl PipelineDetector {
                 (Some((l, name)), m) if Some(*l) >= m => format!("rule: {name}"),
                 _ => c.method.get_ref().as_str().to_string(),
             };
+            let explanation = level.map(|_| {
+                let rule = rule.as_ref().map(|r| r.1.as_str());
+                Box::new(self.explain(w, &point.key, Some(&point.history), rule))
+            });
             let measure = Measure {
                 value: point.value,
                 expected: verdict.map(|v| v.expected).filter(|e| e.is_finite()),
@@ -300,6 +309,7 @@ impl PipelineDetector {
                 score: verdict.map(|v| v.score).filter(|e| e.is_finite()),
                 p_value: verdict.and_then(|v| v.p_value),
                 method,
+                explanation,
             };
             judged.push((point.key, measure, level));
         }
@@ -536,6 +546,8 @@ impl Columns {
         }
     }
 }
+
+mod explain;
 
 #[cfg(test)]
 mod tests;

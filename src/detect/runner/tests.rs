@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::alert::Status;
+use crate::core::time::HOUR;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use std::sync::Arc;
@@ -95,4 +96,54 @@ fn method_state_goes_with_a_key_forgotten_for_idleness() {
         d.glr.keys().collect::<Vec<_>>(),
         d.store.series.keys().collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn an_alert_explains_its_baseline_slot_settings_and_window() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("street", DataType::Utf8, false),
+        Field::new("n", DataType::Int64, false),
+        Field::new("injuries", DataType::Int64, false),
+    ]));
+    let config: DetectConfig = toml::from_str(
+        "value = \"n\"\nmethod = \"poisson\"\nbaseline = 3\nalpha = 1e-3\nseasonality = \"hour_of_day\"\n",
+    )
+    .unwrap();
+    let mut d = PipelineDetector::new("p", vec![], Some(config), vec![], &schema, HOUR, 0).unwrap();
+    let window = |hour: i64, n: i64, injuries: i64| {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(["S"])),
+            Arc::new(Int64Array::from_iter_values([n])),
+            Arc::new(Int64Array::from_iter_values([injuries])),
+        ];
+        window_of(&schema, hour * HOUR, (hour + 1) * HOUR, columns)
+    };
+    // 14:00 on three days: 2, 4, 3 — then 40 at 14:00 on the fourth.
+    let mut quiet = Vec::new();
+    for (day, n) in [(0, 2), (1, 4), (2, 3)] {
+        quiet.extend(d.on_window(&window(day * 24 + 14, n, 0)).unwrap());
+        // Other hours hold other values, which the hour-of-day slot leaves out.
+        quiet.extend(d.on_window(&window(day * 24 + 15, 1, 0)).unwrap());
+        // A window judged normal carries no explanation: it costs nothing.
+        assert!(
+            d.last_findings()
+                .iter()
+                .all(|f| f.measure.explanation.is_none())
+        );
+    }
+    assert!(quiet.is_empty());
+    let a = d.on_window(&window(3 * 24 + 14, 40, 7)).unwrap();
+    assert_eq!(a.len(), 1);
+    let e = a[0].measure.explanation.as_ref().expect("an explanation");
+    let b = e.baseline.expect("a baseline");
+    // By hand: mean (2 + 4 + 3) / 3 = 3, variance ((1 + 1 + 0) / 2) = 1.
+    assert_eq!((b.n, b.mean, b.variance), (3, Some(3.0), Some(1.0)));
+    assert_eq!(e.slot.as_deref(), Some("hour_of_day 14"));
+    assert_eq!(e.parameters["method"], "poisson");
+    assert_eq!(e.parameters["alpha"], 1e-3);
+    assert_eq!(e.columns["injuries"], 7);
+    assert_eq!(e.columns["n"], 40);
+    // The alert's JSON carries it.
+    let json = serde_json::to_value(&a[0]).unwrap();
+    assert_eq!(json["explanation"]["baseline"]["n"], 3);
 }

@@ -26,6 +26,7 @@ fn alert(level: Level, status: Status) -> Alert {
             score: None,
             p_value: Some(0.001),
             method: "rules".into(),
+            explanation: None,
         },
         summary: "7 incidents".into(),
         event_ids: vec![],
