@@ -47,6 +47,9 @@ pub struct Driver<Src, S> {
 pub struct Reload {
     pub requests: Arc<ReloadRequests>,
     pub compile: Box<dyn FnMut() -> Result<Compiled>>,
+    /// A state saved by `replay --save-state` over history, read at each
+    /// redeploy if it is there: pipelines started afresh take their series from it.
+    pub warm: Option<std::path::PathBuf>,
 }
 
 /// Where redeploys are asked for and their outcomes told, between the signal
@@ -77,6 +80,19 @@ impl ReloadRequests {
     fn told(&self, outcome: std::result::Result<String, String>) {
         if let Ok(mut o) = self.outcome.lock() {
             *o = (o.0 + 1, Some(outcome));
+        }
+    }
+}
+
+/// The saved state at `path`, if there is one that reads; a bad one is said
+/// and left out (the pipelines then start cold).
+fn read_warm(path: &std::path::Path) -> Option<crate::engine::EngineState> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(state) => Some(state),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "the warm state does not read: pipelines start cold");
+            None
         }
     }
 }
@@ -195,7 +211,9 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
         let Some(reload) = self.reload.as_mut() else {
             return Ok(());
         };
-        let outcome = (reload.compile)().and_then(|c| self.engine.redeploy(c, &mut self.sink));
+        let warm = reload.warm.as_deref().and_then(read_warm);
+        let outcome =
+            (reload.compile)().and_then(|c| self.engine.redeploy(c, warm.as_ref(), &mut self.sink));
         match outcome {
             Ok(done) => {
                 tracing::info!(
@@ -203,12 +221,13 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
                     restarted = ?done.restarted,
                     added = ?done.added,
                     removed = ?done.removed,
+                    warmed = ?done.warmed,
                     "redeployed"
                 );
                 self.sink.definitions(&done.definitions, Some("applied"));
                 reload.requests.told(Ok(format!(
-                    "kept {:?}, restarted {:?}, added {:?}, removed {:?}",
-                    done.kept, done.restarted, done.added, done.removed
+                    "kept {:?}, restarted {:?}, added {:?}, removed {:?}, warmed {:?}",
+                    done.kept, done.restarted, done.added, done.removed, done.warmed
                 )));
             }
             Err(e) => {

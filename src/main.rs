@@ -52,34 +52,6 @@ struct Sources {
     schemas: Option<PathBuf>,
 }
 
-/// How a replay runs and what it writes besides its JSON lines.
-#[derive(clap::Args)]
-struct ReplayHow {
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-    /// The processing clock (RFC 3339) against which future-dated events are
-    /// judged; default: the wall clock. Fix it to repeat a backtest exactly.
-    #[arg(long, value_name = "TIME")]
-    now: Option<String>,
-    /// Threads that read and decode ahead of the windows (default: the
-    /// config's `decode_threads`, else one per core; 1 decodes inline).
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Also write report.html: per pipeline its alerts over time and by
-    /// district and the series of the keys that alerted; one file, nothing fetched.
-    #[arg(long)]
-    report: bool,
-    /// Score the alerts against known incidents (JSON lines of key columns,
-    /// start, end, optional level and pipelines; or gen's manifest.json):
-    /// scores.json and a section of the report. Implies --report.
-    #[arg(long, value_name = "PATH")]
-    labels: Option<PathBuf>,
-    /// The report's language: zh (default) or en.
-    #[arg(long, value_name = "LANG", default_value = "zh")]
-    lang: String,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Generate a week of feeds in memory, run the shipped pipelines, print what the windows show.
@@ -122,7 +94,7 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         task_updates: Option<PathBuf>,
         #[command(flatten)]
-        how: ReplayHow,
+        how: cmd::replay::ReplayHow,
     },
     /// The daemon: consume the feed topics of `[kafka]` in a consumer group, write alerts, tasks and dead letters to their topics, serve /metrics and the API.
     Run {
@@ -436,7 +408,7 @@ fn replay(
     inputs: Vec<String>,
     out: Option<PathBuf>,
     task_updates: Option<PathBuf>,
-    how: ReplayHow,
+    how: cmd::replay::ReplayHow,
 ) -> anyhow::Result<ExitCode> {
     let loaded = load(&sources)?;
     let mut files: Vec<(String, PathBuf)> = loaded
@@ -471,11 +443,7 @@ fn replay(
         options.clock = yujing::core::time::Clock::Fixed(t);
     }
     let task_updates = task_updates.or(config.replay.task_updates.clone());
-    let lang = match how.lang.as_str() {
-        "zh" => yujing::http::console::Lang::Zh,
-        "en" => yujing::http::console::Lang::En,
-        other => bail!("--lang {other}: expected zh or en"),
-    };
+    let lang = how.lang()?;
     let summary = yujing::replay::replay_to_dir(
         catalog,
         compiled,
@@ -493,6 +461,7 @@ fn replay(
                 labels: how.labels.as_deref(),
                 lang,
             }),
+            save_state: how.save_state.as_deref(),
         },
     )?;
     say(&summary.to_string());

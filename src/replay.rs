@@ -77,6 +77,9 @@ pub struct Outputs<'a> {
     pub progress: bool,
     /// Also `report.html` (and `scores.json` with labels).
     pub report: Option<Report<'a>>,
+    /// Also the engine's state at the end, as JSON: the daemon warms pipelines
+    /// it starts afresh from it (its state dir's `warm.json`).
+    pub save_state: Option<&'a Path>,
 }
 
 /// The backtest report asked for.
@@ -136,6 +139,11 @@ pub fn replay_to_dir(
     let mut driver = Driver::new(engine, source, sink)?;
     driver.run()?;
     let Driver { engine, sink, .. } = driver;
+    if let Some(path) = outputs.save_state {
+        let text =
+            serde_json::to_string(&engine.state()).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| Error::io(path, e))?;
+    }
     let (mut jsonl, run) = sink.finish();
     jsonl.flush()?;
     let engine = &engine;

@@ -179,3 +179,101 @@ fn sighup_swaps_a_changed_pipeline_keeps_the_others_and_refuses_a_broken_set() {
     assert_eq!(deaths[0]["incident_id"], deaths_incident);
     stop(daemon);
 }
+
+/// Police incidents per street and hour against the last 24 hours: it judges
+/// nothing until it has 24 windows of a street.
+const STREET_POISSON: &str = r#"name = "street_poisson"
+lateness = "0s"
+sql = """
+SELECT district, street, count(*) AS n
+FROM police_incident
+GROUP BY district, street, tumble(INTERVAL '1 hour')
+"""
+
+[detect]
+value = "n"
+key = ["district", "street"]
+method = "poisson"
+baseline = 24
+alpha = 1e-3
+"#;
+
+#[test]
+fn a_pipeline_added_live_is_warmed_from_a_replay_over_history() {
+    let s = Setup::with(&[("grid_rules", GRID_RULES)], "");
+    // History: one incident an hour on 北山街道 for two days, replayed through
+    // the new pipeline, its state saved.
+    let history: Vec<String> = (0..48)
+        .map(|h| {
+            incident(
+                100 + h,
+                &format!("2026-03-{:02}T{:02}:10:00Z", 10 + h / 24, h % 24),
+            )
+        })
+        .collect();
+    let dir = s.dir.path();
+    std::fs::write(dir.join("history.jsonl"), history.join("\n") + "\n").expect("write");
+    std::fs::create_dir_all(dir.join("new")).expect("mkdir");
+    std::fs::write(dir.join("new/street_poisson.toml"), STREET_POISSON).expect("write");
+    let saved = dir.join("saved.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_yujing"))
+        .args([
+            "replay",
+            "--quiet",
+            "--now",
+            "2026-12-01T00:00:00Z",
+            "--pipelines",
+        ])
+        .arg(dir.join("new"))
+        .arg("--input")
+        .arg(format!(
+            "police_incident={}",
+            dir.join("history.jsonl").display()
+        ))
+        .arg("--out")
+        .arg(dir.join("history-out"))
+        .arg("--save-state")
+        .arg(&saved)
+        .env("YUJING_PII_KEY", common::PII_KEY)
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let daemon = s.start();
+    let port = s.port;
+    // The daemon's state dir takes the saved state as warm.json; the new
+    // pipeline joins the running set over the API.
+    std::fs::copy(&saved, dir.join("state/warm.json")).expect("copy");
+    std::fs::write(dir.join("pipelines/street_poisson.toml"), STREET_POISSON).expect("write");
+    let (status, body) = http(port, "POST", "/api/reload", &[AUTH], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#"added ["street_poisson"]"#), "{body}");
+    assert!(body.contains(r#"warmed ["street_poisson"]"#), "{body}");
+
+    // Live, the next day: twelve incidents in 10:00–11:00 and one at 12:30.
+    // Without its history the pipeline would still be warming up (24 windows).
+    let mut live: Vec<String> = (0..12)
+        .map(|i| incident(300 + i, &format!("2026-03-12T10:{:02}:00Z", i * 4)))
+        .collect();
+    live.push(incident(400, "2026-03-12T12:30:00Z"));
+    s.produce(&live);
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("rw{}", s.id),
+        Duration::from_secs(60),
+        |v| v.iter().any(|a| a["pipeline"] == "street_poisson"),
+    );
+    let warmed: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["pipeline"] == "street_poisson")
+        .collect();
+    assert_eq!(warmed.len(), 1, "{alerts:?}");
+    assert_eq!(warmed[0]["status"], "firing");
+    assert_eq!(warmed[0]["window_start"], "2026-03-12T10:00:00Z");
+    assert_eq!(warmed[0]["value"], 12.0);
+    stop(daemon);
+}

@@ -102,6 +102,7 @@ fn run_case(dir: &Path, out: &Path) {
             dir: out,
             progress: false,
             report: None,
+            save_state: None,
         },
     )
     .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));

@@ -202,6 +202,7 @@ fn replay_one(t: &Tune, dir: &Path) -> anyhow::Result<Score> {
                 labels: Some(&t.labels),
                 lang: Lang::En,
             }),
+            save_state: None,
         },
     )?;
     summary

@@ -127,6 +127,7 @@ pub fn run(
         .with_reload(crate::driver::Reload {
             requests: reload_requests,
             compile: recompile,
+            warm: Some(config.state.dir.join(WARM_STATE)),
         });
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
     driver.run()?;
@@ -346,6 +347,10 @@ fn on_hangup() -> Result<Arc<ReloadRequests>> {
         Err(_) => Err(Error::Other("the SIGHUP handler did not start".into())),
     }
 }
+
+/// In the state dir: a state saved by `yujing replay --save-state` over
+/// history, which warms the pipelines a redeploy starts afresh.
+pub const WARM_STATE: &str = "warm.json";
 
 /// How often the state dir's lock is marked alive.
 const KEEP_ALIVE: Duration = Duration::from_millis(500);

@@ -2,12 +2,14 @@
 //! restart. A pipeline whose definition (SQL, windows, `[detect]`, rules) is
 //! unchanged keeps everything — open windows, series, open incidents; a changed
 //! one starts afresh and a removed one goes, and both first resolve the
-//! incidents they had open, saying why. Tasks stay, under the new routing table.
+//! incidents they had open, saying why. A pipeline started afresh may be warmed
+//! from a run over history (`replay --save-state`): its series, not its incidents. Tasks stay, under the new routing table.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Engine, RunningPipeline, decoders, running};
+use super::{Engine, EngineState, RunningPipeline, decoders, running};
 use crate::core::stage::Named;
+use crate::core::stage::Stateful;
 use crate::core::time::Millis;
 use crate::detect::compound::CompoundDetector;
 use crate::error::{Error, Result};
@@ -24,6 +26,8 @@ pub struct Redeployed {
     pub restarted: Vec<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// Restarted or added, and warmed from a saved state of the same definition.
+    pub warmed: Vec<String>,
     /// Every pipeline now running, with the fingerprint of its definition.
     pub definitions: Vec<(String, String)>,
 }
@@ -45,7 +49,12 @@ impl Engine {
     /// Runs `compiled` from now on (see the module doc). Refused, with the
     /// engine unchanged, when a new pipeline reads a feed the running ones do
     /// not: its input is not subscribed, so that takes a restart.
-    pub fn redeploy(&mut self, compiled: Compiled, sink: &mut dyn Sink) -> Result<Redeployed> {
+    pub fn redeploy(
+        &mut self,
+        compiled: Compiled,
+        warm: Option<&EngineState>,
+        sink: &mut dyn Sink,
+    ) -> Result<Redeployed> {
         let reading = self.feeds_read();
         let new_feeds: BTreeSet<&String> = compiled
             .pipelines
@@ -61,7 +70,7 @@ impl Engine {
         let mut done = Redeployed::default();
         self.decoders = decoders(&self.catalog, &compiled.pipelines, &self.options);
         let task_levels = compiled.task_levels();
-        let withdrawn = self.swap_pipelines(compiled.pipelines, &mut done)?;
+        let withdrawn = self.swap_pipelines(compiled.pipelines, warm, &mut done)?;
         self.swap_compounds(compiled.compounds, &mut done);
         if let Some(tasks) = self.tasks.as_mut() {
             tasks.reroute(compiled.routing, task_levels);
@@ -79,6 +88,7 @@ impl Engine {
     fn swap_pipelines(
         &mut self,
         pipelines: Vec<crate::pipeline::Pipeline>,
+        warm: Option<&EngineState>,
         done: &mut Redeployed,
     ) -> Result<Vec<(RunningPipeline, &'static str)>> {
         let mut old: BTreeMap<String, RunningPipeline> = self
@@ -98,11 +108,17 @@ impl Engine {
                 }
                 Some(o) => {
                     withdrawn.push((o, "its definition changed"));
-                    done.restarted.push(name);
+                    done.restarted.push(name.clone());
                 }
-                None => done.added.push(name),
+                None => done.added.push(name.clone()),
             }
-            let fresh = self.fresh(p)?;
+            let fingerprint = p.def.fingerprint();
+            let mut fresh = self.fresh(p)?;
+            let saved = warm.and_then(|w| w.detector(&name, &fingerprint));
+            if let (Some(d), Some(saved)) = (fresh.detector.as_mut(), saved) {
+                d.restore(saved.warm());
+                done.warmed.push(name);
+            }
             self.pipelines.push(fresh);
         }
         for (name, o) in old {

@@ -26,6 +26,15 @@ pub struct EngineState {
 }
 
 impl EngineState {
+    /// The detector state of pipeline `name` if it was saved for the same
+    /// definition (`fingerprint`).
+    pub fn detector(&self, name: &str, fingerprint: &str) -> Option<DetectorState> {
+        if self.definitions.get(name).map(String::as_str) != Some(fingerprint) {
+            return None;
+        }
+        self.pipelines.get(name).and_then(|(_, d)| d.clone())
+    }
+
     /// Removes the state of pipelines whose clocks are past `latest` (written by
     /// a build that let a far-future record move them: every later event would be
     /// late) and returns their names; they start afresh.

@@ -104,6 +104,17 @@ pub struct DetectorState {
     warming_up: u64,
 }
 
+impl DetectorState {
+    /// The series and method state without open incidents: to warm a pipeline
+    /// started afresh from a run over history (`replay --save-state`), which
+    /// must not bring that run's incidents along.
+    pub fn warm(mut self) -> Self {
+        self.lifecycle = Lifecycle::default();
+        self.warming_up = 0;
+        self
+    }
+}
+
 /// The key columns: as configured, or every non-window column that is not a number.
 pub fn key_columns(config: Option<&DetectConfig>, output: &SchemaRef) -> Vec<String> {
     match config.and_then(|c| c.key.as_ref()) {
