@@ -444,6 +444,7 @@ fn replay(
     }
     let task_updates = task_updates.or(config.replay.task_updates.clone());
     let lang = how.lang()?;
+    let plot = how.plotted()?;
     let summary = yujing::replay::replay_to_dir(
         catalog,
         compiled,
@@ -457,10 +458,13 @@ fn replay(
         yujing::replay::Outputs {
             dir: &out,
             progress: !how.quiet,
-            report: (how.report || how.labels.is_some()).then_some(yujing::replay::Report {
-                labels: how.labels.as_deref(),
-                lang,
-            }),
+            report: (how.report || how.labels.is_some() || !plot.is_empty()).then_some(
+                yujing::replay::Report {
+                    labels: how.labels.as_deref(),
+                    lang,
+                    plot: &plot,
+                },
+            ),
             save_state: how.save_state.as_deref(),
         },
     )?;

@@ -88,6 +88,8 @@ pub struct Report<'a> {
     /// Known incidents to score against (JSON lines, or the generator's manifest).
     pub labels: Option<&'a Path>,
     pub lang: Lang,
+    /// Keys to plot whether or not they alerted: each a list of (column, value).
+    pub plot: &'a [Vec<(String, String)>],
 }
 
 /// `yujing replay … --out DIR`: runs the pipelines over `inputs` and writes
@@ -160,6 +162,7 @@ pub fn replay_to_dir(
     };
     if let (Some(report), Some(mut run)) = (outputs.report, run) {
         run.first = summary.stats.first_event;
+        run.asked = report.plot.to_vec();
         run.last = summary.stats.last_event;
         let scores = labels.map(|l| score(&run.alerts, &run.pipelines, &l, run.span()));
         write_report(outputs.dir, report.lang, &run, &summary, scores.as_ref())?;

@@ -100,6 +100,16 @@ fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
         .arg(data.join("manifest.json"))
         .arg("--out")
         .arg(&out);
+    // A grid asked for by name: the first police incident's, if no incident is there.
+    let police = json_lines(&data.join("police_incident.jsonl"));
+    let manifest_text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
+    let asked = police
+        .iter()
+        .filter_map(|e| e["grid_id"].as_str())
+        .find(|g| !manifest_text.contains(*g))
+        .expect("a quiet grid")
+        .to_string();
+    replay.arg("--plot").arg(format!("grid_id={asked}"));
     for feed in [
         "public_opinion",
         "petition",
@@ -156,7 +166,14 @@ fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
             .or_default()
             .insert(a["key"].to_string());
     }
-    let plots: usize = keys.values().map(|k| k.len().min(PLOT_KEYS)).sum();
+    let mut plots: usize = keys.values().map(|k| k.len().min(PLOT_KEYS)).sum();
+    // The grid asked for gets a plot of its own unless it alerted (and has one).
+    let grid_alerted = alerts
+        .iter()
+        .any(|a| a["pipeline"] == "police_grid_hour" && a["key"]["grid_id"] == asked.as_str());
+    if !grid_alerted {
+        plots += 1;
+    }
     assert!(
         plots > 0,
         "nothing alerted: the plot count would prove nothing"
@@ -188,6 +205,11 @@ fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
         assert_eq!(
             count("return document.querySelectorAll('svg.series').length").await,
             plots as u64
+        );
+        assert_eq!(
+            count("return document.querySelectorAll('.card.asked svg.series').length").await,
+            u64::from(!grid_alerted),
+            "the grid asked for"
         );
         assert_eq!(
             count("return performance.getEntriesByType('resource').length").await,
@@ -251,8 +273,22 @@ fn tune_rows_equal_separate_replays_of_each_setting() {
             .arg("--pipelines")
             .arg(&shipped)
             .arg("--json")
-            .arg(&rows_file),
+            .arg(&rows_file)
+            .arg("--html")
+            .arg(dir.path().join("tune.html")),
         "tune",
+    );
+    // The page: a row and a point per setting, nothing fetched.
+    let page = std::fs::read_to_string(dir.path().join("tune.html")).expect("tune.html");
+    assert_eq!(page.matches("<circle").count(), 3, "{page}");
+    assert_eq!(
+        page.matches("<tr>").count(),
+        4,
+        "a header and three settings"
+    );
+    assert!(
+        page.contains("alpha=1e-5") && !page.contains("http"),
+        "{page}"
     );
     let rows: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(&rows_file).expect("tune.json"))

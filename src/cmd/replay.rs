@@ -29,6 +29,10 @@ pub struct ReplayHow {
     /// scores.json and a section of the report. Implies --report.
     #[arg(long, value_name = "PATH")]
     pub labels: Option<PathBuf>,
+    /// A key to plot in the report whether or not it alerted:
+    /// COLUMN=VALUE[,COLUMN=VALUE…] (e.g. grid_id=XH-01-21); repeatable. Implies --report.
+    #[arg(long = "plot", value_name = "KEY")]
+    pub plot: Vec<String>,
     /// The report's language: zh (default) or en.
     #[arg(long, value_name = "LANG", default_value = "zh")]
     pub lang: String,
@@ -40,6 +44,23 @@ pub struct ReplayHow {
 }
 
 impl ReplayHow {
+    /// The keys `--plot` asks for.
+    pub fn plotted(&self) -> anyhow::Result<Vec<Vec<(String, String)>>> {
+        self.plot
+            .iter()
+            .map(|p| {
+                p.split(',')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((c, v)) if !c.trim().is_empty() => {
+                            Ok((c.trim().to_string(), v.trim().to_string()))
+                        }
+                        _ => bail!("--plot {p}: expected COLUMN=VALUE[,COLUMN=VALUE…]"),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The report's language.
     pub fn lang(&self) -> anyhow::Result<Lang> {
         match self.lang.as_str() {

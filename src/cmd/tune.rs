@@ -37,6 +37,10 @@ pub struct Tune {
     /// Also write the rows here as JSON.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Also write the table and a plot (false alarms a week against incidents
+    /// detected, a point per setting) as one self-contained HTML file.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
 }
 
 /// One setting and how it scored.
@@ -70,6 +74,14 @@ pub fn run(t: Tune) -> anyhow::Result<ExitCode> {
         });
     }
     print!("{}", table(&rows));
+    if let Some(path) = &t.html {
+        let named: Vec<(String, Score)> = rows
+            .iter()
+            .map(|r| (describe(&r.setting), r.score.clone()))
+            .collect();
+        let page = yujing::http::console::report::tune_page(Lang::Zh, &t.pipeline, &named);
+        std::fs::write(path, page).with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(path) = &t.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
@@ -201,6 +213,7 @@ fn replay_one(t: &Tune, dir: &Path) -> anyhow::Result<Score> {
             report: Some(Report {
                 labels: Some(&t.labels),
                 lang: Lang::En,
+                plot: &[],
             }),
             save_state: None,
         },

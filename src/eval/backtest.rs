@@ -43,6 +43,8 @@ pub struct Backtest {
     /// Per (feed, reason).
     pub dead_letters: BTreeMap<(String, String), u64>,
     pub windows: BTreeMap<String, u64>,
+    /// Keys to plot whether or not they alerted: each a list of (column, value).
+    pub asked: Vec<Vec<(String, String)>>,
     /// The event time the input covers (the engine's, set after the run).
     pub first: Option<Millis>,
     pub last: Option<Millis>,
@@ -69,14 +71,7 @@ impl Backtest {
                 points: Vec::new(),
                 dropped: 0,
             });
-            series.points.push(Point {
-                start: f.start,
-                end: f.end,
-                value: f.measure.value,
-                expected: f.measure.expected,
-                threshold: f.measure.threshold,
-                level: f.level,
-            });
+            series.points.push(Point::of(f));
             if series.points.len() > 2 * MAX_POINTS {
                 // Drop in halves, so keeping the latest costs O(1) a point.
                 let cut = series.points.len() - MAX_POINTS;

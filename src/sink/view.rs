@@ -30,6 +30,20 @@ pub struct Point {
     pub level: Option<Level>,
 }
 
+impl Point {
+    /// The point a finding makes in its key's series.
+    pub fn of(f: &Finding) -> Point {
+        Point {
+            start: f.start,
+            end: f.end,
+            value: f.measure.value,
+            expected: f.measure.expected,
+            threshold: f.measure.threshold,
+            level: f.level,
+        }
+    }
+}
+
 /// One change of a task, for its history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -111,14 +125,7 @@ impl ApiView {
             let Some(s) = kept.get_mut(&f.key) else {
                 continue;
             };
-            s.push_back(Point {
-                start: f.start,
-                end: f.end,
-                value: f.measure.value,
-                expected: f.measure.expected,
-                threshold: f.measure.threshold,
-                level: f.level,
-            });
+            s.push_back(Point::of(f));
             if s.len() > SERIES_POINTS {
                 s.pop_front();
             }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Columns, PipelineDetector};
 use crate::alert::{Baseline, Explanation};
-use crate::core::key::{Cell, Key};
+use crate::core::key::Cell;
 use crate::detect::baseline::{Seasonality, select};
 use crate::detect::config::DetectConfig;
 use crate::query::tables::{WINDOW_END, WINDOW_START};
@@ -62,15 +62,7 @@ impl PipelineDetector {
             let columns = Columns::of(batch, &self.key_columns, self.config.as_ref());
             let schema = batch.schema();
             for i in 0..batch.num_rows() {
-                let labels: Key = columns
-                    .key
-                    .iter()
-                    .map(|(name, c)| {
-                        let cell = c.map_or(Cell::Null, |c| Cell::from_arrow(batch.column(c), i));
-                        (name.clone(), cell)
-                    })
-                    .collect();
-                if labels.id() != key {
+                if columns.key_of(batch, i).id() != key {
                     continue;
                 }
                 return columns

@@ -365,14 +365,7 @@ impl PipelineDetector {
             }
             let columns = Columns::of(batch, &self.key_columns, self.config.as_ref());
             for i in 0..batch.num_rows() {
-                let labels: Key = columns
-                    .key
-                    .iter()
-                    .map(|(name, c)| {
-                        let cell = c.map_or(Cell::Null, |c| Cell::from_arrow(batch.column(c), i));
-                        (name.clone(), cell)
-                    })
-                    .collect();
+                let labels = columns.key_of(batch, i);
                 let number = |c: Option<usize>| {
                     c.and_then(|c| Cell::from_arrow(batch.column(c), i).as_f64())
                 };
@@ -541,6 +534,17 @@ struct Columns {
 }
 
 impl Columns {
+    /// Row `i`'s key: its key columns' values (null where the batch lacks one).
+    fn key_of(&self, batch: &RecordBatch, i: usize) -> Key {
+        self.key
+            .iter()
+            .map(|(name, c)| {
+                let cell = c.map_or(Cell::Null, |c| Cell::from_arrow(batch.column(c), i));
+                (name.clone(), cell)
+            })
+            .collect()
+    }
+
     fn of(batch: &RecordBatch, key_columns: &[String], config: Option<&DetectConfig>) -> Self {
         let schema = batch.schema();
         let index = |name: &str| schema.index_of(name).ok();

@@ -16,7 +16,8 @@ const LEFT: f64 = 44.0;
 const BOTTOM: f64 = 28.0;
 const TOP: f64 = 12.0;
 
-fn colour(l: Level) -> &'static str {
+/// A level's colour, as the badges show it.
+pub(super) fn colour(l: Level) -> &'static str {
     match l {
         Level::Red => "#c62828",
         Level::Orange => "#ef6c00",

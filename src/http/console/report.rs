@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::page::{Lang, STYLE, badge, esc, local};
-use super::plot::{series, trim};
+use super::plot::{colour, series, trim};
 use crate::alert::{Alert, Status};
 use crate::core::key::Key;
 use crate::core::level::Level;
@@ -40,15 +40,92 @@ pub fn render(lang: Lang, run: &Backtest, figures: &RunFigures, scores: Option<&
         pipeline(&mut body, lang, run, &p.name);
     }
     dead_letters(&mut body, lang, run);
+    frame(
+        lang,
+        lang.t("预警回测报告", "yujing backtest report"),
+        &body,
+    )
+}
+
+/// A self-contained page in the console's style.
+fn frame(lang: Lang, title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body><header><strong>{}</strong></header>\
          <main>{body}</main></body></html>",
         lang.t("zh-CN", "en"),
-        lang.t("预警回测报告", "yujing backtest report"),
-        lang.t("预警 · 回测报告", "yujing · backtest report"),
+        esc(title),
+        esc(title),
     )
+}
+
+/// `yujing tune --html`: the scores of each setting as a table and a plot of
+/// false alarms a week against incidents detected, one point per setting.
+pub fn tune_page(lang: Lang, pipeline: &str, rows: &[(String, Score)]) -> String {
+    let mut body = format!(
+        "<h1>{} {}</h1><div class=\"scroll\"><table id=\"scores\"><tr><th>{}</th>\
+         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th>\
+         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th></tr>",
+        lang.t("调参", "Tuning"),
+        esc(pipeline),
+        lang.t("设置", "setting"),
+        lang.t("应发现", "labels"),
+        lang.t("发现", "detected"),
+        lang.t("漏报", "missed"),
+        lang.t("达到预期等级", "at level"),
+        lang.t("延迟中位数（分钟）", "median delay (min)"),
+        lang.t("误报", "false alarms"),
+        lang.t("误报/周", "false alarms/week"),
+    );
+    for (setting, s) in rows {
+        let mut named = s.clone();
+        named.pipeline = setting.clone();
+        score_row(&mut body, lang, &named);
+    }
+    body.push_str("</table></div>");
+    let (w, h, left, bottom) = (720.0, 300.0, 48.0, 36.0);
+    let most_fa = rows
+        .iter()
+        .map(|r| r.1.false_alarms_per_week)
+        .fold(1.0_f64, f64::max)
+        * 1.1;
+    let labels = rows.iter().map(|r| r.1.labels).max().unwrap_or(1).max(1) as f64;
+    let x = |v: f64| left + (w - left - 16.0) * v / most_fa;
+    let y = |v: f64| 12.0 + (h - 12.0 - bottom) * (1.0 - v / labels);
+    let _ = write!(
+        body,
+        "<svg class=\"tune\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">\
+         <line x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#b8c2cc\"/>\
+         <line x1=\"{left}\" y1=\"12\" x2=\"{left}\" y2=\"{:.1}\" stroke=\"#b8c2cc\"/>\
+         <text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"end\" fill=\"#66717d\">{} →</text>\
+         <text x=\"{}\" y=\"24\" font-size=\"12\" fill=\"#66717d\">↑ {}</text>",
+        lang.t("误报与发现", "false alarms against detections"),
+        y(0.0),
+        w - 16.0,
+        y(0.0),
+        y(0.0),
+        w - 16.0,
+        h - 8.0,
+        lang.t("误报/周", "false alarms a week"),
+        left + 6.0,
+        lang.t("发现（共 {} 起）", "detected")
+            .replace("{}", &labels.to_string()),
+    );
+    for (setting, s) in rows {
+        let (px, py) = (x(s.false_alarms_per_week), y(s.detected as f64));
+        let _ = write!(
+            body,
+            "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"#14324f\"><title>{}</title></circle>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#1d2733\">{}</text>",
+            esc(setting),
+            px + 8.0,
+            py - 6.0,
+            esc(setting),
+        );
+    }
+    body.push_str("</svg>");
+    frame(lang, lang.t("预警调参", "yujing tuning"), &body)
 }
 
 fn summary(body: &mut String, lang: Lang, run: &Backtest, f: &RunFigures) {
@@ -184,6 +261,7 @@ fn pipeline(body: &mut String, lang: Lang, run: &Backtest, name: &str) {
         by_district(body, lang, &firing);
     }
     plots(body, lang, run, name, &firing);
+    asked(body, lang, run, name, &firing);
     body.push_str("</section>");
 }
 
@@ -244,15 +322,6 @@ fn by_day(body: &mut String, lang: Lang, run: &Backtest, firing: &[&Alert]) {
         h - 2.0,
         esc(&local(last)),
     );
-}
-
-fn colour(l: Level) -> &'static str {
-    match l {
-        Level::Red => "#c62828",
-        Level::Orange => "#ef6c00",
-        Level::Yellow => "#c9a400",
-        Level::Blue => "#1565c0",
-    }
 }
 
 /// Firing alerts by district (the first key column where there is none) and level.
@@ -357,6 +426,38 @@ fn plots(body: &mut String, lang: Lang, run: &Backtest, name: &str, firing: &[&A
     }
 }
 
+/// The series of keys asked for (`replay --plot COLUMN=VALUE,…`) that did not
+/// alert, up to [`PLOT_KEYS`] a pipeline.
+fn asked(body: &mut String, lang: Lang, run: &Backtest, name: &str, firing: &[&Alert]) {
+    if run.asked.is_empty() {
+        return;
+    }
+    let alerted: BTreeSet<String> = firing.iter().map(|a| a.key.id()).collect();
+    let wanted = |key: &Key| {
+        run.asked.iter().any(|want| {
+            want.iter()
+                .all(|(column, value)| key.get(column).map(text) == Some(value.clone()))
+        })
+    };
+    let series = run
+        .series
+        .get(name)
+        .into_iter()
+        .flat_map(|k| k.iter())
+        .filter(|(id, s)| !alerted.contains(*id) && wanted(&s.key))
+        .take(PLOT_KEYS);
+    for (_, s) in series {
+        let _ = write!(
+            body,
+            "<div class=\"card key asked\"><h3>{} <span class=\"muted\">{}</span></h3>",
+            esc(&label(&s.key)),
+            lang.t("按要求绘制", "asked for"),
+        );
+        body.push_str(&series_or_note(lang, &s.points, Some(s)));
+        body.push_str("</div>");
+    }
+}
+
 fn series_or_note(
     lang: Lang,
     points: &[crate::sink::view::Point],
@@ -378,15 +479,15 @@ fn series_or_note(
 
 fn label(key: &Key) -> String {
     key.iter()
-        .map(|(k, v)| {
-            let v = serde_json::Value::from(v.clone());
-            format!(
-                "{k}={}",
-                v.as_str().map_or_else(|| v.to_string(), str::to_string)
-            )
-        })
+        .map(|(k, v)| format!("{k}={}", text(v)))
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// A key value as written: text as it is, others in JSON.
+fn text(cell: &crate::core::key::Cell) -> String {
+    let v = serde_json::Value::from(cell.clone());
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
 fn dead_letters(body: &mut String, lang: Lang, run: &Backtest) {
