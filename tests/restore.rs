@@ -1,6 +1,8 @@
 //! Restoring a checkpoint into pipelines that changed: a pipeline whose SQL,
 //! lateness or detection changed since the state was taken starts afresh (and
-//! is named), the unchanged ones get their state back as it was.
+//! is named), the unchanged ones get their state back as it was. And the same
+//! in a running engine (a redeploy): a removed pipeline's incident is withdrawn,
+//! a kept one goes on with its open windows.
 
 use std::sync::Arc;
 
@@ -90,4 +92,84 @@ fn a_checkpoint_whose_clock_is_in_the_future_is_not_restored() {
     let fresh = serde_json::to_value(second.state()).expect("json");
     assert!(second.restore(state).is_empty());
     assert_eq!(serde_json::to_value(second.state()).expect("json"), fresh);
+}
+
+/// One pipeline compiled from its text.
+fn compiled(name: &str, text: &str) -> yujing::pipeline::Pipeline {
+    let catalog = Catalog::embedded().expect("schemas");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("rt");
+    let def =
+        parse_pipeline(std::path::Path::new(&format!("{name}.toml")), text).expect("pipeline");
+    rt.block_on(def.compile(&catalog)).expect("compiles")
+}
+
+#[test]
+fn a_redeploy_withdraws_a_removed_pipelines_incident_and_the_kept_one_runs_on() {
+    let (a, b) = (hourly("a", 3), hourly("b", 3));
+    let mut e = engine(&[("a", &a), ("b", &b)]);
+    let records = common::escalating_incidents();
+    let chunk = |lines: &[String], from: usize| {
+        let mut c = Chunk::new("police_incident".into(), SourceName::Generated("t".into()));
+        for (i, r) in lines.iter().enumerate() {
+            c.push_line(r.as_bytes(), (from + i) as u64);
+        }
+        c
+    };
+    // Three incidents in 01:00–02:00 and the first of 02:00–03:00: both orange.
+    let mut sink = MemorySink::default();
+    e.process(&chunk(&records[..4], 0), &mut sink)
+        .expect("process");
+    let firing = |p: &str| {
+        sink.alerts
+            .iter()
+            .find(|a| a.pipeline == p)
+            .cloned()
+            .expect(p)
+    };
+    let (a_fired, b_fired) = (firing("a"), firing("b"));
+
+    // The new set: `a` unchanged, `b` gone.
+    let catalog = Catalog::embedded().expect("schemas");
+    let feeds = catalog.feeds.keys().cloned().collect();
+    let set = yujing::pipeline::Compiled {
+        pipelines: vec![compiled("a", &a)],
+        compounds: Vec::new(),
+        routing: yujing::task::routing::RoutingTable::embedded(&feeds).expect("routing"),
+    };
+    let mut after = MemorySink::default();
+    let done = e.redeploy(set, None, &mut after).expect("redeploy");
+    assert_eq!(done.kept, ["a"]);
+    assert_eq!(done.removed, ["b"]);
+    assert!(done.restarted.is_empty() && done.added.is_empty());
+    assert_eq!(done.definitions.len(), 1);
+    // b's incident is withdrawn, saying why; a's is left alone.
+    assert_eq!(after.alerts.len(), 1, "{:?}", after.alerts);
+    let withdrawn = after.alerts[0].clone();
+    assert_eq!(withdrawn.pipeline, "b");
+    assert_eq!(withdrawn.incident_id, b_fired.incident_id);
+    assert_eq!(withdrawn.status, yujing::alert::Status::Resolved);
+    assert_eq!(
+        withdrawn.measure.method,
+        "withdrawn: the pipeline was removed"
+    );
+
+    // a kept its open window: the six later incidents of 02:00–03:00 join the
+    // one it holds, so its red escalation counts seven, in the same incident.
+    e.process(&chunk(&records[4..], 4), &mut after)
+        .expect("process");
+    let red = after
+        .alerts
+        .iter()
+        .find(|x| x.pipeline == "a" && x.level == yujing::core::level::Level::Red)
+        .expect("a's red escalation");
+    assert_eq!(red.measure.value, 7.0);
+    assert_eq!(red.incident_id, a_fired.incident_id);
+    assert!(
+        after
+            .alerts
+            .iter()
+            .all(|x| x.pipeline != "b" || *x == withdrawn)
+    );
 }
