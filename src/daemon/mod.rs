@@ -63,8 +63,9 @@ pub fn run(
     reset_state: bool,
     recompile: Recompile,
 ) -> Result<()> {
-    // First of all: SIGHUP's default action ends the process.
-    let reload_requests = on_hangup()?;
+    // SIGHUP and POST /api/reload ask for redeploys; the HTTP server's thread,
+    // started first, takes SIGHUP.
+    let reload_requests = Arc::new(ReloadRequests::default());
     let k = kafka_config(&config)?;
     let departments = compiled.routing.departments();
     // Deadlines and acknowledgements run on the processing clock in the daemon.
@@ -306,46 +307,6 @@ fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     !stop.load(Ordering::Relaxed)
-}
-
-/// Redeploy requests, which SIGHUP makes from a thread of its own; returns once
-/// the handler is in place.
-fn on_hangup() -> Result<Arc<ReloadRequests>> {
-    let flag = Arc::new(ReloadRequests::default());
-    let set = flag.clone();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
-    std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e.to_string()));
-                return;
-            }
-        };
-        rt.block_on(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut hangup = match signal(SignalKind::hangup()) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            while hangup.recv().await.is_some() {
-                tracing::info!("SIGHUP: redeploying the pipelines and the routing table");
-                set.request();
-            }
-        });
-    });
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(flag),
-        Ok(Err(e)) => Err(Error::Other(format!("SIGHUP handler: {e}"))),
-        Err(_) => Err(Error::Other("the SIGHUP handler did not start".into())),
-    }
 }
 
 /// In the state dir: a state saved by `yujing replay --save-state` over

@@ -378,7 +378,7 @@ pub fn serve(
 }
 
 /// Starts the HTTP(S) server and the signal handlers on a thread of their own;
-/// SIGTERM or SIGINT sets `stop`. Returns once the server listens, or the
+/// SIGTERM or SIGINT sets `stop`, SIGHUP asks `guard.reload` for a redeploy. Returns once the server listens, or the
 /// error that keeps it from listening (address in use, unreadable certificate).
 pub fn spawn(listen: &str, state: AppState, guard: Guard, stop: Arc<AtomicBool>) -> Result<()> {
     let (bound_tx, bound_rx) = mpsc::channel::<std::result::Result<(), String>>();
@@ -402,6 +402,12 @@ pub fn spawn(listen: &str, state: AppState, guard: Guard, stop: Arc<AtomicBool>)
                     let _ = bound_tx.send(Err(format!("listening on {listen}: {e}")));
                     return;
                 }
+            };
+            // SIGHUP asks the daemon for a redeploy; in place before the server
+            // says it listens, as SIGHUP's default action ends the process.
+            let hangup = match on_hangup(guard.reload.clone()) {
+                Ok(h) => h,
+                Err(e) => return drop(bound_tx.send(Err(format!("SIGHUP handler: {e}")))),
             };
             let served = match &guard.tls {
                 Some((cert, key)) => {
@@ -435,7 +441,7 @@ pub fn spawn(listen: &str, state: AppState, guard: Guard, stop: Arc<AtomicBool>)
                     return;
                 }
             };
-            wait_for_signal().await;
+            wait_for_signal(hangup).await;
             stop.store(true, Ordering::Relaxed);
             // Serve on while the daemon checkpoints and exits.
             match server.await {
@@ -452,7 +458,19 @@ pub fn spawn(listen: &str, state: AppState, guard: Guard, stop: Arc<AtomicBool>)
     }
 }
 
-async fn wait_for_signal() {
+/// The SIGHUP stream and where its redeploy requests go, when there is a
+/// daemon to redeploy.
+type Hangup = Option<(tokio::signal::unix::Signal, Arc<ReloadRequests>)>;
+
+fn on_hangup(reload: Option<Arc<ReloadRequests>>) -> std::io::Result<Hangup> {
+    use tokio::signal::unix::{SignalKind, signal};
+    reload
+        .map(|r| signal(SignalKind::hangup()).map(|s| (s, r)))
+        .transpose()
+}
+
+/// Until SIGTERM or SIGINT; meanwhile each SIGHUP asks for a redeploy.
+async fn wait_for_signal(hangup: Hangup) {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -461,8 +479,18 @@ async fn wait_for_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
+    let redeploys = async {
+        if let Some((mut signals, requests)) = hangup {
+            while signals.recv().await.is_some() {
+                tracing::info!("SIGHUP: redeploying the pipelines and the routing table");
+                requests.request();
+            }
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
+        _ = redeploys => {}
     }
 }
