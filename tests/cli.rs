@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::succeed;
+
 fn yujing() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
     c.env("YUJING_PII_KEY", "cli-test-key");
@@ -29,16 +32,6 @@ fn replay_of(data: &Path, out: &Path) -> Command {
 }
 
 /// Runs `cmd`; fails the test with its stderr unless it succeeded.
-fn succeed(cmd: &mut Command, what: &str) -> std::process::Output {
-    let out = cmd.output().expect(what);
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write");
 }

@@ -13,7 +13,9 @@ use fantoccini::Locator;
 use serde_json::Value;
 
 mod browser;
+mod common;
 use browser::{browser, chromedriver, shot};
+use common::{json_lines, succeed};
 
 /// Keys plotted per pipeline at most (the report's `PLOT_KEYS`).
 const PLOT_KEYS: usize = yujing::http::console::report::PLOT_KEYS;
@@ -22,23 +24,6 @@ fn yujing() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
     c.env("YUJING_PII_KEY", "report-test-key");
     c
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().expect(what);
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn json_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("read")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
 }
 
 fn millis(v: &Value) -> i64 {
@@ -82,7 +67,7 @@ fn hand_count(alerts: &[Value], incidents: &[Value]) -> (BTreeSet<String>, usize
 fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, out) = (dir.path().join("data"), dir.path().join("out"));
-    run(
+    succeed(
         yujing()
             .args(["gen", "--days", "60", "--seed", "11", "--out"])
             .arg(&data),
@@ -121,7 +106,7 @@ fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
             data.join(format!("{feed}.jsonl")).display()
         ));
     }
-    run(&mut replay, "replay --labels");
+    succeed(&mut replay, "replay --labels");
 
     let manifest: Value = serde_json::from_str(
         &std::fs::read_to_string(data.join("manifest.json")).expect("manifest"),
@@ -240,7 +225,7 @@ fn the_backtest_report_scores_as_counted_by_hand_and_opens_in_a_browser() {
 fn tune_rows_equal_separate_replays_of_each_setting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    run(
+    succeed(
         yujing()
             .args(["gen", "--days", "30", "--seed", "5", "--out"])
             .arg(&data),
@@ -253,7 +238,7 @@ fn tune_rows_equal_separate_replays_of_each_setting() {
     );
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let rows_file = dir.path().join("tune.json");
-    run(
+    succeed(
         yujing()
             .args([
                 "tune",
@@ -311,7 +296,7 @@ fn tune_rows_equal_separate_replays_of_each_setting() {
         )
         .expect("write pipeline");
         let out = dir.path().join(format!("out-{alpha}"));
-        run(
+        succeed(
             yujing()
                 .args([
                     "replay",

@@ -56,6 +56,8 @@ pub fn run(t: Tune) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let work = tempfile::tempdir().context("a working directory")?;
+    // One runtime for every setting's replay.
+    let rt = crate::runtime()?;
     let mut rows = Vec::new();
     for (i, setting) in settings.iter().enumerate() {
         let dir = work.path().join(format!("setting-{i}"));
@@ -66,7 +68,7 @@ pub fn run(t: Tune) -> anyhow::Result<ExitCode> {
                 .join(file.file_name().unwrap_or_default()),
             changed,
         )?;
-        let score = replay_one(&t, &dir)?;
+        let score = replay_one(&t, &dir, rt.clone())?;
         eprintln!("tune: {} done", describe(setting));
         rows.push(Row {
             setting: setting.clone(),
@@ -169,13 +171,16 @@ fn with_setting(text: &str, setting: &[(String, String)]) -> anyhow::Result<Stri
 }
 
 /// Replays the changed pipeline alone; its score against the labels.
-fn replay_one(t: &Tune, dir: &Path) -> anyhow::Result<Score> {
+fn replay_one(
+    t: &Tune,
+    dir: &Path,
+    rt: std::sync::Arc<tokio::runtime::Runtime>,
+) -> anyhow::Result<Score> {
     let sources = crate::Sources {
         config: t.sources.config.clone(),
         pipelines: Some(dir.join("pipelines")),
         schemas: t.sources.schemas.clone(),
     };
-    let rt = crate::runtime()?;
     let (config, catalog, compiled) = crate::load(&sources)?.compile(&rt)?;
     let mut options = crate::decode_options(&config, crate::KeyPolicy::DevelopmentAllowed)?;
     if let Some(now) = &t.now {

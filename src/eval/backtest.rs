@@ -30,6 +30,15 @@ pub struct KeySeries {
     pub dropped: usize,
 }
 
+impl KeySeries {
+    /// Keeps the latest [`MAX_POINTS`] windows, counting the rest as dropped.
+    fn cut(&mut self) {
+        let cut = self.points.len().saturating_sub(MAX_POINTS);
+        self.points.drain(..cut);
+        self.dropped += cut;
+    }
+}
+
 /// A run as the report sees it.
 #[derive(Debug, Default)]
 pub struct Backtest {
@@ -62,21 +71,25 @@ impl Backtest {
     fn keep(&mut self, pipeline: &str, findings: &[Finding]) {
         let kept = self.series.entry(pipeline.to_string()).or_default();
         for f in findings {
-            if !kept.contains_key(&f.key) && kept.len() >= MAX_KEYS && f.level.is_none() {
-                *self.keys_not_kept.entry(pipeline.to_string()).or_default() += 1;
-                continue;
+            if !kept.contains_key(&f.key) {
+                if kept.len() >= MAX_KEYS && f.level.is_none() {
+                    *self.keys_not_kept.entry(pipeline.to_string()).or_default() += 1;
+                    continue;
+                }
+                let series = KeySeries {
+                    key: f.labels.clone(),
+                    points: Vec::new(),
+                    dropped: 0,
+                };
+                kept.insert(f.key.clone(), series);
             }
-            let series = kept.entry(f.key.clone()).or_insert_with(|| KeySeries {
-                key: f.labels.clone(),
-                points: Vec::new(),
-                dropped: 0,
-            });
+            let Some(series) = kept.get_mut(&f.key) else {
+                continue;
+            };
             series.points.push(Point::of(f));
+            // Cut in halves, so keeping the latest costs O(1) a point.
             if series.points.len() > 2 * MAX_POINTS {
-                // Drop in halves, so keeping the latest costs O(1) a point.
-                let cut = series.points.len() - MAX_POINTS;
-                series.points.drain(..cut);
-                series.dropped += cut;
+                series.cut();
             }
         }
     }
@@ -108,11 +121,7 @@ impl<S: Sink> Recorder<S> {
             .flat_map(|r| r.series.values_mut())
             .flat_map(|k| k.values_mut())
         {
-            if series.points.len() > MAX_POINTS {
-                let cut = series.points.len() - MAX_POINTS;
-                series.points.drain(..cut);
-                series.dropped += cut;
-            }
+            series.cut();
         }
         (self.inner, run)
     }

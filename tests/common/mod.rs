@@ -54,6 +54,17 @@ impl Replay<'_> {
     }
 }
 
+/// Runs `cmd`; fails the test with its stderr unless it succeeds.
+pub fn succeed(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = cmd.output().expect(what);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The JSON objects of a JSON-lines file; none if there is no file.
 pub fn json_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)

@@ -30,9 +30,9 @@ impl PipelineDetector {
         let mut baseline = None;
         let mut slot = None;
         if let Some(c) = &self.config {
-            parameters = settings(c, super::baseline_len(c, self.store.slide));
+            let n = super::baseline_len(c, self.store.slide);
+            parameters = settings(c, n);
             if let Some(history) = history {
-                let n = super::baseline_len(c, self.store.slide);
                 let base = select(history, w.start, c.seasonality, self.utc_offset, n, c.guard);
                 baseline = Some(summary(&base));
             }

@@ -63,27 +63,9 @@ fn frame(lang: Lang, title: &str, body: &str) -> String {
 /// `yujing tune --html`: the scores of each setting as a table and a plot of
 /// false alarms a week against incidents detected, one point per setting.
 pub fn tune_page(lang: Lang, pipeline: &str, rows: &[(String, Score)]) -> String {
-    let mut body = format!(
-        "<h1>{} {}</h1><div class=\"scroll\"><table id=\"scores\"><tr><th>{}</th>\
-         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th>\
-         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th></tr>",
-        lang.t("调参", "Tuning"),
-        esc(pipeline),
-        lang.t("设置", "setting"),
-        lang.t("应发现", "labels"),
-        lang.t("发现", "detected"),
-        lang.t("漏报", "missed"),
-        lang.t("达到预期等级", "at level"),
-        lang.t("延迟中位数（分钟）", "median delay (min)"),
-        lang.t("误报", "false alarms"),
-        lang.t("误报/周", "false alarms/week"),
-    );
-    for (setting, s) in rows {
-        let mut named = s.clone();
-        named.pipeline = setting.clone();
-        score_row(&mut body, lang, &named);
-    }
-    body.push_str("</table></div>");
+    let mut body = format!("<h1>{} {}</h1>", lang.t("调参", "Tuning"), esc(pipeline));
+    let named = rows.iter().map(|(setting, s)| (esc(setting), s));
+    score_table(&mut body, lang, lang.t("设置", "setting"), named);
     let (w, h, left, bottom) = (720.0, 300.0, 48.0, 36.0);
     let most_fa = rows
         .iter()
@@ -174,26 +156,16 @@ fn summary(body: &mut String, lang: Lang, run: &Backtest, f: &RunFigures) {
 fn scored(body: &mut String, lang: Lang, scores: &Scores) {
     let _ = write!(
         body,
-        "<h2>{}</h2><p class=\"muted\">{} {:.1} {}</p><div class=\"scroll\"><table id=\"scores\"><tr><th>{}</th>\
-         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th>\
-         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th></tr>",
+        "<h2>{}</h2><p class=\"muted\">{} {:.1} {}</p>",
         lang.t("对照已知事件评分", "Scored against known incidents"),
         lang.t("数据跨度", "Data span"),
         scores.weeks,
         lang.t("周", "weeks"),
-        lang.t("管道", "pipeline"),
-        lang.t("应发现", "labels"),
-        lang.t("发现", "detected"),
-        lang.t("漏报", "missed"),
-        lang.t("达到预期等级", "at level"),
-        lang.t("延迟中位数（分钟）", "median delay (min)"),
-        lang.t("误报", "false alarms"),
-        lang.t("误报/周", "false alarms/week"),
     );
-    for s in std::iter::once(&scores.overall).chain(&scores.pipelines) {
-        score_row(body, lang, s);
-    }
-    body.push_str("</table></div>");
+    let all = format!("<strong>{}</strong>", lang.t("全部", "all"));
+    let named = std::iter::once((all, &scores.overall))
+        .chain(scores.pipelines.iter().map(|s| (esc(&s.pipeline), s)));
+    score_table(body, lang, lang.t("管道", "pipeline"), named);
     let _ = write!(
         body,
         "<div class=\"scroll\"><table id=\"outcomes\"><tr><th>{}</th><th>{}</th><th class=\"num\">{}</th><th>{}</th></tr>",
@@ -219,24 +191,42 @@ fn scored(body: &mut String, lang: Lang, scores: &Scores) {
     body.push_str("</table></div>");
 }
 
-fn score_row(body: &mut String, lang: Lang, s: &Score) {
-    let name = if s.pipeline == "*" {
-        format!("<strong>{}</strong>", lang.t("全部", "all"))
-    } else {
-        esc(&s.pipeline)
-    };
+/// A table of scores (`#scores`), a row each: the name (HTML) and its figures;
+/// `first` heads the names.
+fn score_table<'a>(
+    body: &mut String,
+    lang: Lang,
+    first: &str,
+    rows: impl Iterator<Item = (String, &'a Score)>,
+) {
     let _ = write!(
         body,
-        "<tr><td>{name}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td></tr>",
-        s.labels,
-        s.detected,
-        s.missed,
-        s.at_level,
-        s.median_delay_minutes.map(trim).unwrap_or_default(),
-        s.false_alarms,
-        s.false_alarms_per_week,
+        "<div class=\"scroll\"><table id=\"scores\"><tr><th>{first}</th>\
+         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th>\
+         <th class=\"num\">{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th></tr>",
+        lang.t("应发现", "labels"),
+        lang.t("发现", "detected"),
+        lang.t("漏报", "missed"),
+        lang.t("达到预期等级", "at level"),
+        lang.t("延迟中位数（分钟）", "median delay (min)"),
+        lang.t("误报", "false alarms"),
+        lang.t("误报/周", "false alarms/week"),
     );
+    for (name, s) in rows {
+        let _ = write!(
+            body,
+            "<tr><td>{name}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.2}</td></tr>",
+            s.labels,
+            s.detected,
+            s.missed,
+            s.at_level,
+            s.median_delay_minutes.map(trim).unwrap_or_default(),
+            s.false_alarms,
+            s.false_alarms_per_week,
+        );
+    }
+    body.push_str("</table></div>");
 }
 
 /// One pipeline: alerts by level over time and by district, then its keys' series.
