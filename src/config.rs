@@ -56,6 +56,9 @@ pub struct Config {
     pub alertmanager: Option<AlertmanagerConfig>,
     /// Residents per district (the `district_population` table); default: the generator's districts.
     pub population: Option<BTreeMap<String, i64>>,
+    /// Reference tables the pipelines' SQL may join by name (`[tables.NAME]`).
+    #[serde(default)]
+    pub tables: BTreeMap<String, crate::reference::TableDef>,
     /// The file this was read from, and its text, for located diagnostics.
     #[serde(skip)]
     pub source: Option<(PathBuf, String)>,
@@ -304,6 +307,10 @@ impl Config {
         }
         rebase(&mut config.state.dir);
         config.replay.inputs.values_mut().for_each(rebase);
+        for table in config.tables.values_mut() {
+            rebase(&mut table.file);
+            table.versions.iter_mut().for_each(|v| rebase(&mut v.file));
+        }
         // Durations are checked here, so `yujing check` reports them with a position.
         let mut diags = Vec::new();
         let mut duration = |key: &str, value: &str| {

@@ -3,7 +3,7 @@
 //! Data flows through one module per stage: [`source`] (raw records) →
 //! [`decode`] (Arrow batches, dead letters) → [`window`] (event time, watermarks,
 //! window state) → [`query`] (pipeline SQL on DataFusion) → [`sink`] (outputs).
-//! [`pipeline`] reads the analyst's pipeline files, [`engine`] drives the stages,
+//! [`reference`] holds the district's own tables the SQL joins, [`pipeline`] reads the analyst's pipeline files, [`engine`] drives the stages,
 //! [`gen`] makes synthetic feeds, and [`replay`] / [`demo`] / [`check`] are the commands.
 
 pub mod alert;
@@ -22,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod reference;
 pub mod replay;
 pub mod schema;
 pub mod secret;

@@ -1,6 +1,7 @@
 //! The `yujing` command line: demo, replay, check and gen.
 
 mod cmd;
+use cmd::load::{decode_options, load};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use yujing::config::{Config, KeyPolicy, pii_secret};
+use yujing::config::{Config, KeyPolicy};
 use yujing::decode::DecodeOptions;
 use yujing::error::Error;
 use yujing::pipeline;
@@ -39,7 +40,7 @@ enum LogFormat {
     Json,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct Sources {
     /// Configuration file (yujing.toml).
     #[arg(long)]
@@ -197,69 +198,6 @@ fn runtime() -> anyhow::Result<Arc<tokio::runtime::Runtime>> {
     ))
 }
 
-struct Loaded {
-    config: Config,
-    catalog: Catalog,
-    pipelines_dir: Option<PathBuf>,
-}
-
-impl Loaded {
-    /// Plans every pipeline; all mistakes of all files are reported together.
-    fn compile(
-        self,
-        rt: &tokio::runtime::Runtime,
-    ) -> anyhow::Result<(Config, Catalog, pipeline::Compiled)> {
-        let compiled = match &self.pipelines_dir {
-            Some(dir) => rt.block_on(pipeline::compile_dir(dir, &self.catalog)),
-            None => rt.block_on(pipeline::compile_embedded(&self.catalog)),
-        }
-        .map_err(Error::Invalid)?;
-        let mut compiled = compiled;
-        let feeds = self.catalog.feeds.keys().cloned().collect();
-        let mistakes = self.config.check_feeds(&feeds);
-        if !mistakes.is_empty() {
-            return Err(Error::Invalid(yujing::error::Diagnostics(mistakes)).into());
-        }
-        if let Some(path) = &self.config.routing {
-            compiled.routing = yujing::task::routing::RoutingTable::load(path, &feeds)
-                .map_err(|d| Error::Invalid(yujing::error::Diagnostics(d)))?;
-        }
-        Ok((self.config, self.catalog, compiled))
-    }
-}
-
-fn load(sources: &Sources) -> anyhow::Result<Loaded> {
-    let config = match &sources.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    };
-    let schemas = sources.schemas.clone().or(config.schemas.clone());
-    let mut catalog = Catalog::load(schemas.as_deref())?;
-    if let Some(population) = &config.population {
-        catalog.population = population.clone();
-    }
-    let pipelines_dir = sources.pipelines.clone().or(config.pipelines.clone());
-    Ok(Loaded {
-        config,
-        catalog,
-        pipelines_dir,
-    })
-}
-
-fn decode_options(config: &Config, policy: KeyPolicy) -> anyhow::Result<DecodeOptions> {
-    let mut o = DecodeOptions::with_secret(&pii_secret(policy)?);
-    if let Some(n) = config.max_record_bytes {
-        o.max_record_bytes = n;
-    }
-    if let Some(n) = config.max_field_bytes {
-        o.max_field_bytes = n;
-    }
-    if let Some(d) = &config.max_future {
-        o.max_future = yujing::core::time::parse_duration(d).map_err(anyhow::Error::msg)?;
-    }
-    Ok(o)
-}
-
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo {
@@ -410,7 +348,7 @@ fn replay(
     task_updates: Option<PathBuf>,
     how: cmd::replay::ReplayHow,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = load(&sources)?;
+    let loaded = load(&sources, Some(KeyPolicy::DevelopmentAllowed))?;
     let mut files: Vec<(String, PathBuf)> = loaded
         .config
         .replay
@@ -479,12 +417,12 @@ fn run_daemon(
     insecure_dev_key: bool,
     clock_file: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = load(&sources)?;
     let policy = if insecure_dev_key {
         KeyPolicy::DevelopmentAllowed
     } else {
         KeyPolicy::Required
     };
+    let loaded = load(&sources, Some(policy))?;
     // Before anything is compiled or connected: a missing key is the operator's to fix.
     let mut options = decode_options(&loaded.config, policy)?;
     if let Some(path) = clock_file {
@@ -499,10 +437,12 @@ fn run_daemon(
     let (config, catalog, compiled) = loaded.compile(&rt)?;
     compiled.warn_of_dead_routes();
     // SIGHUP: the pipelines and routing table read again from where they came from.
+    // Reference tables are read again in place, so every pipeline sees the new rows.
     let again = rt.clone();
+    let tables = catalog.tables.clone();
     let recompile = Box::new(move || -> yujing::error::Result<pipeline::Compiled> {
         let failed = |e: anyhow::Error| Error::Other(format!("{e:#}"));
-        let (_, _, compiled) = load(&sources)
+        let (_, _, compiled) = cmd::load::reload(&sources, policy, &tables)
             .map_err(failed)?
             .compile(&again)
             .map_err(failed)?;
@@ -522,7 +462,7 @@ fn run_daemon(
 
 /// `yujing check`: configuration, schemas and pipelines, planned but not run.
 fn check(sources: Sources) -> anyhow::Result<ExitCode> {
-    let loaded = load(&sources)?;
+    let loaded = load(&sources, None)?;
     let rt = runtime()?;
     let (_, catalog, compiled) = loaded.compile(&rt)?;
     let dead = compiled.routes_never_matched();

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub checkpoints_set_aside: IntCounter,
     pub reloads: IntCounterVec,
     pub pipeline_definition: IntGaugeVec,
+    pub reference_version: IntGaugeVec,
+    pub reference_rows: IntGaugeVec,
+    pub reference_reloads: IntCounterVec,
     /// Watermarks in event-time milliseconds, so the lag is computed when scraped.
     watermarks: Mutex<BTreeMap<String, Millis>>,
     /// The departments a `department` label may name (the routing table's).
@@ -63,6 +66,20 @@ impl Metrics {
                     .with_label_values(&[pipeline.as_str(), definition.as_str()])
                     .set(1);
             }
+        }
+    }
+}
+
+impl Metrics {
+    /// The version and size of each reference table in use now.
+    pub fn reference_tables(&self, tables: &crate::reference::Tables) {
+        for (name, t) in tables {
+            self.reference_version
+                .with_label_values(&[name.as_str()])
+                .set(t.version() as i64);
+            self.reference_rows
+                .with_label_values(&[name.as_str()])
+                .set(t.rows() as i64);
         }
     }
 }
@@ -255,6 +272,21 @@ impl Metrics {
                 "1 for each running pipeline with the fingerprint of its definition.",
                 &["pipeline", "definition"],
             ),
+            reference_version: gauge(
+                "yujing_reference_table_version",
+                "Version of each reference table in use: 1 when first read, one more each time its file is read with new contents.",
+                &["table"],
+            ),
+            reference_rows: gauge(
+                "yujing_reference_table_rows",
+                "Rows of each reference table's version in use.",
+                &["table"],
+            ),
+            reference_reloads: counter(
+                "yujing_reference_table_reloads_total",
+                "Reference files read again after a change (file watch or SIGHUP): changed, or failed (the version before stays in use).",
+                &["table", "result"],
+            ),
             watermarks: Mutex::new(BTreeMap::new()),
             departments: Default::default(),
         };
@@ -298,6 +330,9 @@ impl Metrics {
             Box::new(self.checkpoints_set_aside.clone()),
             Box::new(self.reloads.clone()),
             Box::new(self.pipeline_definition.clone()),
+            Box::new(self.reference_version.clone()),
+            Box::new(self.reference_rows.clone()),
+            Box::new(self.reference_reloads.clone()),
             Box::new(build),
         ];
         for c in collectors {

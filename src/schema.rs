@@ -135,6 +135,8 @@ pub struct Catalog {
     /// Residents per district, for rates per 100 000 people: the SQL table
     /// `district_population(district, population)`.
     pub population: BTreeMap<String, i64>,
+    /// The config's reference tables, by name (see [`crate::reference`]).
+    pub tables: crate::reference::Tables,
 }
 
 /// Residents of the districts `yujing gen` writes (used when the config gives none).
@@ -161,6 +163,10 @@ impl Catalog {
         for (name, text) in EMBEDDED {
             catalog.add(Path::new("schemas").join(name).as_path(), text, &mut diags);
         }
+        match crate::reference::shipped::tables() {
+            Ok(tables) => catalog.tables = tables,
+            Err(mut d) => diags.append(&mut d),
+        }
         Diagnostics(diags)
             .into_result(catalog)
             .map_err(Error::Invalid)
@@ -178,6 +184,24 @@ impl Catalog {
         Diagnostics(diags)
             .into_result(catalog)
             .map_err(Error::Invalid)
+    }
+
+    /// Reference tables must not take a name SQL already has (a feed, `district_population`).
+    pub fn check_names(&self) -> std::result::Result<(), Diagnostics> {
+        let clashes: Vec<Diagnostic> = self
+            .tables
+            .iter()
+            .filter(|(name, _)| self.feeds.contains_key(*name) || *name == POPULATION_TABLE)
+            .map(|(name, t)| Diagnostic {
+                file: t.def.file.clone(),
+                line: 0,
+                col: 0,
+                message: format!(
+                    "table `{name}`: the name is taken (a feed or `{POPULATION_TABLE}`)"
+                ),
+            })
+            .collect();
+        Diagnostics(clashes).into_result(())
     }
 
     /// Adds (or replaces) the feed a schema file defines, or records its mistakes.

@@ -1,15 +1,18 @@
 //! Window behaviour from data files: each folder under `tests/windows/` holds
 //! `pipelines/*.toml`, `input/FEED.jsonl`, and the expected `windows.jsonl` and
 //! `dead_letters.jsonl` (the latter as feed, reason, field, line, event_id and
-//! pipeline). `YUJING_BLESS=1` rewrites the expectations from the engine's output,
+//! pipeline). A `case.toml` may set `max_record_bytes` and declare reference
+//! `[tables]` (files relative to the case). `YUJING_BLESS=1` rewrites the expectations from the engine's output,
 //! for review in the diff.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use yujing::decode::DecodeOptions;
 use yujing::pipeline;
+use yujing::reference::TableDef;
 use yujing::replay::replay_to_dir;
 use yujing::schema::Catalog;
 
@@ -61,7 +64,19 @@ fn run_case(dir: &Path, out: &Path) {
             .build()
             .expect("runtime"),
     );
-    let catalog = Catalog::embedded().expect("schemas");
+    let mut catalog = Catalog::embedded().expect("schemas");
+    let case: toml::Table = std::fs::read_to_string(dir.join("case.toml"))
+        .map(|text| toml::from_str(&text).expect("case.toml"))
+        .unwrap_or_default();
+    // Reference tables of the case, with files relative to its folder.
+    if let Some(tables) = case.get("tables") {
+        let defs: BTreeMap<String, TableDef> =
+            tables.clone().try_into().expect("case.toml [tables]");
+        let key = DecodeOptions::with_secret("case").pii_key;
+        let loaded = yujing::reference::load_all(&defs, dir, key)
+            .unwrap_or_else(|d| panic!("{}: {d:?}", dir.display()));
+        catalog.tables.extend(loaded);
+    }
     let compiled = rt
         .block_on(pipeline::compile_dir(&dir.join("pipelines"), &catalog))
         .unwrap_or_else(|d| panic!("{}: {d}", dir.display()));
@@ -80,11 +95,8 @@ fn run_case(dir: &Path, out: &Path) {
         .collect();
     inputs.sort();
     let mut options = DecodeOptions::with_secret("case");
-    if let Ok(text) = std::fs::read_to_string(dir.join("case.toml")) {
-        let t: toml::Table = toml::from_str(&text).expect("case.toml");
-        if let Some(n) = t.get("max_record_bytes").and_then(|v| v.as_integer()) {
-            options.max_record_bytes = n as usize;
-        }
+    if let Some(n) = case.get("max_record_bytes").and_then(|v| v.as_integer()) {
+        options.max_record_bytes = n as usize;
     }
     replay_to_dir(
         catalog,

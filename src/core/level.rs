@@ -25,6 +25,12 @@ impl Level {
         }
     }
 
+    /// `steps` levels higher, red at most.
+    pub fn raised(self, steps: u8) -> Level {
+        let i = Level::ALL.iter().position(|l| *l == self).unwrap_or(0);
+        Level::ALL[(i + steps as usize).min(3)]
+    }
+
     /// 蓝色, 黄色, 橙色, 红色.
     pub fn zh(self) -> &'static str {
         match self {

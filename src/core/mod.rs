@@ -9,3 +9,4 @@ pub mod key;
 pub mod level;
 pub mod stage;
 pub mod time;
+pub mod calendar;

@@ -35,6 +35,7 @@ use rdkafka::producer::ThreadedProducer;
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod outbox;
+pub mod reference_watch;
 
 use crate::config::{Config, KafkaConfig};
 use crate::core::time::parse_duration;
@@ -71,6 +72,7 @@ pub fn run(
     // Deadlines and acknowledgements run on the processing clock in the daemon.
     let processing = options.clock.clone();
     let clock = crate::task::TaskClock::Processing(processing.clone());
+    let tables = catalog.tables.clone();
     let engine = Engine::compiled_on(catalog, compiled, options, runtime, clock)?;
     let metrics = Arc::new(Metrics::new().with_departments(departments.clone()));
     let observers = Observers {
@@ -87,6 +89,7 @@ pub fn run(
     guard.clock = processing;
     let (readiness, updates) =
         crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
+    reference_watch::spawn(tables, metrics.clone(), stop.clone());
     let state = StateDir::open(&config.state.dir)?;
     state.keep_alive(KEEP_ALIVE);
     let loaded = state.load(reset_state)?;

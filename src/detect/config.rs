@@ -208,6 +208,8 @@ pub struct Sections {
     pub detect: Option<DetectConfig>,
     #[serde(default)]
     pub rule: Vec<RuleConfig>,
+    /// Closer watch on the dates of a reference calendar.
+    pub sensitive: Option<super::sensitive::SensitiveConfig>,
 }
 
 impl DetectConfig {

@@ -15,6 +15,7 @@ pub mod farrington;
 pub mod robust;
 pub mod rule;
 pub mod runner;
+pub mod sensitive;
 pub mod series;
 
 use serde::{Deserialize, Serialize};

@@ -14,7 +14,6 @@ use crate::detect::compound::{CompoundDef, CompoundDetector};
 use crate::detect::runner::PipelineDetector;
 use crate::error::{Error, Result};
 use crate::pipeline::{Compiled, Pipeline};
-use crate::query::WindowSpec;
 use crate::query::tables::feed_table_schema;
 use crate::schema::Catalog;
 use crate::sink::Sink;
@@ -439,15 +438,11 @@ fn running(
         p.query.clone(),
         runtime.clone(),
         p.def.lateness,
-        -p.def.utc_offset,
+        p.def.utc_offset,
         table_schemas.clone(),
     )
     .with_max_keys(p.def.max_keys);
-    let slide = match p.query.window {
-        WindowSpec::Tumble { width } => width,
-        WindowSpec::Hop { slide, .. } => slide,
-        WindowSpec::Session { gap } => gap,
-    };
+    let slide = p.query.window.slide();
     let detector = PipelineDetector::new(
         &p.def.name,
         p.query.feeds.iter().cloned().collect(),
@@ -456,7 +451,8 @@ fn running(
         &p.query.output_schema,
         slide,
         p.def.utc_offset,
-    );
+    )
+    .map(|d| d.with_sensitive(p.sensitive.clone()));
     RunningPipeline {
         pipeline: p,
         name,

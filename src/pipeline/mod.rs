@@ -56,6 +56,7 @@ pub struct Pipeline {
     pub def: PipelineDef,
     pub query: Arc<CompiledQuery>,
     pub rules: Vec<CompiledRule>,
+    pub sensitive: Option<crate::detect::sensitive::Sensitive>,
 }
 
 impl PipelineDef {
@@ -111,10 +112,27 @@ impl PipelineDef {
                 "detection compares windows of a regular series: use tumble or hop".into(),
             )]);
         }
+        if self.sections.detect.is_some() && query.window.is_irregular() {
+            return Err(vec![self.diag_at(
+                self.sql_offset,
+                format!(
+                    "[detect] compares windows of a regular series, and {} windows are not one (months differ in length, running totals grow): judge them with [[rule]]",
+                    query.window
+                ),
+            )]);
+        }
+        let sensitive = match &self.sections.sensitive {
+            Some(c) => Some(
+                crate::detect::sensitive::Sensitive::new(c, &catalog.tables)
+                    .map_err(|m| vec![self.diag_at(c.calendar.span().start, m)])?,
+            ),
+            None => None,
+        };
         Ok(Pipeline {
             def: self.clone(),
             query: Arc::new(query),
             rules,
+            sensitive,
         })
     }
 
@@ -288,10 +306,10 @@ impl Compiled {
         let watchers = self.watchers();
         let mut found = Vec::new();
         for (conditions, at) in self.routing.conditions() {
-            let wants = |name: &str| conditions.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+            let wants = |name: &str| conditions.iter().find(|(k, _)| k == name).map(|(_, v)| v);
             let labels: Vec<&str> = conditions
                 .iter()
-                .map(|(k, _)| *k)
+                .map(|(k, _)| k.as_str())
                 .filter(|k| !["feed", "pipeline"].contains(k))
                 .collect();
             if labels.is_empty() {
@@ -416,7 +434,9 @@ pub async fn compile_dir(dir: &Path, catalog: &Catalog) -> Result<Compiled, Diag
     };
     let compounds = compounds(&compound_files, &pipelines, &mut diags);
     let routing =
-        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect()).map_err(Diagnostics)?;
+        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect())
+            .and_then(|r| r.with_tables(&catalog.tables))
+            .map_err(Diagnostics)?;
     diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     Diagnostics(diags).into_result(Compiled {
         pipelines,
@@ -470,7 +490,9 @@ pub async fn compile_embedded(catalog: &Catalog) -> Result<Compiled, Diagnostics
     let mut diags = Vec::new();
     let compounds = compounds(&files, &pipelines, &mut diags);
     let routing =
-        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect()).map_err(Diagnostics)?;
+        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect())
+            .and_then(|r| r.with_tables(&catalog.tables))
+            .map_err(Diagnostics)?;
     Diagnostics(diags).into_result(Compiled {
         pipelines,
         compounds,
@@ -510,6 +532,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../pipelines/labor_enterprise_day.toml"),
     ),
     (
+        "labor_key_enterprise_day.toml",
+        include_str!("../../pipelines/labor_key_enterprise_day.toml"),
+    ),
+    (
         "labor_industry_week.toml",
         include_str!("../../pipelines/labor_industry_week.toml"),
     ),
@@ -524,6 +550,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "petition_collective.toml",
         include_str!("../../pipelines/petition_collective.toml"),
+    ),
+    (
+        "petition_street_month.toml",
+        include_str!("../../pipelines/petition_street_month.toml"),
     ),
     (
         "petition_street_day.toml",

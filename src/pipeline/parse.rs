@@ -14,7 +14,7 @@ use crate::detect::config::Sections;
 use crate::error::Diagnostic;
 
 /// Keys a pipeline file may have.
-const KNOWN_KEYS: [&str; 10] = [
+const KNOWN_KEYS: [&str; 11] = [
     "name",
     "description",
     "sql",
@@ -25,6 +25,7 @@ const KNOWN_KEYS: [&str; 10] = [
     "rule",
     "task_level",
     "max_keys",
+    "sensitive",
 ];
 
 /// Parses one pipeline file, collecting every mistake.
@@ -130,7 +131,7 @@ fn set_key(
             }
         }
         // Read below with their own types.
-        "detect" | "rule" => {}
+        "detect" | "rule" | "sensitive" => {}
         "max_keys" => match positive(value.get_ref()) {
             Some(n) => def.max_keys = n,
             None => diags.push(at(

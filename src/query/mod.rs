@@ -12,6 +12,7 @@
 //! Aggregates that cannot be split keep what they need in their state:
 //! `count(DISTINCT x)` the distinct values, `median(x)` the values.
 
+mod lookup;
 pub mod rewrite;
 pub mod sample;
 pub mod tables;
@@ -41,9 +42,13 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
-pub use rewrite::{SqlError, WindowSpec};
-use tables::{BinInputs, FeedPartition, FinalInputs, StatePartition, WINDOW_END, WINDOW_START};
+pub use rewrite::{Period, SqlError, WindowSpec};
+use tables::{
+    BinInputs, FeedPartition, FinalInputs, ReferencePartition, StatePartition, WINDOW_END,
+    WINDOW_START,
+};
 
+use crate::core::time::Millis;
 use crate::schema::Catalog;
 
 /// Physical optimizer rules that assume a query sees all its input at once; a
@@ -141,6 +146,18 @@ fn session(catalog: &Catalog) -> Result<SessionContext, DataFusionError> {
             vec![vec![population]],
         )?),
     )?;
+    for (name, table) in &catalog.tables {
+        let partition = Arc::new(ReferencePartition {
+            table: table.clone(),
+        });
+        ctx.register_table(
+            name.as_str(),
+            Arc::new(StreamingTable::try_new(
+                table.schema.clone(),
+                vec![partition],
+            )?),
+        )?;
+    }
     for (name, feed) in &catalog.feeds {
         let schema = tables::feed_table_schema(feed);
         let partition = Arc::new(FeedPartition {
@@ -184,7 +201,7 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
         .await
         .map_err(plan_err)?;
     let mut stages = Vec::new();
-    let final_plan = split(physical, &mut stages).map_err(plan_err)?;
+    let final_plan = split(physical, &mut stages, catalog).map_err(plan_err)?;
     if stages.is_empty() {
         return Err(vec![at_start(
             "the window must group an aggregate over the feeds (e.g. count(*) … GROUP BY grid_id, tumble(INTERVAL '1 hour'))",
@@ -193,7 +210,9 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
     let mut leaves = 0;
     final_plan
         .apply(|node| {
-            if node.is::<StreamingTableExec>() {
+            if let Some(scan) = node.downcast_ref::<StreamingTableExec>()
+                && !is_reference(scan, catalog)
+            {
                 leaves += 1;
             }
             Ok(TreeNodeRecursion::Continue)
@@ -238,7 +257,7 @@ pub async fn compile(sql: &str, catalog: &Catalog) -> Result<CompiledQuery, Vec<
 /// their columns.
 fn learn_inputs(compiled: &mut CompiledQuery, catalog: &Catalog) -> Result<(), DataFusionError> {
     for i in 0..compiled.stages.len() {
-        let running = compiled.start_stage(i)?;
+        let running = compiled.start_stage(i, Millis::MAX)?;
         compiled.stages[i].feeds = running.senders.keys().cloned().collect();
     }
     compiled.columns = read_columns(&compiled.stages, catalog)?;
@@ -247,9 +266,9 @@ fn learn_inputs(compiled: &mut CompiledQuery, catalog: &Catalog) -> Result<(), D
 
 impl CompiledQuery {
     /// Starts stage `i` for a new window bin: its feed scans wait on channels.
-    pub fn start_stage(&self, i: usize) -> Result<RunningStage, DataFusionError> {
+    pub fn start_stage(&self, i: usize, as_of: Millis) -> Result<RunningStage, DataFusionError> {
         let stage = &self.stages[i];
-        let inputs = Arc::new(BinInputs::default());
+        let inputs = Arc::new(BinInputs::starting(as_of));
         let config = self.state.config().clone().with_extension(inputs.clone());
         let ctx = Arc::new(TaskContext::from(&self.state).with_session_config(config));
         // Plans keep execution state (metrics, filters); each bin gets a fresh copy.
@@ -265,12 +284,15 @@ impl CompiledQuery {
     }
 
     /// Runs the final plan over the partial states of one window, by stage.
+    /// Reference tables read the version in force at `as_of`, the window's start.
     pub async fn finish_window(
         &self,
         states: HashMap<usize, Vec<RecordBatch>>,
+        as_of: Millis,
     ) -> Result<Vec<RecordBatch>, DataFusionError> {
         let inputs = Arc::new(FinalInputs {
             states: std::sync::Mutex::new(states),
+            as_of,
         });
         let config = self.state.config().clone().with_extension(inputs);
         let ctx = Arc::new(TaskContext::from(&self.state).with_session_config(config));
@@ -348,6 +370,7 @@ fn read_columns(
 fn split(
     node: Arc<dyn ExecutionPlan>,
     stages: &mut Vec<PartialStage>,
+    catalog: &Catalog,
 ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
     if let Some(agg) = node.downcast_ref::<AggregateExec>()
         && matches!(
@@ -366,16 +389,7 @@ fn split(
                 "a windowed aggregate must group by its window".into(),
             ));
         };
-        let mut has_join = false;
-        partial.apply(|n| {
-            has_join |= n.name().contains("Join");
-            Ok(TreeNodeRecursion::Continue)
-        })?;
-        if has_join {
-            return Err(DataFusionError::Plan(
-                "feeds cannot be joined event by event; aggregate each feed in the window, then join the aggregates on window_start and the keys".into(),
-            ));
-        }
+        let partial = lookup::reference_builds(partial, catalog)?;
         let id = stages.len();
         let source = StreamingTableExec::try_new(
             state_schema.clone(),
@@ -408,9 +422,15 @@ fn split(
     }
     let new_children = children
         .into_iter()
-        .map(|c| split(c, stages))
+        .map(|c| split(c, stages, catalog))
         .collect::<Result<Vec<_>, _>>()?;
     node.replace_children(new_children, recompute())
+}
+
+/// Whether a scan reads a reference table rather than a feed or a state.
+pub(crate) fn is_reference(scan: &StreamingTableExec, catalog: &Catalog) -> bool {
+    let fields = scan.partition_schema().fields();
+    catalog.tables.values().any(|t| t.schema.fields() == fields)
 }
 
 fn recompute() -> ReplaceChildrenOptions {

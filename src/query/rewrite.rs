@@ -1,6 +1,9 @@
 //! Window calls in SQL. Pipelines write their window in `GROUP BY` —
 //! `tumble(INTERVAL '1 hour')`, `hop(INTERVAL '10 minutes', INTERVAL '1 hour')`,
-//! `session(INTERVAL '30 minutes')`. This module finds those calls in the parsed
+//! `session(INTERVAL '30 minutes')`, and by the calendar `tumble(INTERVAL '1 month')`
+//! (or a quarter, a year) and `cumulate(INTERVAL '1 day', INTERVAL '1 year')`
+//! (running totals from the start of each period, one step more each time, as
+//! Flink's CUMULATE). This module finds those calls in the parsed
 //! statement, reads the window from them, and replaces each by the two columns
 //! `window_start, window_end` that every feed table carries, so the rest is plain
 //! SQL for DataFusion.
@@ -23,7 +26,23 @@ pub enum WindowSpec {
     Hop { slide: Millis, width: Millis },
     /// Per key: events closer than `gap` share a window.
     Session { gap: Millis },
+    /// Calendar periods of `months` (1 a month, 3 a quarter, 12 a year) in the
+    /// pipeline's timezone.
+    Calendar { months: u32 },
+    /// Windows from the start of each `period`, ending at every `step`: the
+    /// running totals of the period (Flink's CUMULATE).
+    Cumulate { step: Millis, period: Period },
 }
+
+/// How long a cumulating window's period is: fixed, or calendar months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Fixed(Millis),
+    Months(u32),
+}
+
+/// A calendar month's nominal length, where a length must be given for one.
+const NOMINAL_MONTH: Millis = 30 * crate::core::time::DAY;
 
 impl WindowSpec {
     /// How far apart window starts are (the bin width).
@@ -32,6 +51,8 @@ impl WindowSpec {
             WindowSpec::Tumble { width } => width,
             WindowSpec::Hop { slide, .. } => slide,
             WindowSpec::Session { gap } => gap,
+            WindowSpec::Calendar { months } => months as Millis * NOMINAL_MONTH,
+            WindowSpec::Cumulate { step, .. } => step,
         }
     }
 
@@ -39,7 +60,34 @@ impl WindowSpec {
         match *self {
             WindowSpec::Tumble { width } | WindowSpec::Hop { width, .. } => width,
             WindowSpec::Session { gap } => gap,
+            WindowSpec::Calendar { months }
+            | WindowSpec::Cumulate {
+                period: Period::Months(months),
+                ..
+            } => months as Millis * NOMINAL_MONTH,
+            WindowSpec::Cumulate {
+                period: Period::Fixed(width),
+                ..
+            } => width,
         }
+    }
+
+    /// Windows that follow the calendar or grow through a period: their values
+    /// are not a regular series a baseline can judge.
+    pub fn is_irregular(&self) -> bool {
+        matches!(
+            self,
+            WindowSpec::Calendar { .. } | WindowSpec::Cumulate { .. }
+        )
+    }
+}
+
+fn months_text(months: u32) -> String {
+    match months {
+        12 => "1 year".into(),
+        m if m % 12 == 0 => format!("{} years", m / 12),
+        1 => "1 month".into(),
+        m => format!("{m} months"),
     }
 }
 
@@ -50,6 +98,14 @@ impl std::fmt::Display for WindowSpec {
             WindowSpec::Tumble { width } => write!(f, "tumble {}", d(width)),
             WindowSpec::Hop { slide, width } => write!(f, "hop {} every {}", d(width), d(slide)),
             WindowSpec::Session { gap } => write!(f, "session gap {}", d(gap)),
+            WindowSpec::Calendar { months } => write!(f, "tumble {}", months_text(months)),
+            WindowSpec::Cumulate { step, period } => {
+                let period = match period {
+                    Period::Fixed(w) => d(w),
+                    Period::Months(m) => months_text(m),
+                };
+                write!(f, "cumulate {period} every {}", d(step))
+            }
         }
     }
 }
@@ -62,7 +118,7 @@ pub struct SqlError {
     pub message: String,
 }
 
-const WINDOW_FUNCTIONS: [&str; 3] = ["tumble", "hop", "session"];
+const WINDOW_FUNCTIONS: [&str; 4] = ["tumble", "hop", "session", "cumulate"];
 
 fn function_name(f: &ast::Function) -> Option<String> {
     match f.name.0.as_slice() {
@@ -214,7 +270,11 @@ fn window_call(e: &Expr) -> Option<Result<WindowSpec, SqlError>> {
             .collect(),
         _ => Vec::new(),
     };
-    let want = if name == "hop" { 2 } else { 1 };
+    let want = if name == "hop" || name == "cumulate" {
+        2
+    } else {
+        1
+    };
     if args.len() != want {
         return Some(Err(err_at(
             span,
@@ -222,36 +282,66 @@ fn window_call(e: &Expr) -> Option<Result<WindowSpec, SqlError>> {
                 "hop" => {
                     "hop takes two intervals: hop(INTERVAL 'slide', INTERVAL 'width')".to_string()
                 }
+                "cumulate" => "cumulate takes two intervals: cumulate(INTERVAL 'step', INTERVAL 'period'), e.g. cumulate(INTERVAL '1 day', INTERVAL '1 year')".to_string(),
                 _ => format!("{name} takes one interval, e.g. {name}(INTERVAL '1 hour')"),
             },
         )));
     }
-    let mut ms = Vec::new();
+    let mut lengths = Vec::new();
     for a in args {
-        match interval_millis(a) {
-            Ok(v) if v > 0 => ms.push(v),
-            Ok(_) => return Some(Err(err_at(a.span(), "a window interval must be positive"))),
+        match interval(a) {
+            Ok(Period::Fixed(v)) if v <= 0 => {
+                return Some(Err(err_at(a.span(), "a window interval must be positive")));
+            }
+            Ok(p) => lengths.push(p),
             Err(m) => return Some(Err(err_at(a.span(), m))),
         }
     }
-    Some(match name.as_str() {
-        "tumble" => Ok(WindowSpec::Tumble { width: ms[0] }),
-        "session" => Ok(WindowSpec::Session { gap: ms[0] }),
-        _ => {
-            let (slide, width) = (ms[0], ms[1]);
-            if width % slide != 0 || width < slide {
-                Err(err_at(
-                    span,
-                    "hop width must be a whole multiple of its slide: hop(INTERVAL 'slide', INTERVAL 'width')",
-                ))
-            } else {
-                Ok(WindowSpec::Hop { slide, width })
-            }
-        }
-    })
+    Some(window_of(&name, &lengths).map_err(|m| err_at(span, m)))
 }
 
-fn interval_millis(e: &Expr) -> Result<Millis, String> {
+/// The window a call names, from its intervals.
+fn window_of(name: &str, lengths: &[Period]) -> Result<WindowSpec, String> {
+    use Period::{Fixed, Months};
+    let calendar_only = |what: &str| {
+        format!(
+            "{what} takes a fixed interval; months and years are for tumble(INTERVAL '1 month') and cumulate(INTERVAL '1 day', INTERVAL '1 year')"
+        )
+    };
+    match (name, lengths) {
+        ("tumble", [Fixed(width)]) => Ok(WindowSpec::Tumble { width: *width }),
+        ("tumble", [Months(months)]) => Ok(WindowSpec::Calendar { months: *months }),
+        ("session", [Fixed(gap)]) => Ok(WindowSpec::Session { gap: *gap }),
+        ("hop", [Fixed(slide), Fixed(width)]) => {
+            if width % slide != 0 || width < slide {
+                Err("hop width must be a whole multiple of its slide: hop(INTERVAL 'slide', INTERVAL 'width')".into())
+            } else {
+                Ok(WindowSpec::Hop {
+                    slide: *slide,
+                    width: *width,
+                })
+            }
+        }
+        ("cumulate", [Fixed(step), Fixed(width)]) if width % step == 0 && width > step => {
+            Ok(WindowSpec::Cumulate {
+                step: *step,
+                period: Fixed(*width),
+            })
+        }
+        ("cumulate", [Fixed(step), Months(months)]) if crate::core::time::DAY % step == 0 => {
+            Ok(WindowSpec::Cumulate {
+                step: *step,
+                period: Months(*months),
+            })
+        }
+        ("cumulate", [Fixed(_), _]) => Err(
+            "a cumulate step must divide its period (and a day, for a calendar period): cumulate(INTERVAL '1 day', INTERVAL '1 month')".into(),
+        ),
+        (name, _) => Err(calendar_only(name)),
+    }
+}
+
+fn interval(e: &Expr) -> Result<Period, String> {
     let Expr::Interval(iv) = e else {
         return Err("expected an interval literal such as INTERVAL '10 minutes'".into());
     };
@@ -267,7 +357,12 @@ fn interval_millis(e: &Expr) -> Result<Millis, String> {
         Some(unit) => format!("{text} {unit}"),
         None => text,
     };
-    parse_duration(&text).map_err(|m| format!("bad interval: {m}"))
+    if let Some(months) = crate::core::calendar::parse_months(&text) {
+        return months.map(Period::Months);
+    }
+    parse_duration(&text)
+        .map(Period::Fixed)
+        .map_err(|m| format!("bad interval: {m}"))
 }
 
 /// Parses one query and rewrites its window calls: the window, and the SQL

@@ -15,6 +15,8 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use futures::StreamExt;
 use futures::channel::mpsc;
 
+use crate::core::time::Millis;
+use crate::reference::ReferenceTable;
 use crate::schema::{FeedSchema, timestamp_type};
 
 pub const WINDOW_START: &str = "window_start";
@@ -38,9 +40,19 @@ pub fn feed_table_schema(feed: &FeedSchema) -> SchemaRef {
 #[derive(Debug, Default)]
 pub struct BinInputs {
     senders: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<RecordBatch>>>>,
+    /// The bin's start: reference tables read the version in force then.
+    pub as_of: Millis,
 }
 
 impl BinInputs {
+    /// Inputs of a bin starting at `as_of`.
+    pub fn starting(as_of: Millis) -> Self {
+        BinInputs {
+            senders: Mutex::default(),
+            as_of,
+        }
+    }
+
     pub fn take_senders(&self) -> HashMap<String, Vec<mpsc::UnboundedSender<RecordBatch>>> {
         std::mem::take(&mut *self.senders.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -50,6 +62,35 @@ impl BinInputs {
 #[derive(Debug, Default)]
 pub struct FinalInputs {
     pub states: Mutex<HashMap<usize, Vec<RecordBatch>>>,
+    /// The window's start: reference tables read the version in force then.
+    pub as_of: Millis,
+}
+
+/// A reference table's scan: the rows of the version in force at the start of
+/// the bin or window the plan runs for (the latest outside one).
+#[derive(Debug)]
+pub struct ReferencePartition {
+    pub table: Arc<ReferenceTable>,
+}
+
+impl PartitionStream for ReferencePartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.table.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let config = ctx.session_config();
+        let as_of = config
+            .get_extension::<BinInputs>()
+            .map(|b| b.as_of)
+            .or_else(|| config.get_extension::<FinalInputs>().map(|f| f.as_of))
+            .unwrap_or(Millis::MAX);
+        let batch = self.table.at(as_of).batch.clone();
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.table.schema.clone(),
+            futures::stream::iter([Ok(batch)]),
+        ))
+    }
 }
 
 #[derive(Debug)]

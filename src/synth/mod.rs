@@ -499,6 +499,11 @@ fn key(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The id of the generator's enterprise `i`.
+fn enterprise_id(i: usize) -> String {
+    format!("E{:05}", 10_000 + i * 37)
+}
+
 /// Generates the four feeds.
 pub fn generate(opt: &GenOptions) -> Generated {
     let mut rng = ChaCha8Rng::seed_from_u64(opt.seed);
@@ -507,7 +512,7 @@ pub fn generate(opt: &GenOptions) -> Generated {
         .map(|i| {
             let industry = INDUSTRIES[i % INDUSTRIES.len()];
             let place = rng.random_range(0..places.len());
-            (format!("E{:05}", 10_000 + i * 37), industry, place)
+            (enterprise_id(i), industry, place)
         })
         .collect();
     let mut g = Generator {
@@ -566,9 +571,11 @@ pub fn write(generated: &Generated, dir: &std::path::Path) -> std::io::Result<()
     }
     let manifest =
         serde_json::to_string_pretty(&generated.manifest).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("manifest.json"), manifest + "\n")
+    std::fs::write(dir.join("manifest.json"), manifest + "\n")?;
+    reference::write(dir)
 }
 
 mod incidents;
+pub mod reference;
 #[cfg(test)]
 mod tests;

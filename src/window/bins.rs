@@ -54,7 +54,7 @@ impl WindowOperator {
                 columns.push(t);
             } else {
                 columns.push(timestamps(bin, n));
-                columns.push(timestamps(bin + self.slide, n));
+                columns.push(timestamps(self.grid.bin_end(bin), n));
             }
             let routed = RecordBatch::try_new(schema.clone(), columns)?;
             let stage_count = self.query.stages.len();
@@ -71,7 +71,7 @@ impl WindowOperator {
                     continue;
                 }
                 if sb.running.is_none() {
-                    match self.query.start_stage(i) {
+                    match self.query.start_stage(i, bin) {
                         Ok(running) => sb.running = Some(running),
                         Err(e) => {
                             sb.failed = Some(e.to_string());
@@ -110,7 +110,7 @@ impl WindowOperator {
         // `Millis::MAX` means no open window holds data.
         while self.next_end != Millis::MAX && self.next_end <= wm {
             let end = self.next_end;
-            let start = end - self.width;
+            let start = self.grid.window_start(end);
             let mut states: HashMap<usize, Vec<RecordBatch>> = HashMap::new();
             let mut any = false;
             let mut failed: Option<String> = None;
@@ -150,13 +150,13 @@ impl WindowOperator {
             }
             self.closed_upto = end;
             // A bin is done once the last window holding it has closed.
-            let first_kept = end - self.width + self.slide;
+            let first_kept = self.grid.first_kept(end);
             let keep = self.bins.split_off(&first_kept);
             self.bins = keep;
             self.bin_keys = self.bin_keys.split_off(&first_kept);
             self.next_end = match self.bins.keys().next() {
                 None => Millis::MAX,
-                Some(&b) => (b + self.slide).max(end + self.slide),
+                Some(&b) => self.grid.bin_end(b).max(self.grid.next_end(end)),
             };
         }
         Ok(())
@@ -171,7 +171,9 @@ impl WindowOperator {
         per_row: bool,
     ) -> Result<WindowResult, DataFusionError> {
         let _span = tracing::debug_span!("window", pipeline = %self.pipeline, start, end).entered();
-        let batches = self.runtime.block_on(self.query.finish_window(states))?;
+        let batches = self
+            .runtime
+            .block_on(self.query.finish_window(states, start))?;
         let result = WindowResult {
             pipeline: self.pipeline.clone(),
             start,
@@ -241,7 +243,7 @@ impl WindowOperator {
             self.closed_upto = check;
             let has_data = !self.open_sessions.is_empty() || !self.bins.is_empty();
             self.next_end = if has_data {
-                check + self.slide
+                self.grid.next_end(check)
             } else {
                 Millis::MAX
             };

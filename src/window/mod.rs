@@ -24,7 +24,10 @@ use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::error::DataFusionError;
 
 mod bins;
+mod grid;
 pub mod session;
+
+use grid::Grid;
 
 use crate::core::stage::Stateful;
 use crate::core::time::Millis;
@@ -110,10 +113,8 @@ pub struct WindowOperator {
     pipeline: Arc<str>,
     query: Arc<CompiledQuery>,
     runtime: Arc<tokio::runtime::Runtime>,
-    slide: Millis,
-    width: Millis,
-    /// Window starts are `offset + k * slide`.
-    offset: Millis,
+    /// Where bins and windows fall.
+    grid: Grid,
     lateness: Millis,
     inputs: BTreeMap<String, InputClock>,
     table_schemas: HashMap<String, SchemaRef>,
@@ -145,25 +146,22 @@ impl OperatorState {
 }
 
 impl WindowOperator {
-    /// `offset` aligns window starts (e.g. to local midnight); `table_schemas`
-    /// are the feed tables' schemas (fields plus window columns).
+    /// `utc_offset` is the pipeline's timezone: days, months and years start at
+    /// its midnight; `table_schemas` are the feed tables' schemas (fields plus
+    /// window columns).
     pub fn new(
         pipeline: Arc<str>,
         query: Arc<CompiledQuery>,
         runtime: Arc<tokio::runtime::Runtime>,
         lateness: Millis,
-        offset: Millis,
+        utc_offset: Millis,
         table_schemas: HashMap<String, SchemaRef>,
     ) -> Self {
         let session_gap = match query.window {
             WindowSpec::Session { gap } => Some(gap),
             _ => None,
         };
-        let (slide, width) = match query.window {
-            WindowSpec::Tumble { width } => (width, width),
-            WindowSpec::Hop { slide, width } => (slide, width),
-            WindowSpec::Session { gap } => (gap, gap),
-        };
+        let grid = Grid::new(query.window, utc_offset);
         let inputs = query
             .feeds
             .iter()
@@ -202,9 +200,7 @@ impl WindowOperator {
             pipeline,
             query,
             runtime,
-            slide,
-            width,
-            offset: offset.rem_euclid(slide),
+            grid,
             lateness,
             inputs,
             table_schemas,
@@ -226,10 +222,6 @@ impl WindowOperator {
 
     pub fn reads(&self, feed: &str) -> bool {
         self.query.feeds.contains(feed)
-    }
-
-    fn bin_start(&self, t: Millis) -> Millis {
-        (t - self.offset).div_euclid(self.slide) * self.slide + self.offset
     }
 
     fn input_watermark(&self, clock: &InputClock) -> Millis {
@@ -312,11 +304,11 @@ impl WindowOperator {
                 accepted.clear();
                 self.close_until(wm, &mut out.windows)?;
             }
-            let bin = self.bin_start(t);
+            let bin = self.grid.bin_start(t);
             // A session event is late when even a session of its own would have closed.
             let last_end = match self.session_gap {
                 Some(gap) => t.saturating_add(gap),
-                None => bin.saturating_add(self.width),
+                None => self.grid.last_end(bin),
             };
             if last_end <= wm {
                 out.late.push(i);
@@ -326,15 +318,16 @@ impl WindowOperator {
             {
                 out.too_many_keys.push(i);
             } else {
-                if self.session_gap.is_none() && bin + self.slide <= wm {
+                let bin_end = self.grid.bin_end(bin);
+                if self.session_gap.is_none() && bin_end <= wm {
                     self.stats.partially_late += 1;
                 }
                 accepted.push((bin, i as u32));
                 self.stats.accepted += 1;
-                let first_open_end = if bin + self.slide > self.closed_upto {
-                    bin + self.slide
+                let first_open_end = if bin_end > self.closed_upto {
+                    bin_end
                 } else {
-                    self.closed_upto + self.slide
+                    self.grid.next_end(self.closed_upto)
                 };
                 self.next_end = self.next_end.min(first_open_end);
             }

@@ -13,6 +13,7 @@ use super::config::{DetectConfig, Method};
 use super::farrington::Settings;
 use super::robust::Glr;
 use super::rule::CompiledRule;
+use super::sensitive::Sensitive;
 use super::series::{Point, SeriesStore};
 use super::{Cusum, Ears, Ewma, Verdict};
 use crate::alert::{Alert, Finding, Lifecycle, Measure, Timing};
@@ -88,6 +89,8 @@ pub struct PipelineDetector {
     pub warming_up: u64,
     /// What the last window found, key by key.
     last: Vec<Finding>,
+    /// Sensitive dates: closer watch on windows that overlap them.
+    sensitive: Option<Sensitive>,
 }
 
 /// What a detector remembers between windows, for checkpoints.
@@ -187,7 +190,14 @@ impl PipelineDetector {
             lifecycle: Lifecycle::default(),
             warming_up: 0,
             last: Vec::new(),
+            sensitive: None,
         })
+    }
+
+    /// Watches closer on the dates of a sensitivity calendar.
+    pub fn with_sensitive(mut self, sensitive: Option<Sensitive>) -> Self {
+        self.sensitive = sensitive;
+        self
     }
 
     fn timing(&self) -> Timing {
@@ -205,7 +215,12 @@ impl PipelineDetector {
         w: &WindowResult,
     ) -> Result<Vec<Alert>, datafusion::error::DataFusionError> {
         let rows = self.key_rows(w)?;
-        let judged = match self.config.clone() {
+        let sensitive = self.sensitive.clone().filter(|s| s.covers(w.start, w.end));
+        let config = self.config.clone().map(|c| match &sensitive {
+            Some(s) => s.closer(c),
+            None => c,
+        });
+        let mut judged = match config {
             Some(c) => self.judge_points(&c, w, &rows),
             None => rows
                 .iter()
@@ -224,6 +239,9 @@ impl PipelineDetector {
                 })
                 .collect(),
         };
+        if let Some(s) = &sensitive {
+            s.raise_levels(&mut judged);
+        }
         let mut findings: Vec<Finding> = judged
             .into_iter()
             .map(|(key, measure, level)| self.finding(w, &key, rows.get(&key), measure, level))

@@ -9,15 +9,20 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod route;
+
+use route::{Route, Selectors, fill, fill_key, matches, selectors, specificity};
+
 use super::Track;
 use crate::alert::Alert;
-use crate::core::key::{Cell, Key};
+use crate::core::key::Key;
 use crate::core::level::Level;
+use crate::reference::Tables;
 use crate::core::time::{DAY, HOUR, Millis, parse_duration};
 use crate::error::Diagnostic;
 
 /// The shipped table.
-pub const EMBEDDED: &str = include_str!("../../routing/routing.toml");
+pub const EMBEDDED: &str = include_str!("../../../routing/routing.toml");
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,30 +33,6 @@ struct Departments {
 }
 
 impl Departments {
-    fn get(&self, track: Track) -> Option<&String> {
-        match track {
-            Track::Legal => self.legal.as_ref(),
-            Track::Opinion => self.opinion.as_ref(),
-            Track::Control => self.control.as_ref(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Route {
-    feed: Option<Spanned<String>>,
-    pipeline: Option<Spanned<String>>,
-    category: Option<String>,
-    kind: Option<String>,
-    district: Option<String>,
-    street: Option<String>,
-    legal: Option<String>,
-    opinion: Option<String>,
-    control: Option<String>,
-}
-
-impl Route {
     fn get(&self, track: Track) -> Option<&String> {
         match track {
             Track::Legal => self.legal.as_ref(),
@@ -125,6 +106,8 @@ pub struct RoutingTable {
     routes: Vec<Route>,
     /// Where each route starts in the file (for [`RoutingTable::conditions`]).
     route_at: Vec<Diagnostic>,
+    /// Reference tables routes and templates look attributes up in.
+    tables: Tables,
 }
 
 fn level_named(name: &str) -> Option<Level> {
@@ -214,12 +197,66 @@ impl RoutingTable {
                 .map(|r| at(r.span().start, String::new()))
                 .collect(),
             routes: raw.route.into_iter().map(Spanned::into_inner).collect(),
+            tables: Tables::new(),
         })
     }
 
-    /// Each route's conditions (label, value) and where it is written.
-    pub fn conditions(&self) -> impl Iterator<Item = (Vec<(&'static str, String)>, &Diagnostic)> {
-        self.routes.iter().map(selectors).zip(&self.route_at)
+    /// The table with the reference tables its attribute routes and
+    /// `{TABLE.COLUMN}` templates read; each names a table with a key and a
+    /// column it has, or is reported where it is written.
+    pub fn with_tables(mut self, tables: &Tables) -> Result<Self, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        let at = |needle: &str, fallback: &Diagnostic, message: String| {
+            match text.find(needle) {
+                Some(offset) => Diagnostic::at(&self.file, &text, offset, message),
+                None => Diagnostic {
+                    message,
+                    ..fallback.clone()
+                },
+            }
+        };
+        let mut diags = Vec::new();
+        for (route, start) in self.routes.iter().zip(&self.route_at) {
+            let templates = Track::ALL
+                .into_iter()
+                .filter_map(|t| route.get(t))
+                .flat_map(|d| template_names(d));
+            let paths = route
+                .attribute
+                .keys()
+                .map(|k| k.get_ref().clone())
+                .chain(templates);
+            for path in paths {
+                if let Err(m) = check_attribute(&path, tables) {
+                    diags.push(at(&path, start, m));
+                }
+            }
+        }
+        if diags.is_empty() {
+            self.tables = tables.clone();
+            Ok(self)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// Each route's conditions (label, value) and where it is written; an
+    /// attribute condition stands for the key column its table is looked up by.
+    pub fn conditions(&self) -> impl Iterator<Item = (Selectors, &Diagnostic)> {
+        self.routes
+            .iter()
+            .map(|r| {
+                selectors(r)
+                    .into_iter()
+                    .map(|(label, value)| {
+                        let key = label
+                            .split_once('.')
+                            .and_then(|(t, _)| self.tables.get(t)?.def.key.clone());
+                        (key.unwrap_or(label), value)
+                    })
+                    .collect()
+            })
+            .zip(&self.route_at)
     }
 
     /// How long a task of this level has to be acknowledged.
@@ -237,17 +274,17 @@ impl RoutingTable {
         let best = self
             .routes
             .iter()
-            .filter(|r| r.get(track).is_some() && matches(r, alert))
+            .filter(|r| r.get(track).is_some() && matches(r, alert, &self.tables))
             .fold(None::<&Route>, |best, r| match best {
                 Some(b) if specificity(b) >= specificity(r) => Some(b),
                 _ => Some(r),
             });
-        let template = best
-            .and_then(|r| r.get(track))
-            .or(self.default.get(track))
-            .cloned()
-            .unwrap_or_default();
-        fill(&template, &alert.key)
+        let default = self.default.get(track).cloned().unwrap_or_default();
+        // A template whose reference value is missing falls back to the default.
+        best.and_then(|r| r.get(track))
+            .and_then(|t| fill(t, alert, &self.tables))
+            .or_else(|| fill(&default, alert, &self.tables))
+            .unwrap_or_else(|| fill_key(&default, &alert.key))
     }
 
     /// Every department the table names in full: the bounded set that metric
@@ -275,63 +312,52 @@ impl RoutingTable {
     pub fn step(&self, owner: &str, n: usize, key: &Key) -> Option<Step> {
         let chain = self.chains.get(owner).unwrap_or(&self.default_chain);
         chain.get(n).map(|s| Step {
-            to: fill(&s.to, key),
+            to: fill_key(&s.to, key),
             wait: s.wait,
         })
     }
 }
 
-/// A route's conditions, as (label, value).
-type Selectors = Vec<(&'static str, String)>;
-
-fn selectors(r: &Route) -> Selectors {
-    [
-        ("feed", r.feed.as_ref().map(|s| s.get_ref().clone())),
-        ("pipeline", r.pipeline.as_ref().map(|s| s.get_ref().clone())),
-        ("category", r.category.clone()),
-        ("kind", r.kind.clone()),
-        ("district", r.district.clone()),
-        ("street", r.street.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.map(|v| (k, v)))
-    .collect()
+/// The `{TABLE.COLUMN}` placeholders of a department template.
+fn template_names(department: &str) -> Vec<String> {
+    department
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}'))
+        .map(|(name, _)| name.to_string())
+        .filter(|name| name.contains('.'))
+        .collect()
 }
 
-/// How specific a route is: one per condition, and a pipeline counts double, as
-/// it is narrower than the feeds it reads.
-fn specificity(r: &Route) -> usize {
-    selectors(r).len() + r.pipeline.is_some() as usize
-}
-
-fn matches(r: &Route, alert: &Alert) -> bool {
-    let label = |name: &str, want: &Option<String>| {
-        want.as_ref()
-            .is_none_or(|w| alert.key.get(name).and_then(Cell::as_str) == Some(w.as_str()))
+/// `TABLE.COLUMN` names a reference table with a key, and a column of it.
+fn check_attribute(path: &str, tables: &Tables) -> Result<(), String> {
+    let known = || tables.keys().cloned().collect::<Vec<_>>().join(", ");
+    let Some((table, column)) = path.split_once('.') else {
+        return Err(format!("`{path}`: an attribute is TABLE.COLUMN"));
     };
-    r.feed
-        .as_ref()
-        .is_none_or(|f| alert.feeds.iter().any(|x| x == f.get_ref()))
-        && r.pipeline
-            .as_ref()
-            .is_none_or(|p| alert.pipeline == *p.get_ref())
-        && label("category", &r.category)
-        && label("kind", &r.kind)
-        && label("district", &r.district)
-        && label("street", &r.street)
-}
-
-/// Fills `{street}` and `{district}` from the alert's key.
-fn fill(template: &str, key: &Key) -> String {
-    let value = |name: &str, fallback: &str| {
-        key.get(name)
-            .and_then(Cell::as_str)
-            .unwrap_or(fallback)
-            .to_string()
+    let Some(t) = tables.get(table) else {
+        return Err(format!(
+            "`{path}`: no reference table `{table}` (tables: {})",
+            if tables.is_empty() { "none".into() } else { known() }
+        ));
     };
-    template
-        .replace("{street}", &value("street", "属地街道（镇）"))
-        .replace("{district}", &value("district", "属地区"))
+    if t.def.key.is_none() {
+        return Err(format!(
+            "`{path}`: table `{table}` has no `key`, so an alert's row in it cannot be found"
+        ));
+    }
+    if !t.def.columns.iter().any(|c| c.name == column) {
+        return Err(format!(
+            "`{path}`: table `{table}` has no column `{column}` (it has {})",
+            t.def
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The shipped defaults: time to acknowledge and to complete, by level.
@@ -473,113 +499,4 @@ fn check_routes(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::alert::{Measure, Status};
-
-    /// The feeds of the shipped schemas.
-    fn feeds() -> BTreeSet<String> {
-        let catalog = crate::schema::Catalog::embedded().expect("schemas");
-        catalog.feeds.keys().cloned().collect()
-    }
-
-    fn alert(pipeline: &str, feed: &str, labels: &[(&str, &str)]) -> Alert {
-        Alert {
-            alert_id: String::new(),
-            incident_id: String::new(),
-            status: Status::Firing,
-            level: Level::Orange,
-            pipeline: pipeline.into(),
-            feeds: vec![feed.into()],
-            key: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), Cell::Text(v.to_string())))
-                .collect(),
-            window_start: 0,
-            window_end: 0,
-            measure: Measure {
-                value: 0.0,
-                expected: None,
-                threshold: None,
-                score: None,
-                p_value: None,
-                method: String::new(),
-                explanation: None,
-            },
-            summary: String::new(),
-            event_ids: vec![],
-        }
-    }
-
-    #[test]
-    fn the_most_specific_route_wins_per_track() {
-        let t = RoutingTable::embedded(&feeds()).unwrap();
-        let police = alert(
-            "police_grid_hour",
-            "police_incident",
-            &[("district", "西湖区"), ("street", "北山街道")],
-        );
-        assert_eq!(t.department(&police, Track::Legal), "西湖公安分局");
-        assert_eq!(
-            t.department(&police, Track::Opinion),
-            "区委宣传部（网信办）"
-        );
-        assert_eq!(
-            t.department(&police, Track::Control),
-            "北山街道、西湖公安分局"
-        );
-        let land = alert(
-            "petition_collective",
-            "petition",
-            &[("district", "西湖区"), ("category", "land_acquisition")],
-        );
-        assert_eq!(t.department(&land, Track::Legal), "区委信访局、区征迁办");
-        assert_eq!(
-            t.department(&land, Track::Control),
-            "属地街道（镇）、西湖公安分局"
-        );
-        let key = &police.key;
-        let first = t.step("西湖公安分局", 0, key).expect("a first step");
-        assert_eq!(first.to, "区委政法委");
-        let second = t.step("西湖公安分局", 1, key).expect("a second step");
-        assert_ne!(second.to, first.to, "the chain climbs");
-        assert_eq!(t.step("西湖公安分局", 9, key), None, "the chain ends");
-        assert_eq!(t.deadline(Level::Red), HOUR);
-        assert!(t.completion(Level::Red) > t.deadline(Level::Red));
-        // A pipeline route beats a feed route.
-        let compound = alert(
-            "district_compound_risk",
-            "police_incident",
-            &[("district", "西湖区")],
-        );
-        assert_eq!(t.department(&compound, Track::Legal), "区委政法委");
-    }
-
-    #[test]
-    fn mistakes_are_located() {
-        let text = "open_at = \"purple\"\n[deadlines.acknowledge]\nred = \"1h\"\nmauve = \"2h\"\n[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"weather\"\nlegal = \"x\"\n[[route]]\nfeed = \"petition\"\nlegal = \"y\"\n[[route]]\nfeed = \"petition\"\nlegal = \"z\"\n";
-        let err = RoutingTable::parse(Path::new("r.toml"), text, &feeds()).unwrap_err();
-        let shown: Vec<String> = err.iter().map(|d| d.to_string()).collect();
-        assert!(
-            shown[0].starts_with("r.toml:1:11: unknown level `purple`"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[1].starts_with("r.toml:4:1: unknown level `mauve`"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[2].starts_with("r.toml:10:8: unknown feed `weather`"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[3].starts_with("r.toml:15:1: unreachable route"),
-            "{shown:?}"
-        );
-        assert_eq!(shown.len(), 4, "{shown:?}");
-        let unknown_track = "[default]\nlegal = \"a\"\nopinion = \"b\"\ncontrol = \"c\"\n[[route]]\nfeed = \"petition\"\npropaganda = \"x\"\n";
-        let err = RoutingTable::parse(Path::new("r.toml"), unknown_track, &feeds()).unwrap_err();
-        assert!(err[0].to_string().starts_with("r.toml:"), "{}", err[0]);
-        assert!(err[0].to_string().contains("propaganda"), "{}", err[0]);
-    }
-}
+mod tests;

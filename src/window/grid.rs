@@ -1,0 +1,148 @@
+//! Where bins and windows fall in time. Fixed windows (tumble, hop) cut time
+//! into bins `slide` wide and a window is `width / slide` consecutive bins;
+//! calendar windows are one bin a month, quarter or year of local time; a
+//! cumulating window is every bin from its period's start to its end. The
+//! operator asks the grid, never does the arithmetic itself.
+
+use crate::core::calendar::{period_end, period_start};
+use crate::core::time::Millis;
+use crate::query::{Period, WindowSpec};
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Grid {
+    /// Bins `slide` wide starting at `offset + k * slide`; windows `width` wide.
+    Fixed {
+        slide: Millis,
+        width: Millis,
+        offset: Millis,
+    },
+    /// Bins and windows are calendar periods of `months` at `utc_offset`.
+    Calendar { months: u32, utc_offset: Millis },
+    /// Bins `step` wide; windows run from their period's start to each bin's end.
+    Cumulate {
+        step: Millis,
+        offset: Millis,
+        period: Period,
+        utc_offset: Millis,
+    },
+}
+
+impl Grid {
+    /// The grid of a window spec; `utc_offset` is the pipeline's timezone.
+    pub(super) fn new(spec: WindowSpec, utc_offset: Millis) -> Grid {
+        let fixed = |slide: Millis, width: Millis| Grid::Fixed {
+            slide,
+            width,
+            offset: (-utc_offset).rem_euclid(slide),
+        };
+        match spec {
+            WindowSpec::Tumble { width } => fixed(width, width),
+            WindowSpec::Hop { slide, width } => fixed(slide, width),
+            WindowSpec::Session { gap } => fixed(gap, gap),
+            WindowSpec::Calendar { months } => Grid::Calendar { months, utc_offset },
+            WindowSpec::Cumulate { step, period } => Grid::Cumulate {
+                step,
+                offset: (-utc_offset).rem_euclid(step),
+                period,
+                utc_offset,
+            },
+        }
+    }
+
+    /// Start of the bin holding `t`.
+    pub(super) fn bin_start(&self, t: Millis) -> Millis {
+        match *self {
+            Grid::Fixed { slide, offset, .. }
+            | Grid::Cumulate {
+                step: slide,
+                offset,
+                ..
+            } => (t - offset).div_euclid(slide) * slide + offset,
+            Grid::Calendar { months, utc_offset } => period_start(t, months, utc_offset),
+        }
+    }
+
+    /// End of the bin starting at `bin`; the earliest window holding it ends here.
+    pub(super) fn bin_end(&self, bin: Millis) -> Millis {
+        match *self {
+            Grid::Fixed { slide, .. } | Grid::Cumulate { step: slide, .. } => {
+                bin.saturating_add(slide)
+            }
+            Grid::Calendar { months, utc_offset } => period_end(bin, months, utc_offset),
+        }
+    }
+
+    /// End of the last window holding the bin starting at `bin`: past it, an
+    /// event of that bin is late for every window.
+    pub(super) fn last_end(&self, bin: Millis) -> Millis {
+        match *self {
+            Grid::Fixed { width, .. } => bin.saturating_add(width),
+            Grid::Calendar { .. } => self.bin_end(bin),
+            Grid::Cumulate { .. } => self.period_end(self.period_start(bin)),
+        }
+    }
+
+    /// Start of the window ending at `end` (a window end of this grid).
+    pub(super) fn window_start(&self, end: Millis) -> Millis {
+        match *self {
+            Grid::Fixed { width, .. } => end - width,
+            Grid::Calendar { months, utc_offset } => period_start(end - 1, months, utc_offset),
+            Grid::Cumulate { .. } => self.period_start(end - 1),
+        }
+    }
+
+    /// The first window end after `end` (a window end of this grid).
+    pub(super) fn next_end(&self, end: Millis) -> Millis {
+        match *self {
+            Grid::Fixed { slide, .. } | Grid::Cumulate { step: slide, .. } => {
+                end.saturating_add(slide)
+            }
+            Grid::Calendar { .. } => self.bin_end(self.bin_start(end)),
+        }
+    }
+
+    /// Earliest bin a window ending after `end` holds: bins before it are done
+    /// once the window ending at `end` has closed.
+    pub(super) fn first_kept(&self, end: Millis) -> Millis {
+        match *self {
+            Grid::Fixed { slide, width, .. } => end - width + slide,
+            Grid::Calendar { .. } => end,
+            Grid::Cumulate { .. } => self.period_start(end),
+        }
+    }
+
+    /// Cumulating windows: start of the period holding `t`.
+    fn period_start(&self, t: Millis) -> Millis {
+        match *self {
+            Grid::Cumulate {
+                period: Period::Fixed(width),
+                utc_offset,
+                ..
+            } => {
+                let offset = (-utc_offset).rem_euclid(width);
+                (t - offset).div_euclid(width) * width + offset
+            }
+            Grid::Cumulate {
+                period: Period::Months(months),
+                utc_offset,
+                ..
+            } => period_start(t, months, utc_offset),
+            _ => self.bin_start(t),
+        }
+    }
+
+    fn period_end(&self, start: Millis) -> Millis {
+        match *self {
+            Grid::Cumulate {
+                period: Period::Fixed(width),
+                ..
+            } => start.saturating_add(width),
+            Grid::Cumulate {
+                period: Period::Months(months),
+                utc_offset,
+                ..
+            } => period_end(start, months, utc_offset),
+            _ => self.bin_end(start),
+        }
+    }
+}

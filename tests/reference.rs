@@ -1,0 +1,150 @@
+//! Reference tables in the running daemon, on the broker: a pipeline joins a
+//! list of watched grids and a route fills the control department from the
+//! grid's worker. The list file is changed while the daemon runs; the file
+//! watch reads it again (the version metric goes to 2), and the windows after
+//! the change use it: a grid added to the list alerts, and the tasks opened
+//! after go to the worker the new file names.
+
+use std::time::Duration;
+
+
+
+mod broker;
+mod common;
+use broker::{Setup, eventually, http, read_topic, stop};
+
+const WATCHED: &str = r#"name = "watched_grid_hour"
+lateness = "0s"
+sql = """
+SELECT p.district, p.grid_id, count(*) AS n
+FROM police_incident p JOIN watched_grids g ON p.grid_id = g.grid_id
+GROUP BY p.district, p.grid_id, tumble(INTERVAL '1 hour')
+"""
+
+[[rule]]
+when = "n >= 2"
+level = "orange"
+"#;
+
+const TABLE: &str = r#"
+routing = "routing.toml"
+
+[tables.watched_grids]
+file = "watched_grids.csv"
+key = "grid_id"
+columns = [
+  { name = "grid_id", type = "string", required = true },
+  { name = "worker", type = "string", required = true },
+]
+"#;
+
+const ROUTING: &str = r#"
+[default]
+legal = "区委政法委"
+opinion = "区委宣传部（网信办）"
+control = "西湖公安分局"
+
+[[route]]
+pipeline = "watched_grid_hour"
+control = "{watched_grids.worker}"
+"#;
+
+fn incident(id: &str, grid: &str, time: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","event_time":"{time}","district":"西湖区","street":"北山街道","grid_id":"{grid}","kind":"dispute","deaths":0,"injuries":0}}"#
+    )
+}
+
+fn version(port: u16) -> (Option<f64>, String) {
+    let (_, text) = http(port, "GET", "/metrics", &[], "");
+    let v = text
+        .lines()
+        .find(|l| l.starts_with("yujing_reference_table_version{table=\"watched_grids\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok());
+    (v, text)
+}
+
+#[test]
+fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
+    let s = Setup::with(&[("watched_grid_hour", WATCHED)], TABLE);
+    let dir = s.dir.path();
+    std::fs::write(dir.join("routing.toml"), ROUTING).expect("write");
+    let file = dir.join("watched_grids.csv");
+    std::fs::write(&file, "grid_id,worker\nXH-01-21,甲网格员\n").expect("write");
+    let daemon = s.start();
+    let port = s.port;
+    assert_eq!(version(port).0, Some(1.0), "{}", version(port).1);
+
+    // Hour 01: two incidents on each of two grids; only XH-01-21 is watched.
+    s.produce(&[
+        incident("a1", "XH-01-21", "2026-03-14T01:05:00Z"),
+        incident("a2", "XH-01-21", "2026-03-14T01:10:00Z"),
+        incident("b1", "XH-01-22", "2026-03-14T01:15:00Z"),
+        incident("b2", "XH-01-22", "2026-03-14T01:20:00Z"),
+        incident("c1", "XH-01-23", "2026-03-14T02:30:00Z"),
+    ]);
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("ref1{}", s.id),
+        Duration::from_secs(60),
+        |v| !v.is_empty(),
+    );
+    let grids: Vec<&str> = alerts.iter().filter_map(|a| a["key"]["grid_id"].as_str()).collect();
+    assert_eq!(grids, ["XH-01-21"], "{alerts:?}");
+
+    // The list changes: XH-01-22 joins, XH-01-21 gets another worker.
+    std::fs::write(
+        &file,
+        "grid_id,worker\nXH-01-21,乙网格员\nXH-01-22,乙网格员\n",
+    )
+    .expect("write");
+    eventually(30, "the file read again", || {
+        let (v, text) = version(port);
+        ((v == Some(2.0)).then_some(()), text)
+    });
+
+    // Hour 05: the same two grids again.
+    s.produce(&[
+        incident("d1", "XH-01-21", "2026-03-14T05:05:00Z"),
+        incident("d2", "XH-01-21", "2026-03-14T05:10:00Z"),
+        incident("e1", "XH-01-22", "2026-03-14T05:15:00Z"),
+        incident("e2", "XH-01-22", "2026-03-14T05:20:00Z"),
+        incident("f1", "XH-01-23", "2026-03-14T06:30:00Z"),
+    ]);
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("ref2{}", s.id),
+        Duration::from_secs(60),
+        |v| v.iter().any(|a| a["window_start"] == "2026-03-14T05:00:00Z"),
+    );
+    let mut hour5: Vec<&str> = alerts
+        .iter()
+        .filter(|a| a["window_start"] == "2026-03-14T05:00:00Z" && a["status"] == "firing")
+        .filter_map(|a| a["key"]["grid_id"].as_str())
+        .collect();
+    hour5.sort();
+    assert_eq!(hour5, ["XH-01-21", "XH-01-22"], "the added grid alerts too: {alerts:?}");
+
+    let tasks = read_topic(
+        &s.topic("tasks"),
+        &format!("ref3{}", s.id),
+        Duration::from_secs(60),
+        |v| {
+            v.iter().any(|t| {
+                t["task"]["key"]["grid_id"] == "XH-01-22" && t["task"]["track"] == "control"
+            })
+        },
+    );
+    let control = |grid: &str| -> Vec<String> {
+        tasks
+            .iter()
+            .filter(|t| t["change"] == "opened")
+            .filter(|t| t["task"]["key"]["grid_id"] == grid && t["task"]["track"] == "control")
+            .filter_map(|t| t["task"]["department"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(control("XH-01-21"), ["甲网格员", "乙网格员"], "{tasks:?}");
+    assert_eq!(control("XH-01-22"), ["乙网格员"], "{tasks:?}");
+    stop(daemon);
+}
