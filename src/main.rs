@@ -348,7 +348,7 @@ fn replay(
     task_updates: Option<PathBuf>,
     how: cmd::replay::ReplayHow,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = load(&sources, Some(KeyPolicy::DevelopmentAllowed))?;
+    let loaded = load(&sources)?;
     let mut files: Vec<(String, PathBuf)> = loaded
         .config
         .replay
@@ -422,7 +422,7 @@ fn run_daemon(
     } else {
         KeyPolicy::Required
     };
-    let loaded = load(&sources, Some(policy))?;
+    let loaded = load(&sources)?;
     // Before anything is compiled or connected: a missing key is the operator's to fix.
     let mut options = decode_options(&loaded.config, policy)?;
     if let Some(path) = clock_file {
@@ -442,7 +442,7 @@ fn run_daemon(
     let tables = catalog.tables.clone();
     let recompile = Box::new(move || -> yujing::error::Result<pipeline::Compiled> {
         let failed = |e: anyhow::Error| Error::Other(format!("{e:#}"));
-        let (_, _, compiled) = cmd::load::reload(&sources, policy, &tables)
+        let (_, _, compiled) = cmd::load::reload(&sources, &tables)
             .map_err(failed)?
             .compile(&again)
             .map_err(failed)?;
@@ -462,7 +462,7 @@ fn run_daemon(
 
 /// `yujing check`: configuration, schemas and pipelines, planned but not run.
 fn check(sources: Sources) -> anyhow::Result<ExitCode> {
-    let loaded = load(&sources, None)?;
+    let loaded = load(&sources)?;
     let rt = runtime()?;
     let (_, catalog, compiled) = loaded.compile(&rt)?;
     let dead = compiled.routes_never_matched();

@@ -40,7 +40,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn check_accepts_the_shipped_pipelines() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let out = succeed(yujing().arg("check").arg("--pipelines").arg(&dir), "run");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 9 pipelines"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 11 pipelines"));
 }
 
 #[test]

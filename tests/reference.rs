@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-
-
 mod broker;
 mod common;
 use broker::{Setup, eventually, http, read_topic, stop};
@@ -90,7 +88,10 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
         Duration::from_secs(60),
         |v| !v.is_empty(),
     );
-    let grids: Vec<&str> = alerts.iter().filter_map(|a| a["key"]["grid_id"].as_str()).collect();
+    let grids: Vec<&str> = alerts
+        .iter()
+        .filter_map(|a| a["key"]["grid_id"].as_str())
+        .collect();
     assert_eq!(grids, ["XH-01-21"], "{alerts:?}");
 
     // The list changes: XH-01-22 joins, XH-01-21 gets another worker.
@@ -116,7 +117,10 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
         &s.topic("alerts"),
         &format!("ref2{}", s.id),
         Duration::from_secs(60),
-        |v| v.iter().any(|a| a["window_start"] == "2026-03-14T05:00:00Z"),
+        |v| {
+            v.iter()
+                .any(|a| a["window_start"] == "2026-03-14T05:00:00Z")
+        },
     );
     let mut hour5: Vec<&str> = alerts
         .iter()
@@ -124,7 +128,11 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
         .filter_map(|a| a["key"]["grid_id"].as_str())
         .collect();
     hour5.sort();
-    assert_eq!(hour5, ["XH-01-21", "XH-01-22"], "the added grid alerts too: {alerts:?}");
+    assert_eq!(
+        hour5,
+        ["XH-01-21", "XH-01-22"],
+        "the added grid alerts too: {alerts:?}"
+    );
 
     let tasks = read_topic(
         &s.topic("tasks"),

@@ -1,8 +1,8 @@
 //! Window behaviour from data files: each folder under `tests/windows/` holds
 //! `pipelines/*.toml`, `input/FEED.jsonl`, and the expected `windows.jsonl` and
 //! `dead_letters.jsonl` (the latter as feed, reason, field, line, event_id and
-//! pipeline). A `case.toml` may set `max_record_bytes` and declare reference
-//! `[tables]` (files relative to the case). `YUJING_BLESS=1` rewrites the expectations from the engine's output,
+//! pipeline). A `case.toml` may set `max_record_bytes`, the processing clock
+//! `now`, and declare reference `[tables]` (files relative to the case). `YUJING_BLESS=1` rewrites the expectations from the engine's output,
 //! for review in the diff.
 
 use std::collections::BTreeMap;
@@ -97,6 +97,11 @@ fn run_case(dir: &Path, out: &Path) {
     let mut options = DecodeOptions::with_secret("case");
     if let Some(n) = case.get("max_record_bytes").and_then(|v| v.as_integer()) {
         options.max_record_bytes = n as usize;
+    }
+    // The processing clock of a case dated after today (else its events are `future`).
+    if let Some(now) = case.get("now").and_then(|v| v.as_str()) {
+        let t = yujing::core::time::parse_rfc3339(now).expect("case.toml now");
+        options.clock = yujing::core::time::Clock::Fixed(t);
     }
     replay_to_dir(
         catalog,

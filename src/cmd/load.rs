@@ -45,10 +45,10 @@ impl Loaded {
     }
 }
 
-/// Reads the config, schemas and reference tables. `policy` says whether the
-/// PII key may fall back to the development key; `None` (`check`): any key
-/// will do, the tables are only validated.
-pub fn load(sources: &Sources, policy: Option<KeyPolicy>) -> anyhow::Result<Loaded> {
+/// Reads the config, schemas and reference tables. The tables' PII columns
+/// are pseudonymised with the PII key when one is set, else the development
+/// key: whether a command may run without one is [`decode_options`]' to say.
+pub fn load(sources: &Sources) -> anyhow::Result<Loaded> {
     let config = match &sources.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -59,8 +59,8 @@ pub fn load(sources: &Sources, policy: Option<KeyPolicy>) -> anyhow::Result<Load
         catalog.population = population.clone();
     }
     if !config.tables.is_empty() {
-        let secret = match policy {
-            Some(policy) => pii_secret(policy)?,
+        let secret = match yujing::secret::read(yujing::config::PII_KEY_ENV)? {
+            Some((key, _)) => key.expose().to_string(),
             None => yujing::config::DEVELOPMENT_PII_KEY.to_string(),
         };
         let key = DecodeOptions::with_secret(&secret).pii_key;
@@ -81,12 +81,8 @@ pub fn load(sources: &Sources, policy: Option<KeyPolicy>) -> anyhow::Result<Load
 /// A redeploy's load: tables the running set already has, declared the same,
 /// are read again in place (the pipelines kept running read them too); new or
 /// redeclared ones are loaded afresh.
-pub fn reload(
-    sources: &Sources,
-    policy: KeyPolicy,
-    running: &Tables,
-) -> anyhow::Result<Loaded> {
-    let mut loaded = load(sources, Some(policy))?;
+pub fn reload(sources: &Sources, running: &Tables) -> anyhow::Result<Loaded> {
+    let mut loaded = load(sources)?;
     for (name, table) in loaded.catalog.tables.iter_mut() {
         if let Some(old) = running.get(name).filter(|old| old.def == table.def) {
             old.reload().map_err(|d| Error::Invalid(Diagnostics(d)))?;

@@ -122,7 +122,7 @@ fn combinations(sets: &[String]) -> anyhow::Result<Vec<Vec<(String, String)>>> {
 
 /// The file of pipeline `name` in the pipelines directory.
 fn pipeline_file(sources: &crate::Sources, name: &str) -> anyhow::Result<PathBuf> {
-    let loaded = crate::load(sources, None)?;
+    let loaded = crate::load(sources)?;
     let dir = loaded
         .pipelines_dir
         .context("tune edits a pipeline file: give --pipelines DIR (e.g. pipelines/)")?;
@@ -181,8 +181,9 @@ fn replay_one(
         pipelines: Some(dir.join("pipelines")),
         schemas: t.sources.schemas.clone(),
     };
-    let (config, catalog, compiled) = crate::load(&sources, Some(crate::KeyPolicy::DevelopmentAllowed))?.compile(&rt)?;
-    let mut options = crate::cmd::load::decode_options(&config, crate::KeyPolicy::DevelopmentAllowed)?;
+    let (config, catalog, compiled) = crate::load(&sources)?.compile(&rt)?;
+    let mut options =
+        crate::cmd::load::decode_options(&config, crate::KeyPolicy::DevelopmentAllowed)?;
     if let Some(now) = &t.now {
         let at = yujing::core::time::parse_rfc3339(now)
             .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?;

@@ -48,7 +48,9 @@ pub fn parse_months(text: &str) -> Option<Result<u32, String>> {
         Ok(_) => Err(format!(
             "`{text}`: a calendar window divides the year (1, 2, 3, 4 or 6 months) or is whole years"
         )),
-        Err(_) => Err(format!("`{text}`: expected a whole number of months or years")),
+        Err(_) => Err(format!(
+            "`{text}`: expected a whole number of months or years"
+        )),
     })
 }
 

@@ -3,10 +3,11 @@
 //! cells and keys, chunks of raw records as sources read them, and dead letters
 //! with their reasons and origins. It depends on nothing else of yujing.
 
+pub mod calendar;
 pub mod chunk;
 pub mod deadletter;
+pub mod field;
 pub mod key;
 pub mod level;
 pub mod stage;
 pub mod time;
-pub mod calendar;

@@ -64,23 +64,22 @@ pub fn run(
     reset_state: bool,
     recompile: Recompile,
 ) -> Result<()> {
-    // SIGHUP and POST /api/reload ask for redeploys; the HTTP server's thread,
-    // started first, takes SIGHUP.
+    // SIGHUP and POST /api/reload ask for redeploys; the HTTP server's thread takes SIGHUP.
     let reload_requests = Arc::new(ReloadRequests::default());
     let k = kafka_config(&config)?;
     let departments = compiled.routing.departments();
     // Deadlines and acknowledgements run on the processing clock in the daemon.
     let processing = options.clock.clone();
     let clock = crate::task::TaskClock::Processing(processing.clone());
-    let tables = catalog.tables.clone();
-    let engine = Engine::compiled_on(catalog, compiled, options, runtime, clock)?;
     let metrics = Arc::new(Metrics::new().with_departments(departments.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    reference_watch::spawn(catalog.tables.clone(), metrics.clone(), stop.clone());
+    let engine = Engine::compiled_on(catalog, compiled, options, runtime, clock)?;
     let observers = Observers {
         metrics: metrics.clone(),
         view: Default::default(),
         alertmanager: alertmanager(&config, &metrics)?.map(Arc::new),
     };
-    let stop = Arc::new(AtomicBool::new(false));
     // Served first: while the broker is away the daemon is alive (/healthz) and
     // says it is not ready (/readyz).
     let mut guard = crate::http::Guard::from_config(&config.http)?;
@@ -89,7 +88,6 @@ pub fn run(
     guard.clock = processing;
     let (readiness, updates) =
         crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
-    reference_watch::spawn(tables, metrics.clone(), stop.clone());
     let state = StateDir::open(&config.state.dir)?;
     state.keep_alive(KEEP_ALIVE);
     let loaded = state.load(reset_state)?;

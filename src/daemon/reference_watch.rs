@@ -28,10 +28,8 @@ fn looked_at(path: &PathBuf) -> Seen {
 /// Watches until `stop`; nothing to do without tables.
 pub fn spawn(tables: Tables, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
     metrics.reference_tables(&tables);
-    let tables: crate::reference::Tables = tables
-        .into_iter()
-        .filter(|(_, t)| !t.embedded)
-        .collect();
+    let tables: crate::reference::Tables =
+        tables.into_iter().filter(|(_, t)| !t.embedded).collect();
     if tables.is_empty() {
         return;
     }

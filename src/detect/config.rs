@@ -202,6 +202,28 @@ pub struct RuleConfig {
     pub name: Option<String>,
 }
 
+/// `[sensitive]` as written (see [`super::sensitive`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitiveConfig {
+    /// A reference table with `start` and `end` timestamp columns.
+    pub calendar: Spanned<String>,
+    /// Levels up on those dates (blue → yellow …, red stays red).
+    #[serde(default = "one_level")]
+    pub raise: u8,
+    /// `[detect]` alpha × this on those dates.
+    #[serde(default = "unit")]
+    pub alpha_factor: f64,
+}
+
+fn one_level() -> u8 {
+    1
+}
+
+fn unit() -> f64 {
+    1.0
+}
+
 /// The detection sections of a pipeline file.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Sections {
@@ -209,7 +231,7 @@ pub struct Sections {
     #[serde(default)]
     pub rule: Vec<RuleConfig>,
     /// Closer watch on the dates of a reference calendar.
-    pub sensitive: Option<super::sensitive::SensitiveConfig>,
+    pub sensitive: Option<SensitiveConfig>,
 }
 
 impl DetectConfig {

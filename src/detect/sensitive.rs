@@ -16,36 +16,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMillisecondType;
-use serde::Deserialize;
-use toml::Spanned;
 
-use super::config::DetectConfig;
+use super::config::{DetectConfig, SensitiveConfig};
 use crate::alert::Measure;
 use crate::core::level::Level;
 use crate::core::time::Millis;
 use crate::reference::{ReferenceTable, Tables};
-
-/// `[sensitive]` as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SensitiveConfig {
-    /// A reference table with `start` and `end` timestamp columns.
-    pub calendar: Spanned<String>,
-    /// Levels up on those dates (blue → yellow …, red stays red).
-    #[serde(default = "one")]
-    pub raise: u8,
-    /// `[detect]` alpha × this on those dates.
-    #[serde(default = "unit")]
-    pub alpha_factor: f64,
-}
-
-fn one() -> u8 {
-    1
-}
-
-fn unit() -> f64 {
-    1.0
-}
 
 /// A checked `[sensitive]`, with its calendar.
 #[derive(Debug, Clone)]
@@ -71,9 +47,10 @@ impl Sensitive {
             ));
         };
         for column in ["start", "end"] {
-            let ok = table.schema.field_with_name(column).is_ok_and(|f| {
-                f.data_type() == &crate::schema::timestamp_type()
-            });
+            let ok = table
+                .schema
+                .field_with_name(column)
+                .is_ok_and(|f| f.data_type() == &crate::core::field::timestamp_type());
             if !ok {
                 return Err(format!(
                     "[sensitive] calendar `{name}` needs a `{column}` column of type timestamp"
@@ -103,7 +80,10 @@ impl Sensitive {
         for (_, measure, level) in judged.iter_mut() {
             if let Some(l) = level.as_mut() {
                 *l = l.raised(self.raise);
-                measure.method = format!("{}; sensitive date ({}) +{}", measure.method, self.name, self.raise);
+                measure.method = format!(
+                    "{}; sensitive date ({}) +{}",
+                    measure.method, self.name, self.raise
+                );
             }
         }
     }
@@ -120,8 +100,7 @@ impl Sensitive {
             s.as_primitive::<TimestampMillisecondType>(),
             e.as_primitive::<TimestampMillisecondType>(),
         );
-        (0..b.num_rows()).any(|i| {
-            !s.is_null(i) && !e.is_null(i) && s.value(i) < end && start < e.value(i)
-        })
+        (0..b.num_rows())
+            .any(|i| !s.is_null(i) && !e.is_null(i) && s.value(i) < end && start < e.value(i))
     }
 }

@@ -433,10 +433,9 @@ pub async fn compile_dir(dir: &Path, catalog: &Catalog) -> Result<Compiled, Diag
         }
     };
     let compounds = compounds(&compound_files, &pipelines, &mut diags);
-    let routing =
-        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect())
-            .and_then(|r| r.with_tables(&catalog.tables))
-            .map_err(Diagnostics)?;
+    let routing = RoutingTable::embedded(&catalog.feeds.keys().cloned().collect())
+        .and_then(|r| r.with_tables(&catalog.tables))
+        .map_err(Diagnostics)?;
     diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
     Diagnostics(diags).into_result(Compiled {
         pipelines,
@@ -489,10 +488,9 @@ pub async fn compile_embedded(catalog: &Catalog) -> Result<Compiled, Diagnostics
         .collect();
     let mut diags = Vec::new();
     let compounds = compounds(&files, &pipelines, &mut diags);
-    let routing =
-        RoutingTable::embedded(&catalog.feeds.keys().cloned().collect())
-            .and_then(|r| r.with_tables(&catalog.tables))
-            .map_err(Diagnostics)?;
+    let routing = RoutingTable::embedded(&catalog.feeds.keys().cloned().collect())
+        .and_then(|r| r.with_tables(&catalog.tables))
+        .map_err(Diagnostics)?;
     Diagnostics(diags).into_result(Compiled {
         pipelines,
         compounds,

@@ -30,7 +30,7 @@ fn sql_positions_map_into_the_file() {
 #[test]
 fn shipped_pipelines_parse() {
     let defs = embedded().unwrap();
-    assert_eq!(defs.len(), 9);
+    assert_eq!(defs.len(), 11);
 }
 
 #[test]

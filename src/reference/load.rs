@@ -14,9 +14,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::{ColumnDef, Contents, TableDef};
+use crate::core::field::FieldType;
 use crate::core::time::{Millis, parse_rfc3339};
 use crate::error::Diagnostic;
-use crate::schema::FieldType;
 
 /// A typed cell.
 enum Cell {

@@ -23,9 +23,9 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
+use crate::core::field::FieldType;
 use crate::core::time::{Millis, parse_rfc3339};
 use crate::error::Diagnostic;
-use crate::schema::FieldType;
 
 pub use load::{parse_table, read_table};
 
@@ -236,7 +236,10 @@ impl ReferenceTable {
         for (i, contents) in changed {
             versions[i].contents = contents;
         }
-        let n = self.loads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let n = self
+            .loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         Ok(Reloaded::Changed(n))
     }
 

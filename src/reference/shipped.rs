@@ -13,7 +13,10 @@ pub const DECLARATIONS: &str = include_str!("../../examples/reference/tables.tom
 
 /// Each file's name and contents.
 pub const FILES: [(&str, &str); 4] = [
-    ("grids.csv", include_str!("../../examples/reference/grids.csv")),
+    (
+        "grids.csv",
+        include_str!("../../examples/reference/grids.csv"),
+    ),
     (
         "key_enterprises.csv",
         include_str!("../../examples/reference/key_enterprises.csv"),

@@ -43,7 +43,11 @@ fn csv_rows_are_typed_and_pii_is_pseudonymised_as_the_feeds_are() {
         Some("区人社局")
     );
     assert_eq!(t.attribute(0, "E1", "workers").as_deref(), Some("120"));
-    assert_eq!(t.attribute(0, "E2", "owner_department"), None, "empty is null");
+    assert_eq!(
+        t.attribute(0, "E2", "owner_department"),
+        None,
+        "empty is null"
+    );
     let hashed = t.attribute(0, "E1", "legal_rep").expect("pseudonym");
     assert_eq!(hashed, &*crate::decode::pseudonym(&KEY, "张三"));
     assert!(!hashed.contains("张三"));
@@ -62,8 +66,14 @@ fn mistakes_name_the_file_and_line() {
     let at = |line: usize| format!("{}:{line}:", file.display());
     assert!(shown[0].starts_with(&at(3)), "{shown:?}");
     assert!(shown[0].contains("`many` is not an integer"), "{shown:?}");
-    assert!(shown[1].starts_with(&at(4)) && shown[1].contains("required"), "{shown:?}");
-    assert!(shown[2].starts_with(&at(5)) && shown[2].contains("key `E1` again"), "{shown:?}");
+    assert!(
+        shown[1].starts_with(&at(4)) && shown[1].contains("required"),
+        "{shown:?}"
+    );
+    assert!(
+        shown[2].starts_with(&at(5)) && shown[2].contains("key `E1` again"),
+        "{shown:?}"
+    );
     assert_eq!(shown.len(), 3);
 
     let jsonl = write(
@@ -77,14 +87,26 @@ fn mistakes_name_the_file_and_line() {
     let shown: Vec<String> = err.iter().map(ToString::to_string).collect();
     let at = format!("{}:3:", jsonl.display());
     assert!(shown.iter().all(|s| s.starts_with(&at)), "{shown:?}");
-    assert!(shown.iter().any(|s| s.contains("`boss` is not declared")), "{shown:?}");
-    assert!(shown.iter().any(|s| s.contains("expected an integer")), "{shown:?}");
+    assert!(
+        shown.iter().any(|s| s.contains("`boss` is not declared")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|s| s.contains("expected an integer")),
+        "{shown:?}"
+    );
 
     let header = write(dir.path(), "h.csv", "enterprise_id,dept\nE1,x\n");
     let err = ReferenceTable::load("e", &def(&header), Path::new(""), KEY).unwrap_err();
     let shown: Vec<String> = err.iter().map(ToString::to_string).collect();
-    assert!(shown.iter().any(|s| s.contains("`dept` is not declared")), "{shown:?}");
-    assert!(shown.iter().any(|s| s.contains("no column `workers`")), "{shown:?}");
+    assert!(
+        shown.iter().any(|s| s.contains("`dept` is not declared")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|s| s.contains("no column `workers`")),
+        "{shown:?}"
+    );
 }
 
 #[test]
@@ -100,17 +122,32 @@ fn a_dated_version_is_in_force_from_its_time_and_a_changed_file_is_read_again() 
     });
     let t = ReferenceTable::load("e", &d, Path::new(""), KEY).expect("loads");
     let from = parse_rfc3339("2026-03-15T00:00:00+08:00").expect("time");
-    assert_eq!(t.attribute(from - 1, "E1", "owner_department").as_deref(), Some("甲"));
-    assert_eq!(t.attribute(from, "E1", "owner_department").as_deref(), Some("乙"));
+    assert_eq!(
+        t.attribute(from - 1, "E1", "owner_department").as_deref(),
+        Some("甲")
+    );
+    assert_eq!(
+        t.attribute(from, "E1", "owner_department").as_deref(),
+        Some("乙")
+    );
 
     assert_eq!(t.reload(), Ok(Reloaded::Unchanged));
     std::fs::write(&first, format!("{head}E1,丙,1,x\nE2,丁,2,y\n")).expect("write");
     assert_eq!(t.reload(), Ok(Reloaded::Changed(2)));
     assert_eq!(t.version(), 2);
-    assert_eq!(t.attribute(0, "E1", "owner_department").as_deref(), Some("丙"));
-    assert_eq!(t.attribute(from, "E1", "owner_department").as_deref(), Some("乙"));
+    assert_eq!(
+        t.attribute(0, "E1", "owner_department").as_deref(),
+        Some("丙")
+    );
+    assert_eq!(
+        t.attribute(from, "E1", "owner_department").as_deref(),
+        Some("乙")
+    );
     // A file that no longer reads leaves the version in use.
     std::fs::write(&first, format!("{head}E1,丙,lots,x\n")).expect("write");
     assert!(t.reload().is_err());
-    assert_eq!(t.attribute(0, "E2", "owner_department").as_deref(), Some("丁"));
+    assert_eq!(
+        t.attribute(0, "E2", "owner_department").as_deref(),
+        Some("丁")
+    );
 }

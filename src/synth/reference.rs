@@ -40,7 +40,11 @@ mod tests {
     /// The shipped tables describe the generator's own places and enterprises.
     #[test]
     fn shipped_tables_match_the_generator() {
-        let grids: Vec<String> = file("grids.csv").lines().skip(1).map(str::to_string).collect();
+        let grids: Vec<String> = file("grids.csv")
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect();
         let places = places();
         assert_eq!(grids.len(), places.len());
         for (line, p) in grids.iter().zip(&places) {

@@ -98,7 +98,11 @@ impl WindowOperator {
         Ok(())
     }
 
-    /// Closes, in order of their end, every window with data that ends at or before `wm`.
+    /// Closes, in order of their end, every window with data that ends at or
+    /// before `wm`. At the end of all input (`wm` is the end of time)
+    /// cumulating windows close up to the step of the latest event, and the
+    /// rest of their period is dropped: it would repeat the same totals for
+    /// days no event has reached.
     pub(super) fn close_until(
         &mut self,
         wm: Millis,
@@ -107,6 +111,26 @@ impl WindowOperator {
         if self.session_gap.is_some() {
             return self.close_sessions_until(wm, out);
         }
+        if wm == Millis::MAX
+            && matches!(self.grid, super::Grid::Cumulate { .. })
+            && let Some(latest) = self.inputs.values().filter_map(|c| c.max_time).max()
+        {
+            let last_step = self.grid.bin_end(self.grid.bin_start(latest));
+            self.close_fixed_until(last_step, out)?;
+            self.bins.clear();
+            self.bin_keys.clear();
+            self.next_end = Millis::MAX;
+            return Ok(());
+        }
+        self.close_fixed_until(wm, out)
+    }
+
+    /// [`Self::close_until`] for tumbling, hopping, calendar and cumulating windows.
+    fn close_fixed_until(
+        &mut self,
+        wm: Millis,
+        out: &mut Vec<WindowResult>,
+    ) -> Result<(), DataFusionError> {
         // `Millis::MAX` means no open window holds data.
         while self.next_end != Millis::MAX && self.next_end <= wm {
             let end = self.next_end;

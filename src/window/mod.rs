@@ -324,10 +324,9 @@ impl WindowOperator {
                 }
                 accepted.push((bin, i as u32));
                 self.stats.accepted += 1;
-                let first_open_end = if bin_end > self.closed_upto {
-                    bin_end
-                } else {
-                    self.grid.next_end(self.closed_upto)
+                let first_open_end = match bin_end > self.closed_upto {
+                    true => bin_end,
+                    false => self.grid.next_end(self.closed_upto),
                 };
                 self.next_end = self.next_end.min(first_open_end);
             }
@@ -418,7 +417,8 @@ impl WindowOperator {
         Ok(windows)
     }
 
-    /// End of all input: every open window closes.
+    /// End of all input: every open window closes (see [`Self::close_until`]
+    /// for cumulating windows).
     pub fn finish(&mut self) -> Result<Vec<WindowResult>, DataFusionError> {
         for c in self.inputs.values_mut() {
             c.finished = true;

@@ -17,9 +17,9 @@ use super::Track;
 use crate::alert::Alert;
 use crate::core::key::Key;
 use crate::core::level::Level;
-use crate::reference::Tables;
 use crate::core::time::{DAY, HOUR, Millis, parse_duration};
 use crate::error::Diagnostic;
+use crate::reference::Tables;
 
 /// The shipped table.
 pub const EMBEDDED: &str = include_str!("../../../routing/routing.toml");
@@ -206,14 +206,12 @@ impl RoutingTable {
     /// column it has, or is reported where it is written.
     pub fn with_tables(mut self, tables: &Tables) -> Result<Self, Vec<Diagnostic>> {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
-        let at = |needle: &str, fallback: &Diagnostic, message: String| {
-            match text.find(needle) {
-                Some(offset) => Diagnostic::at(&self.file, &text, offset, message),
-                None => Diagnostic {
-                    message,
-                    ..fallback.clone()
-                },
-            }
+        let at = |needle: &str, fallback: &Diagnostic, message: String| match text.find(needle) {
+            Some(offset) => Diagnostic::at(&self.file, &text, offset, message),
+            None => Diagnostic {
+                message,
+                ..fallback.clone()
+            },
         };
         let mut diags = Vec::new();
         for (route, start) in self.routes.iter().zip(&self.route_at) {
@@ -269,20 +267,21 @@ impl RoutingTable {
         self.complete.get(&level).copied().unwrap_or(3 * DAY)
     }
 
-    /// The department for one track of an alert.
+    /// The department for one track of an alert: the most specific matching
+    /// route's (of equals, the first written); a template whose reference
+    /// value is missing gives way to the next route, then to [default].
     pub fn department(&self, alert: &Alert, track: Track) -> String {
-        let best = self
+        let mut matching: Vec<&Route> = self
             .routes
             .iter()
             .filter(|r| r.get(track).is_some() && matches(r, alert, &self.tables))
-            .fold(None::<&Route>, |best, r| match best {
-                Some(b) if specificity(b) >= specificity(r) => Some(b),
-                _ => Some(r),
-            });
+            .collect();
+        // Stable: of equally specific routes the first written stays first.
+        matching.sort_by_key(|r| std::cmp::Reverse(specificity(r)));
         let default = self.default.get(track).cloned().unwrap_or_default();
-        // A template whose reference value is missing falls back to the default.
-        best.and_then(|r| r.get(track))
-            .and_then(|t| fill(t, alert, &self.tables))
+        matching
+            .iter()
+            .find_map(|r| fill(r.get(track)?, alert, &self.tables))
             .or_else(|| fill(&default, alert, &self.tables))
             .unwrap_or_else(|| fill_key(&default, &alert.key))
     }
@@ -338,7 +337,11 @@ fn check_attribute(path: &str, tables: &Tables) -> Result<(), String> {
     let Some(t) = tables.get(table) else {
         return Err(format!(
             "`{path}`: no reference table `{table}` (tables: {})",
-            if tables.is_empty() { "none".into() } else { known() }
+            if tables.is_empty() {
+                "none".into()
+            } else {
+                known()
+            }
         ));
     };
     if t.def.key.is_none() {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::alert::{Measure, Status};
+use crate::core::key::Cell;
 
 /// The feeds of the shipped schemas.
 fn feeds() -> BTreeSet<String> {
@@ -107,4 +108,49 @@ fn mistakes_are_located() {
     let err = RoutingTable::parse(Path::new("r.toml"), unknown_track, &feeds()).unwrap_err();
     assert!(err[0].to_string().starts_with("r.toml:"), "{}", err[0]);
     assert!(err[0].to_string().contains("propaganda"), "{}", err[0]);
+}
+
+/// A key enterprise's alert goes to the department its reference row names;
+/// an enterprise the table does not list falls back to the default; a route on
+/// an attribute matches only rows with that value.
+#[test]
+fn reference_attributes_route_and_fill_departments() {
+    let catalog = crate::schema::Catalog::embedded().expect("schemas");
+    let text = format!(
+        "{}\n[[route]]\npipeline = \"labor_key_enterprise_day\"\nattribute = {{ \"key_enterprises.arrears_history\" = \"true\" }}\ncontrol = \"{{grids.worker}}\"\n",
+        EMBEDDED
+    );
+    let t = RoutingTable::parse(Path::new("r.toml"), &text, &feeds())
+        .and_then(|r| r.with_tables(&catalog.tables))
+        .expect("routing");
+    let key = |enterprise: &str| {
+        alert(
+            "labor_key_enterprise_day",
+            "labor_dispute",
+            &[
+                ("district", "西湖区"),
+                ("street", "北山街道"),
+                ("grid_id", "XH-01-21"),
+                ("enterprise_id", enterprise),
+            ],
+        )
+    };
+    // E10000: construction, owed wages before; E10185: services, never.
+    assert_eq!(
+        t.department(&key("E10000"), Track::Legal),
+        "区住建局（建设工程欠薪专班）"
+    );
+    assert_eq!(
+        t.department(&key("E10185"), Track::Legal),
+        "区人社局（劳动保障监察大队）"
+    );
+    assert_eq!(t.department(&key("E99999"), Track::Legal), "区人社局");
+    assert_eq!(
+        t.department(&key("E10000"), Track::Control),
+        "北山街道网格员（XH-01-21）"
+    );
+    assert_eq!(
+        t.department(&key("E10185"), Track::Control),
+        "北山街道、西湖公安分局"
+    );
 }
