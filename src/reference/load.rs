@@ -334,7 +334,7 @@ fn batch(
             match c.ty {
                 FieldType::Int => {
                     let mut b = Int64Builder::new();
-                    cells.for_each(|v| b.append_option(v.and_then(|v| as_int(v))));
+                    cells.for_each(|v| b.append_option(v.and_then(as_int)));
                     Arc::new(b.finish())
                 }
                 FieldType::Float => {
