@@ -25,8 +25,6 @@ level = "orange"
 "#;
 
 const TABLE: &str = r#"
-routing = "routing.toml"
-
 [tables.watched_grids]
 file = "watched_grids.csv"
 key = "grid_id"
@@ -68,6 +66,13 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
     let s = Setup::with(&[("watched_grid_hour", WATCHED)], TABLE);
     let dir = s.dir.path();
     std::fs::write(dir.join("routing.toml"), ROUTING).expect("write");
+    // A top-level key, so before the tables Setup wrote.
+    let config = std::fs::read_to_string(dir.join("yujing.toml")).expect("read");
+    std::fs::write(
+        dir.join("yujing.toml"),
+        format!("routing = \"routing.toml\"\n{config}"),
+    )
+    .expect("write");
     let file = dir.join("watched_grids.csv");
     std::fs::write(&file, "grid_id,worker\nXH-01-21,甲网格员\n").expect("write");
     let daemon = s.start();
@@ -119,7 +124,9 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
         Duration::from_secs(60),
         |v| {
             v.iter()
-                .any(|a| a["window_start"] == "2026-03-14T05:00:00Z")
+                .filter(|a| a["window_start"] == "2026-03-14T05:00:00Z")
+                .count()
+                >= 2
         },
     );
     let mut hour5: Vec<&str> = alerts
@@ -144,13 +151,19 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
             })
         },
     );
+    // In the order the tasks opened (the topic's partitions keep no order between them).
     let control = |grid: &str| -> Vec<String> {
-        tasks
+        let mut opened: Vec<(String, String)> = tasks
             .iter()
             .filter(|t| t["change"] == "opened")
             .filter(|t| t["task"]["key"]["grid_id"] == grid && t["task"]["track"] == "control")
-            .filter_map(|t| t["task"]["department"].as_str().map(str::to_string))
-            .collect()
+            .map(|t| {
+                let field = |f: &str| t["task"][f].as_str().unwrap_or_default().to_string();
+                (field("opened_at"), field("department"))
+            })
+            .collect();
+        opened.sort();
+        opened.into_iter().map(|(_, d)| d).collect()
     };
     assert_eq!(control("XH-01-21"), ["甲网格员", "乙网格员"], "{tasks:?}");
     assert_eq!(control("XH-01-22"), ["乙网格员"], "{tasks:?}");
