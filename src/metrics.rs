@@ -80,6 +80,11 @@ impl Metrics {
             self.reference_rows
                 .with_label_values(&[name.as_str()])
                 .set(t.rows() as i64);
+            // Present from the start, so a rule sees the first failure as an increase.
+            for result in ["changed", "failed"] {
+                self.reference_reloads
+                    .with_label_values(&[name.as_str(), result]);
+            }
         }
     }
 }
