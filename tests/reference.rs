@@ -61,6 +61,36 @@ fn version(port: u16) -> (Option<f64>, String) {
     (v, text)
 }
 
+/// Produces two incidents in hour `h` on each of XH-01-21 and XH-01-22, and
+/// one on XH-01-23 an hour later (closing the window); returns the grids that
+/// fire in hour `h`, once `n` alerts of that hour are on the topic.
+fn firing_in_hour(s: &Setup, h: u32, n: usize) -> Vec<String> {
+    let at = |hour: u32, minute: u32| format!("2026-03-14T{hour:02}:{minute:02}:00Z");
+    s.produce(&[
+        incident(&format!("a{h}"), "XH-01-21", &at(h, 5)),
+        incident(&format!("b{h}"), "XH-01-21", &at(h, 10)),
+        incident(&format!("c{h}"), "XH-01-22", &at(h, 15)),
+        incident(&format!("d{h}"), "XH-01-22", &at(h, 20)),
+        incident(&format!("e{h}"), "XH-01-23", &at(h + 1, 30)),
+    ]);
+    let start = at(h, 0);
+    let of_hour = |a: &&serde_json::Value| a["window_start"] == start.as_str();
+    let alerts = read_topic(
+        &s.topic("alerts"),
+        &format!("ref{h}{}", s.id),
+        Duration::from_secs(60),
+        |v| v.iter().filter(of_hour).count() >= n,
+    );
+    let mut grids: Vec<String> = alerts
+        .iter()
+        .filter(of_hour)
+        .filter(|a| a["status"] == "firing")
+        .filter_map(|a| a["key"]["grid_id"].as_str().map(str::to_string))
+        .collect();
+    grids.sort();
+    grids
+}
+
 #[test]
 fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
     let s = Setup::with(&[("watched_grid_hour", WATCHED)], TABLE);
@@ -80,24 +110,8 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
     assert_eq!(version(port).0, Some(1.0), "{}", version(port).1);
 
     // Hour 01: two incidents on each of two grids; only XH-01-21 is watched.
-    s.produce(&[
-        incident("a1", "XH-01-21", "2026-03-14T01:05:00Z"),
-        incident("a2", "XH-01-21", "2026-03-14T01:10:00Z"),
-        incident("b1", "XH-01-22", "2026-03-14T01:15:00Z"),
-        incident("b2", "XH-01-22", "2026-03-14T01:20:00Z"),
-        incident("c1", "XH-01-23", "2026-03-14T02:30:00Z"),
-    ]);
-    let alerts = read_topic(
-        &s.topic("alerts"),
-        &format!("ref1{}", s.id),
-        Duration::from_secs(60),
-        |v| !v.is_empty(),
-    );
-    let grids: Vec<&str> = alerts
-        .iter()
-        .filter_map(|a| a["key"]["grid_id"].as_str())
-        .collect();
-    assert_eq!(grids, ["XH-01-21"], "{alerts:?}");
+    let grids = firing_in_hour(&s, 1, 1);
+    assert_eq!(grids, ["XH-01-21"]);
 
     // The list changes: XH-01-22 joins, XH-01-21 gets another worker.
     std::fs::write(
@@ -110,36 +124,9 @@ fn a_reference_file_changed_while_running_is_used_by_the_windows_after() {
         ((v == Some(2.0)).then_some(()), text)
     });
 
-    // Hour 05: the same two grids again.
-    s.produce(&[
-        incident("d1", "XH-01-21", "2026-03-14T05:05:00Z"),
-        incident("d2", "XH-01-21", "2026-03-14T05:10:00Z"),
-        incident("e1", "XH-01-22", "2026-03-14T05:15:00Z"),
-        incident("e2", "XH-01-22", "2026-03-14T05:20:00Z"),
-        incident("f1", "XH-01-23", "2026-03-14T06:30:00Z"),
-    ]);
-    let alerts = read_topic(
-        &s.topic("alerts"),
-        &format!("ref2{}", s.id),
-        Duration::from_secs(60),
-        |v| {
-            v.iter()
-                .filter(|a| a["window_start"] == "2026-03-14T05:00:00Z")
-                .count()
-                >= 2
-        },
-    );
-    let mut hour5: Vec<&str> = alerts
-        .iter()
-        .filter(|a| a["window_start"] == "2026-03-14T05:00:00Z" && a["status"] == "firing")
-        .filter_map(|a| a["key"]["grid_id"].as_str())
-        .collect();
-    hour5.sort();
-    assert_eq!(
-        hour5,
-        ["XH-01-21", "XH-01-22"],
-        "the added grid alerts too: {alerts:?}"
-    );
+    // Hour 05: the same two grids again; the added grid alerts too.
+    let grids = firing_in_hour(&s, 5, 2);
+    assert_eq!(grids, ["XH-01-21", "XH-01-22"]);
 
     let tasks = read_topic(
         &s.topic("tasks"),

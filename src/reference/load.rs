@@ -7,8 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -332,62 +331,35 @@ fn batch(
         .map(|(i, c)| -> ArrayRef {
             let cells = rows.iter().map(|r| r[i].as_ref());
             match c.ty {
-                FieldType::Int => {
-                    let mut b = Int64Builder::new();
-                    cells.for_each(|v| b.append_option(v.and_then(as_int)));
-                    Arc::new(b.finish())
-                }
-                FieldType::Float => {
-                    let mut b = Float64Builder::new();
-                    cells.for_each(|v| {
-                        b.append_option(v.and_then(|v| match v {
-                            Cell::Float(f) => Some(*f),
-                            _ => None,
-                        }))
-                    });
-                    Arc::new(b.finish())
-                }
-                FieldType::Bool => {
-                    let mut b = BooleanBuilder::new();
-                    cells.for_each(|v| {
-                        b.append_option(v.and_then(|v| match v {
-                            Cell::Bool(x) => Some(*x),
-                            _ => None,
-                        }))
-                    });
-                    Arc::new(b.finish())
-                }
-                FieldType::Timestamp => {
-                    let mut b = TimestampMillisecondBuilder::new().with_timezone("UTC");
-                    cells.for_each(|v| {
-                        b.append_option(v.and_then(|v| match v {
-                            Cell::Time(t) => Some(*t),
-                            _ => None,
-                        }))
-                    });
-                    Arc::new(b.finish())
-                }
+                FieldType::Int => Arc::new(Int64Array::from_iter(cells.map(|v| match v {
+                    Some(Cell::Int(x)) => Some(*x),
+                    _ => None,
+                }))),
+                FieldType::Float => Arc::new(Float64Array::from_iter(cells.map(|v| match v {
+                    Some(Cell::Float(x)) => Some(*x),
+                    _ => None,
+                }))),
+                FieldType::Bool => Arc::new(BooleanArray::from_iter(cells.map(|v| match v {
+                    Some(Cell::Bool(x)) => Some(*x),
+                    _ => None,
+                }))),
+                FieldType::Timestamp => Arc::new(
+                    TimestampMillisecondArray::from_iter(cells.map(|v| match v {
+                        Some(Cell::Time(x)) => Some(*x),
+                        _ => None,
+                    }))
+                    .with_timezone("UTC"),
+                ),
                 FieldType::String | FieldType::StringList => {
-                    let mut b = StringBuilder::new();
-                    cells.for_each(|v| {
-                        b.append_option(v.and_then(|v| match v {
-                            Cell::Text(s) => Some(s.as_str()),
-                            _ => None,
-                        }))
-                    });
-                    Arc::new(b.finish())
+                    Arc::new(StringArray::from_iter(cells.map(|v| match v {
+                        Some(Cell::Text(x)) => Some(x.as_str()),
+                        _ => None,
+                    })))
                 }
             }
         })
         .collect();
     RecordBatch::try_new(schema.clone(), columns)
-}
-
-fn as_int(v: &Cell) -> Option<i64> {
-    match v {
-        Cell::Int(i) => Some(*i),
-        _ => None,
-    }
 }
 
 /// Row of each key value (the key as text).
