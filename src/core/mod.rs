@@ -9,5 +9,6 @@ pub mod deadletter;
 pub mod field;
 pub mod key;
 pub mod level;
+pub mod pseudonym;
 pub mod stage;
 pub mod time;

@@ -25,10 +25,9 @@ mod json;
 mod pool;
 mod redact;
 
+pub use crate::core::pseudonym::pseudonym;
 pub use pool::{DecodePool, DecodeSpec, Pending};
-pub use redact::{
-    Redactor, WITHHELD_FIELDS, key_fingerprint, pseudonym, redacted_command, withheld,
-};
+pub use redact::{Redactor, WITHHELD_FIELDS, key_fingerprint, redacted_command, withheld};
 
 use json::{RowSeed, Slot, TopLevel};
 

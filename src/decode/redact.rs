@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{MAX_RAW_BYTES, truncate};
+use crate::core::pseudonym::pseudonym;
 use crate::schema::FeedSchema;
 
 /// The `raw` of a task command's dead letter, by the same rule as the feeds'
@@ -98,22 +99,6 @@ impl Redactor {
 /// What a dead letter shows in place of text it may not: its length only.
 pub fn withheld(bytes: usize) -> String {
     format!("[withheld: {bytes} bytes]")
-}
-
-/// The keyed hash that stands for a PII value: 32 hex digits, the one form
-/// the decoder writes and dead letters show. On the stack: the decoder makes
-/// one per PII value it reads.
-pub struct Pseudonym(arrayvec::ArrayString<64>);
-
-impl std::ops::Deref for Pseudonym {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0[..32]
-    }
-}
-
-pub fn pseudonym(key: &[u8; 32], value: &str) -> Pseudonym {
-    Pseudonym(blake3::keyed_hash(key, value.as_bytes()).to_hex())
 }
 
 /// A PII field's JSON value with every string, number and boolean in it

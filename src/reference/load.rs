@@ -90,7 +90,7 @@ pub fn parse_table(
                 .zip(&def.columns)
                 .map(|(cell, c)| match cell {
                     Some(Cell::Text(s)) if c.pii => Some(Cell::Text(
-                        (*crate::decode::pseudonym(pii_key, &s)).to_string(),
+                        (*crate::core::pseudonym::pseudonym(pii_key, &s)).to_string(),
                     )),
                     other => other,
                 })

@@ -49,7 +49,7 @@ fn csv_rows_are_typed_and_pii_is_pseudonymised_as_the_feeds_are() {
         "empty is null"
     );
     let hashed = t.attribute(0, "E1", "legal_rep").expect("pseudonym");
-    assert_eq!(hashed, &*crate::decode::pseudonym(&KEY, "张三"));
+    assert_eq!(hashed, &*crate::core::pseudonym::pseudonym(&KEY, "张三"));
     assert!(!hashed.contains("张三"));
 }
 
