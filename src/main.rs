@@ -470,11 +470,18 @@ fn check(sources: Sources) -> anyhow::Result<ExitCode> {
         return Err(Error::Invalid(yujing::error::Diagnostics(dead)).into());
     }
     println!(
-        "ok: {} pipelines and {} compound, {} feeds ({})",
+        "ok: {} pipelines and {} compound, {} feeds ({}), {} reference tables ({})",
         compiled.pipelines.len(),
         compiled.compounds.len(),
         catalog.feeds.len(),
-        catalog.names().join(", ")
+        catalog.names().join(", "),
+        catalog.tables.len(),
+        catalog
+            .tables
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -117,7 +117,7 @@ fn mistakes_are_located() {
 fn reference_attributes_route_and_fill_departments() {
     let catalog = crate::schema::Catalog::embedded().expect("schemas");
     let text = format!(
-        "{}\n[[route]]\npipeline = \"labor_key_enterprise_day\"\nattribute = {{ \"key_enterprises.arrears_history\" = \"true\" }}\ncontrol = \"{{grids.worker}}\"\n",
+        "{}\n[[route]]\npipeline = \"labor_key_enterprise_day\"\nattribute = {{ \"key_enterprises.arrears_history\" = \"true\" }}\ncontrol = \"{{grids.worker}}\"\n\n[[route]]\nfeed = \"labor_dispute\"\ngrid_id = \"XH-01-22\"\nopinion = \"{{grid_id}} 网格舆情员\"\n",
         EMBEDDED
     );
     let t = RoutingTable::parse(Path::new("r.toml"), &text, &feeds())
@@ -152,5 +152,19 @@ fn reference_attributes_route_and_fill_departments() {
     assert_eq!(
         t.department(&key("E10185"), Track::Control),
         "北山街道、西湖公安分局"
+    );
+    // A route on a grid.
+    let elsewhere = alert(
+        "labor_key_enterprise_day",
+        "labor_dispute",
+        &[("street", "北山街道"), ("grid_id", "XH-01-22")],
+    );
+    assert_eq!(
+        t.department(&elsewhere, Track::Opinion),
+        "XH-01-22 网格舆情员"
+    );
+    assert_eq!(
+        t.department(&key("E10185"), Track::Opinion),
+        "区委宣传部（网信办）"
     );
 }
