@@ -40,7 +40,7 @@ enum LogFormat {
     Json,
 }
 
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args)]
 struct Sources {
     /// Configuration file (yujing.toml).
     #[arg(long)]

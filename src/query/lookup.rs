@@ -71,3 +71,49 @@ fn feed_scans(plan: &Arc<dyn ExecutionPlan>, catalog: &Catalog) -> Result<usize,
     })?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whichever side the SQL names first, and for a left join too, the hash
+    /// table is built from the reference table and the feed streams through it;
+    /// two feeds are refused.
+    #[test]
+    fn the_reference_table_is_the_build_side() {
+        let catalog = Catalog::embedded().expect("catalog");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        for from in [
+            "labor_dispute d JOIN key_enterprises k ON d.enterprise_id = k.enterprise_id",
+            "key_enterprises k JOIN labor_dispute d ON d.enterprise_id = k.enterprise_id",
+            "labor_dispute d LEFT JOIN key_enterprises k ON d.enterprise_id = k.enterprise_id",
+        ] {
+            let sql = format!(
+                "SELECT k.owner_department, count(*) AS n FROM {from} GROUP BY k.owner_department, tumble(INTERVAL '1 day')"
+            );
+            let q = rt
+                .block_on(super::super::compile(&sql, &catalog))
+                .unwrap_or_else(|e| panic!("{from}: {e:?}"));
+            let mut builds = Vec::new();
+            q.stages[0]
+                .plan
+                .apply(|n| {
+                    if let Some(j) = n.downcast_ref::<HashJoinExec>() {
+                        builds.push(feed_scans(j.left(), &catalog)?);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+                .expect("walk");
+            assert_eq!(builds, [0], "{from}: the build side holds no feed");
+        }
+        let two_feeds = "SELECT count(*) AS n FROM labor_dispute d JOIN petition p ON d.district = p.district GROUP BY tumble(INTERVAL '1 day')";
+        // (Both feeds carry the window columns, so the plan fails even before the split.)
+        assert!(
+            rt.block_on(super::super::compile(two_feeds, &catalog))
+                .is_err(),
+            "two feeds joined event by event"
+        );
+    }
+}

@@ -99,10 +99,10 @@ impl WindowOperator {
     }
 
     /// Closes, in order of their end, every window with data that ends at or
-    /// before `wm`. At the end of all input (`wm` is the end of time)
-    /// cumulating windows close up to the step of the latest event, and the
-    /// rest of their period is dropped: it would repeat the same totals for
-    /// days no event has reached.
+    /// before `wm`. When every input has ended or gone idle (`wm` is the end of
+    /// time) cumulating windows close only up to the step of the latest event:
+    /// the rest of their period would repeat the same totals for days no event
+    /// has reached, and the daemon's running totals go on when events come again.
     pub(super) fn close_until(
         &mut self,
         wm: Millis,
@@ -116,11 +116,7 @@ impl WindowOperator {
             && let Some(latest) = self.inputs.values().filter_map(|c| c.max_time).max()
         {
             let last_step = self.grid.bin_end(self.grid.bin_start(latest));
-            self.close_fixed_until(last_step, out)?;
-            self.bins.clear();
-            self.bin_keys.clear();
-            self.next_end = Millis::MAX;
-            return Ok(());
+            return self.close_fixed_until(last_step, out);
         }
         self.close_fixed_until(wm, out)
     }

@@ -146,3 +146,72 @@ impl Grid {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::time::{DAY, HOUR, parse_rfc3339};
+
+    fn t(s: &str) -> Millis {
+        parse_rfc3339(s).expect("time")
+    }
+
+    #[test]
+    fn fixed_windows_keep_the_hop_arithmetic() {
+        let g = Grid::new(
+            WindowSpec::Hop {
+                slide: HOUR,
+                width: 3 * HOUR,
+            },
+            8 * HOUR,
+        );
+        let bin = g.bin_start(t("2026-03-01T01:30:00Z"));
+        assert_eq!(bin, t("2026-03-01T01:00:00Z"));
+        assert_eq!(g.bin_end(bin), bin + HOUR);
+        assert_eq!(g.last_end(bin), bin + 3 * HOUR);
+        assert_eq!(g.window_start(bin + 3 * HOUR), bin);
+        assert_eq!(g.first_kept(bin + 3 * HOUR), bin + HOUR);
+        // A day in +08:00 starts at 16:00 UTC.
+        let day = Grid::new(WindowSpec::Tumble { width: DAY }, 8 * HOUR);
+        assert_eq!(
+            day.bin_start(t("2026-03-01T15:59:00Z")),
+            t("2026-02-28T16:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_cumulating_year_grows_by_the_day_and_starts_again_in_january() {
+        let g = Grid::new(
+            WindowSpec::Cumulate {
+                step: DAY,
+                period: Period::Months(12),
+            },
+            8 * HOUR,
+        );
+        let bin = g.bin_start(t("2028-06-15T12:00:00+08:00"));
+        assert_eq!(bin, t("2028-06-15T00:00:00+08:00"));
+        // Every window of the year holds the bin; the last ends with the year.
+        assert_eq!(g.last_end(bin), t("2029-01-01T00:00:00+08:00"));
+        let end = g.bin_end(bin);
+        assert_eq!(g.window_start(end), t("2028-01-01T00:00:00+08:00"));
+        assert_eq!(g.next_end(end), end + DAY);
+        // Within the year every bin is kept; at its end none of the year is.
+        assert_eq!(g.first_kept(end), t("2028-01-01T00:00:00+08:00"));
+        let new_year = t("2029-01-01T00:00:00+08:00");
+        assert_eq!(g.first_kept(new_year), new_year);
+        assert_eq!(g.window_start(new_year), t("2028-01-01T00:00:00+08:00"));
+    }
+
+    #[test]
+    fn a_calendar_month_is_one_bin_and_one_window() {
+        let g = Grid::new(WindowSpec::Calendar { months: 1 }, 8 * HOUR);
+        let bin = g.bin_start(t("2028-02-29T23:59:00+08:00"));
+        assert_eq!(bin, t("2028-02-01T00:00:00+08:00"));
+        let end = g.bin_end(bin);
+        assert_eq!(end, t("2028-03-01T00:00:00+08:00"));
+        assert_eq!(g.last_end(bin), end);
+        assert_eq!(g.window_start(end), bin);
+        assert_eq!(g.next_end(end), t("2028-04-01T00:00:00+08:00"));
+        assert_eq!(g.first_kept(end), end);
+    }
+}
