@@ -279,10 +279,15 @@ fn rows_checked(
             && let Some(Some(Cell::Text(value))) = cells.get(k)
             && let Some(first) = keys.insert(value.clone(), line)
         {
+            // A personal key is never repeated in a message.
+            let shown = match def.columns[k].pii {
+                true => "(personal, withheld)".to_string(),
+                false => format!("`{value}`"),
+            };
             diags.push((
                 line,
                 k + 1,
-                format!("key `{value}` again (first on line {first}): a key names one row"),
+                format!("key {shown} again (first on line {first}): a key names one row"),
             ));
         }
         out.push((line, cells));

@@ -151,3 +151,29 @@ fn a_dated_version_is_in_force_from_its_time_and_a_changed_file_is_read_again() 
         Some("丁")
     );
 }
+
+/// A personal key named twice is reported without its value.
+#[test]
+fn a_personal_key_is_never_repeated_in_a_mistake() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(dir.path(), "p.csv", "petitioner_id,note\n张三,a\n张三,b\n");
+    let d: TableDef = toml::from_str(&format!(
+        r#"
+file = "{}"
+key = "petitioner_id"
+columns = [
+  {{ name = "petitioner_id", type = "string", required = true, pii = true }},
+  {{ name = "note", type = "string" }},
+]
+"#,
+        file.display()
+    ))
+    .expect("definition");
+    let err = ReferenceTable::load("p", &d, Path::new(""), KEY).unwrap_err();
+    let shown = err[0].to_string();
+    assert!(
+        shown.contains(":3:1: key (personal, withheld) again"),
+        "{shown}"
+    );
+    assert!(!shown.contains("张三"), "{shown}");
+}
