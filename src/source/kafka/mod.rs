@@ -201,18 +201,12 @@ impl KafkaSource {
             .filter(|(i, t)| now.duration_since(**t) >= self.idle && !self.idle_inputs.contains(*i))
             .map(|(i, t)| (*t, i.clone()))
             .collect();
-        // One input that has had data stays active: were all idle, the watermark
-        // would jump to the end of time and close every open window before its
-        // events could arrive. One that never had data only holds it back.
-        if self.idle_inputs.len() + newly_idle.len() >= self.last_seen.len() {
-            newly_idle.sort();
-            if let Some(i) = newly_idle
-                .iter()
-                .rposition(|(_, i)| self.had_data.contains(i))
-            {
-                newly_idle.remove(i);
-            }
-        }
+        keep_one_per_feed(
+            &mut newly_idle,
+            &self.idle_inputs,
+            self.last_seen.keys(),
+            &self.had_data,
+        );
         for (_, input) in newly_idle {
             tracing::debug!(%input, "idle");
             self.idle_inputs.insert(input.clone());
@@ -254,6 +248,42 @@ fn task_update(m: &BorrowedMessage<'_>) -> Arrival {
             partition: m.partition(),
             offset: m.offset(),
         },
+    }
+}
+
+/// Of the inputs about to go idle, keeps active per feed the one that had data
+/// last, when every partition of the feed would otherwise be idle: a pipeline's
+/// watermark is the minimum over its own feed's partitions, so with all of them
+/// idle it would jump to the end of time and close every open window before the
+/// feed's next events arrive (a quiet feed at night, while others run on). An
+/// input that never had data only holds the watermark back, so it may go idle.
+fn keep_one_per_feed<'a>(
+    newly_idle: &mut Vec<(Instant, String)>,
+    idle: &HashSet<String>,
+    assigned: impl Iterator<Item = &'a String>,
+    had_data: &HashSet<String>,
+) {
+    let feed_of = |input: &str| input.rsplit_once('/').map_or(input, |(f, _)| f).to_string();
+    let mut unidle: HashMap<String, usize> = HashMap::new();
+    for input in assigned {
+        *unidle.entry(feed_of(input)).or_default() += 1;
+    }
+    for input in idle.iter().chain(newly_idle.iter().map(|(_, i)| i)) {
+        if let Some(n) = unidle.get_mut(&feed_of(input)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    newly_idle.sort();
+    for (feed, left) in unidle {
+        if left > 0 {
+            continue;
+        }
+        if let Some(i) = newly_idle
+            .iter()
+            .rposition(|(_, i)| feed_of(i) == feed && had_data.contains(i))
+        {
+            newly_idle.remove(i);
+        }
     }
 }
 
@@ -306,5 +336,50 @@ impl Source for KafkaSource {
             .or_default()
             .chunks
             .push_back((first, max_time));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Police keeps a partition busy while every labour partition goes quiet:
+    /// the labour partition that had data last stays active, so the labour
+    /// pipelines' windows do not close at the end of time.
+    #[test]
+    fn each_feed_keeps_one_partition_that_had_data_active() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let assigned: Vec<String> = [
+            "labor_dispute/0",
+            "labor_dispute/1",
+            "labor_dispute/2",
+            "police_incident/0",
+            "police_incident/1",
+        ]
+        .map(String::from)
+        .to_vec();
+        let had_data: HashSet<String> = ["labor_dispute/0", "labor_dispute/1", "police_incident/0"]
+            .map(String::from)
+            .into();
+        let idle: HashSet<String> = HashSet::from(["police_incident/1".to_string()]);
+        let mut newly = vec![
+            (at(30), "labor_dispute/0".to_string()),
+            (at(10), "labor_dispute/1".to_string()),
+            (at(20), "labor_dispute/2".to_string()),
+        ];
+        keep_one_per_feed(&mut newly, &idle, assigned.iter(), &had_data);
+        let going: Vec<&str> = newly.iter().map(|(_, i)| i.as_str()).collect();
+        assert_eq!(
+            going,
+            ["labor_dispute/1", "labor_dispute/2"],
+            "labor_dispute/0 stays"
+        );
+
+        // Police still has an active partition: its quiet one goes idle.
+        let mut newly = vec![(at(40), "police_incident/0".to_string())];
+        let idle: HashSet<String> = HashSet::new();
+        keep_one_per_feed(&mut newly, &idle, assigned.iter(), &had_data);
+        assert_eq!(newly.len(), 1);
     }
 }
