@@ -79,13 +79,13 @@ pub fn load(sources: &Sources) -> anyhow::Result<Loaded> {
 }
 
 /// A redeploy's load: tables the running set already has, declared the same,
-/// are read again in place (the pipelines kept running read them too); new or
-/// redeclared ones are loaded afresh.
+/// take what was just read in place (the pipelines kept running read them
+/// too); new or redeclared ones are the ones just read.
 pub fn reload(sources: &Sources, running: &Tables) -> anyhow::Result<Loaded> {
     let mut loaded = load(sources)?;
     for (name, table) in loaded.catalog.tables.iter_mut() {
         if let Some(old) = running.get(name).filter(|old| old.def == table.def) {
-            old.reload().map_err(|d| Error::Invalid(Diagnostics(d)))?;
+            old.adopt(table);
             *table = old.clone();
         }
     }

@@ -39,11 +39,7 @@ impl Sensitive {
         let Some(table) = tables.get(name) else {
             return Err(format!(
                 "[sensitive] calendar `{name}`: no such reference table (tables: {})",
-                if tables.is_empty() {
-                    "none; declare one in the config's [tables]".into()
-                } else {
-                    tables.keys().cloned().collect::<Vec<_>>().join(", ")
-                }
+                crate::reference::names(tables)
             ));
         };
         for column in ["start", "end"] {

@@ -344,10 +344,7 @@ impl Compiled {
                     carried.join("; ")
                 },
             );
-            found.push(crate::error::Diagnostic {
-                message,
-                ..at.clone()
-            });
+            found.push(crate::error::Diagnostic { message, ..at });
         }
         found
     }

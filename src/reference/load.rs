@@ -33,15 +33,24 @@ pub fn read_table(
     schema: &SchemaRef,
     pii_key: &[u8; 32],
 ) -> Result<Contents, Vec<Diagnostic>> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    parse_table(path, &read_bytes(path)?, def, schema, pii_key)
+}
+
+/// The bytes of a table's file, or why not.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Vec<Diagnostic>> {
+    std::fs::read(path).map_err(|e| {
         vec![Diagnostic {
             file: path.to_path_buf(),
             line: 0,
             col: 0,
             message: format!("cannot read the table's file: {e}"),
         }]
-    })?;
-    parse_table(path, &bytes, def, schema, pii_key)
+    })
+}
+
+/// What tells one content of a file from another.
+pub fn digest(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..16].to_string()
 }
 
 /// Parses the contents of `path` (its extension tells the format).
@@ -84,7 +93,7 @@ pub fn parse_table(
     }
     let pseudonymised = rows
         .into_iter()
-        .map(|(_, cells)| {
+        .map(|cells| {
             cells
                 .into_iter()
                 .zip(&def.columns)
@@ -102,7 +111,7 @@ pub fn parse_table(
     let index = key_index(def, &pseudonymised);
     Ok(Contents {
         batch,
-        digest: blake3::hash(bytes).to_hex()[..16].to_string(),
+        digest: digest(bytes),
         index,
     })
 }
@@ -249,12 +258,9 @@ fn rows_checked(
     rows: Vec<RawRow>,
     def: &TableDef,
     diags: &mut Vec<Located>,
-) -> Vec<(usize, Vec<Option<Cell>>)> {
+) -> Vec<Vec<Option<Cell>>> {
     let mut keys: HashMap<String, usize> = HashMap::new();
-    let key_column = def
-        .key
-        .as_ref()
-        .and_then(|k| def.columns.iter().position(|c| &c.name == k));
+    let key_column = key_position(def);
     let mut out = Vec::with_capacity(rows.len());
     for (line, raw) in rows {
         let mut cells = Vec::with_capacity(raw.len());
@@ -276,7 +282,7 @@ fn rows_checked(
             cells.push(cell);
         }
         if let Some(k) = key_column
-            && let Some(Some(Cell::Text(value))) = cells.get(k)
+            && let Some(value) = cells.get(k).and_then(key_text)
             && let Some(first) = keys.insert(value.clone(), line)
         {
             // A personal key is never repeated in a message.
@@ -290,7 +296,7 @@ fn rows_checked(
                 format!("key {shown} again (first on line {first}): a key names one row"),
             ));
         }
-        out.push((line, cells));
+        out.push(cells);
     }
     out
 }
@@ -369,19 +375,26 @@ fn batch(
 
 /// Row of each key value (the key as text).
 fn key_index(def: &TableDef, rows: &[Vec<Option<Cell>>]) -> HashMap<String, usize> {
-    let Some(k) = def
-        .key
-        .as_ref()
-        .and_then(|k| def.columns.iter().position(|c| &c.name == k))
-    else {
+    let Some(k) = key_position(def) else {
         return HashMap::new();
     };
     rows.iter()
         .enumerate()
-        .filter_map(|(row, cells)| match &cells[k] {
-            Some(Cell::Text(s)) => Some((s.clone(), row)),
-            Some(Cell::Int(i)) => Some((i.to_string(), row)),
-            _ => None,
-        })
+        .filter_map(|(row, cells)| Some((key_text(&cells[k])?, row)))
         .collect()
+}
+
+/// Where the key column is among the declared columns.
+fn key_position(def: &TableDef) -> Option<usize> {
+    let key = def.key.as_ref()?;
+    def.columns.iter().position(|c| &c.name == key)
+}
+
+/// A key cell as the text an alert's key is looked up by.
+fn key_text(cell: &Option<Cell>) -> Option<String> {
+    match cell {
+        Some(Cell::Text(s)) => Some(s.clone()),
+        Some(Cell::Int(i)) => Some(i.to_string()),
+        _ => None,
+    }
 }

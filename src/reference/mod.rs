@@ -121,25 +121,23 @@ impl ReferenceTable {
         let schema = table_schema(def);
         let mut diags = Vec::new();
         let mut versions = Vec::new();
-        let files = std::iter::once((Millis::MIN, &def.file, None))
-            .chain(def.versions.iter().map(|v| (0, &v.file, Some(&v.from))));
-        for (from, file, from_text) in files {
-            let from = match from_text {
-                None => from,
-                Some(text) => match parse_rfc3339(text) {
-                    Some(t) => t,
-                    None => {
-                        diags.push(Diagnostic {
-                            file: base.join(file),
-                            line: 0,
-                            col: 0,
-                            message: format!(
-                                "table `{name}`: version `from = \"{text}\"` is not an RFC 3339 time"
-                            ),
-                        });
-                        continue;
-                    }
-                },
+        let files = std::iter::once((None, &def.file))
+            .chain(def.versions.iter().map(|v| (Some(&v.from), &v.file)));
+        for (from_text, file) in files {
+            let from = match from_text.map(|text| (text, parse_rfc3339(text))) {
+                None => Millis::MIN,
+                Some((_, Some(t))) => t,
+                Some((text, None)) => {
+                    diags.push(Diagnostic {
+                        file: base.join(file),
+                        line: 0,
+                        col: 0,
+                        message: format!(
+                            "table `{name}`: version `from = \"{text}\"` is not an RFC 3339 time"
+                        ),
+                    });
+                    continue;
+                }
             };
             let path = base.join(file);
             match read_table(&path, def, &schema, &pii_key) {
@@ -209,28 +207,51 @@ impl ReferenceTable {
     }
 
     /// Reads the files again; a file whose contents changed is in force from
-    /// now on. A file that no longer reads leaves the version before in force.
+    /// now on (one whose bytes are the same is not parsed again). A file that
+    /// no longer reads leaves the version before in force.
     pub fn reload(&self) -> Result<Reloaded, Vec<Diagnostic>> {
         if self.embedded {
             return Ok(Reloaded::Unchanged);
         }
-        let files: Vec<(usize, PathBuf, String)> = {
+        let files: Vec<(PathBuf, String)> = {
             let versions = self.versions.read().unwrap_or_else(|p| p.into_inner());
             versions
                 .iter()
-                .enumerate()
-                .map(|(i, v)| (i, v.file.clone(), v.contents.digest.clone()))
+                .map(|v| (v.file.clone(), v.contents.digest.clone()))
                 .collect()
         };
         let mut changed = Vec::new();
-        for (i, path, digest) in files {
-            let contents = read_table(&path, &self.def, &self.schema, &self.pii_key)?;
-            if contents.digest != digest {
+        for (i, (path, digest)) in files.into_iter().enumerate() {
+            let bytes = load::read_bytes(&path)?;
+            if load::digest(&bytes) != digest {
+                let contents = parse_table(&path, &bytes, &self.def, &self.schema, &self.pii_key)?;
                 changed.push((i, Arc::new(contents)));
             }
         }
+        Ok(self.install(changed))
+    }
+
+    /// Takes the contents of `fresh` — the same declaration, just read — where
+    /// they differ from this table's, so pipelines holding this table see them
+    /// (a redeploy reads each file once).
+    pub fn adopt(&self, fresh: &ReferenceTable) -> Reloaded {
+        let changed = {
+            let ours = self.versions.read().unwrap_or_else(|p| p.into_inner());
+            let theirs = fresh.versions.read().unwrap_or_else(|p| p.into_inner());
+            ours.iter()
+                .zip(theirs.iter())
+                .enumerate()
+                .filter(|(_, (o, t))| o.contents.digest != t.contents.digest)
+                .map(|(i, (_, t))| (i, t.contents.clone()))
+                .collect()
+        };
+        self.install(changed)
+    }
+
+    /// Puts new contents in force, version by version, and counts a new version.
+    fn install(&self, changed: Vec<(usize, Arc<Contents>)>) -> Reloaded {
         if changed.is_empty() {
-            return Ok(Reloaded::Unchanged);
+            return Reloaded::Unchanged;
         }
         let mut versions = self.versions.write().unwrap_or_else(|p| p.into_inner());
         for (i, contents) in changed {
@@ -240,7 +261,7 @@ impl ReferenceTable {
             .loads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        Ok(Reloaded::Changed(n))
+        Reloaded::Changed(n)
     }
 
     /// The value of `column` in the row whose key is `key`, in force at `t`,
@@ -268,6 +289,14 @@ fn table_schema(def: &TableDef) -> SchemaRef {
 
 /// Every reference table of a config, by name.
 pub type Tables = BTreeMap<String, Arc<ReferenceTable>>;
+
+/// The tables' names for a message that says which there are.
+pub fn names(tables: &Tables) -> String {
+    if tables.is_empty() {
+        return "none; declare one in the config's [tables]".into();
+    }
+    tables.keys().cloned().collect::<Vec<_>>().join(", ")
+}
 
 /// Loads the config's tables; every mistake of every file is reported.
 pub fn load_all(

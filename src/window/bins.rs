@@ -99,10 +99,7 @@ impl WindowOperator {
     }
 
     /// Closes, in order of their end, every window with data that ends at or
-    /// before `wm`. When every input has ended or gone idle (`wm` is the end of
-    /// time) cumulating windows close only up to the step of the latest event:
-    /// the rest of their period would repeat the same totals for days no event
-    /// has reached, and the daemon's running totals go on when events come again.
+    /// before `wm`; the end of time stops where [`super::Grid::end_of_time`] says.
     pub(super) fn close_until(
         &mut self,
         wm: Millis,
@@ -111,22 +108,13 @@ impl WindowOperator {
         if self.session_gap.is_some() {
             return self.close_sessions_until(wm, out);
         }
-        if wm == Millis::MAX
-            && matches!(self.grid, super::Grid::Cumulate { .. })
-            && let Some(latest) = self.inputs.values().filter_map(|c| c.max_time).max()
-        {
-            let last_step = self.grid.bin_end(self.grid.bin_start(latest));
-            return self.close_fixed_until(last_step, out);
-        }
-        self.close_fixed_until(wm, out)
-    }
-
-    /// [`Self::close_until`] for tumbling, hopping, calendar and cumulating windows.
-    fn close_fixed_until(
-        &mut self,
-        wm: Millis,
-        out: &mut Vec<WindowResult>,
-    ) -> Result<(), DataFusionError> {
+        let wm = match wm {
+            Millis::MAX => {
+                let latest = self.inputs.values().filter_map(|c| c.max_time).max();
+                self.grid.end_of_time(latest)
+            }
+            wm => wm,
+        };
         // `Millis::MAX` means no open window holds data.
         while self.next_end != Millis::MAX && self.next_end <= wm {
             let end = self.next_end;

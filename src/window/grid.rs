@@ -111,6 +111,17 @@ impl Grid {
         }
     }
 
+    /// Where closing stops once every input has ended or gone idle: the end
+    /// of time, but for cumulating windows the step of the latest event — the
+    /// rest of their period would repeat the same totals for days no event has
+    /// reached, and the running totals go on when events come again.
+    pub(super) fn end_of_time(&self, latest: Option<Millis>) -> Millis {
+        match (self, latest) {
+            (Grid::Cumulate { .. }, Some(t)) => self.bin_end(self.bin_start(t)),
+            _ => Millis::MAX,
+        }
+    }
+
     /// Cumulating windows: start of the period holding `t`.
     fn period_start(&self, t: Millis) -> Millis {
         match *self {

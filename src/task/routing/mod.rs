@@ -104,8 +104,10 @@ pub struct RoutingTable {
     default_chain: Vec<Step>,
     chains: BTreeMap<String, Vec<Step>>,
     routes: Vec<Route>,
-    /// Where each route starts in the file (for [`RoutingTable::conditions`]).
-    route_at: Vec<Diagnostic>,
+    /// The table's text and each route's offset in it, to locate routes
+    /// ([`RoutingTable::conditions`], [`RoutingTable::with_tables`]).
+    text: std::sync::Arc<str>,
+    route_offsets: Vec<usize>,
     /// Reference tables routes and templates look attributes up in.
     tables: Tables,
 }
@@ -191,12 +193,9 @@ impl RoutingTable {
             default: raw.default,
             default_chain,
             chains,
-            route_at: raw
-                .route
-                .iter()
-                .map(|r| at(r.span().start, String::new()))
-                .collect(),
+            route_offsets: raw.route.iter().map(|r| r.span().start).collect(),
             routes: raw.route.into_iter().map(Spanned::into_inner).collect(),
+            text: text.into(),
             tables: Tables::new(),
         })
     }
@@ -205,16 +204,14 @@ impl RoutingTable {
     /// `{TABLE.COLUMN}` templates read; each names a table with a key and a
     /// column it has, or is reported where it is written.
     pub fn with_tables(mut self, tables: &Tables) -> Result<Self, Vec<Diagnostic>> {
-        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
-        let at = |needle: &str, fallback: &Diagnostic, message: String| match text.find(needle) {
-            Some(offset) => Diagnostic::at(&self.file, &text, offset, message),
-            None => Diagnostic {
-                message,
-                ..fallback.clone()
-            },
+        let text = &self.text;
+        // Where a route names `path`: its first mention from the route's start.
+        let at = |path: &str, start: usize, message: String| {
+            let offset = text[start..].find(path).map_or(start, |i| start + i);
+            Diagnostic::at(&self.file, text, offset, message)
         };
         let mut diags = Vec::new();
-        for (route, start) in self.routes.iter().zip(&self.route_at) {
+        for (route, &start) in self.routes.iter().zip(&self.route_offsets) {
             let templates = Track::ALL
                 .into_iter()
                 .filter_map(|t| route.get(t))
@@ -240,7 +237,7 @@ impl RoutingTable {
 
     /// Each route's conditions (label, value) and where it is written; an
     /// attribute condition stands for the key column its table is looked up by.
-    pub fn conditions(&self) -> impl Iterator<Item = (Selectors, &Diagnostic)> {
+    pub fn conditions(&self) -> impl Iterator<Item = (Selectors, Diagnostic)> {
         self.routes
             .iter()
             .map(|r| {
@@ -254,7 +251,11 @@ impl RoutingTable {
                     })
                     .collect()
             })
-            .zip(&self.route_at)
+            .zip(
+                self.route_offsets
+                    .iter()
+                    .map(|&o| Diagnostic::at(&self.file, &self.text, o, String::new())),
+            )
     }
 
     /// How long a task of this level has to be acknowledged.
@@ -330,18 +331,13 @@ fn template_names(department: &str) -> Vec<String> {
 
 /// `TABLE.COLUMN` names a reference table with a key, and a column of it.
 fn check_attribute(path: &str, tables: &Tables) -> Result<(), String> {
-    let known = || tables.keys().cloned().collect::<Vec<_>>().join(", ");
     let Some((table, column)) = path.split_once('.') else {
         return Err(format!("`{path}`: an attribute is TABLE.COLUMN"));
     };
     let Some(t) = tables.get(table) else {
         return Err(format!(
             "`{path}`: no reference table `{table}` (tables: {})",
-            if tables.is_empty() {
-                "none".into()
-            } else {
-                known()
-            }
+            crate::reference::names(tables)
         ));
     };
     if t.def.key.is_none() {
