@@ -24,9 +24,9 @@ use crate::task::command::{INPUT, Update};
 /// What the daemon does between steps: checkpoints, readiness.
 pub trait Checkpointer<Src, S> {
     /// After every step: takes a checkpoint when one is due.
-    fn after_step(&mut self, engine: &Engine, source: &mut Src, sink: &mut S) -> Result<()>;
+    fn after_step(&mut self, engine: &mut Engine, source: &mut Src, sink: &mut S) -> Result<()>;
     /// The run was told to stop: the last checkpoint, with windows still open.
-    fn at_stop(&mut self, engine: &Engine, source: &mut Src, sink: &mut S) -> Result<()>;
+    fn at_stop(&mut self, engine: &mut Engine, source: &mut Src, sink: &mut S) -> Result<()>;
 }
 
 pub struct Driver<Src, S> {
@@ -167,7 +167,7 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             }
         }
         match self.checkpointer.as_mut() {
-            Some(c) => c.at_stop(&self.engine, &mut self.source, &mut self.sink),
+            Some(c) => c.at_stop(&mut self.engine, &mut self.source, &mut self.sink),
             None => Ok(()),
         }
     }
@@ -200,7 +200,7 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
         // Updates (HTTP or topic) apply even while no events arrive.
         self.engine.tick(&mut self.sink)?;
         if let Some(c) = self.checkpointer.as_mut() {
-            c.after_step(&self.engine, &mut self.source, &mut self.sink)?;
+            c.after_step(&mut self.engine, &mut self.source, &mut self.sink)?;
         }
         Ok(true)
     }

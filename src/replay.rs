@@ -140,7 +140,9 @@ pub fn replay_to_dir(
     let sink = Recorder::new(JsonlSink::create(outputs.dir)?, watchers);
     let mut driver = Driver::new(engine, source, sink)?;
     driver.run()?;
-    let Driver { engine, sink, .. } = driver;
+    let Driver {
+        mut engine, sink, ..
+    } = driver;
     if let Some(path) = outputs.save_state {
         let text =
             serde_json::to_string(&engine.state()).map_err(|e| Error::Other(e.to_string()))?;

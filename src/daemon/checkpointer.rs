@@ -1,7 +1,8 @@
 //! The daemon's checkpointer: between the driver's steps it says whether the
 //! daemon is ready, and every `checkpoint_interval` it flushes the outputs and,
-//! once the broker has acknowledged them, writes the engine state, the resume
-//! offsets and the output ends to the state dir, then commits the offsets. At a
+//! once the broker has acknowledged them, writes the engine state (open windows'
+//! partial states included), the offsets consumed so far and the output ends to
+//! the state dir, then commits the offsets. At a
 //! stop it takes the last checkpoint, leaves the group and marks the state dir
 //! stopped. [`restore`] puts a checkpoint back into a driver at start-up.
 
@@ -60,12 +61,12 @@ impl DaemonCheckpointer {
     /// Writes the checkpoint, then commits its offsets.
     fn checkpoint(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         source: &mut KafkaSource,
         sink: &DaemonSink,
     ) -> Result<()> {
         let started = Instant::now();
-        let positions = source.positions(engine.earliest_open());
+        let positions = source.positions();
         let (incidents, tasks) = match sink.view.lock() {
             Ok(v) => (
                 v.incidents.values().cloned().collect(),
@@ -105,7 +106,7 @@ impl DaemonCheckpointer {
 impl Checkpointer<KafkaSource, DaemonSink> for DaemonCheckpointer {
     fn after_step(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         source: &mut KafkaSource,
         sink: &mut DaemonSink,
     ) -> Result<()> {
@@ -135,7 +136,7 @@ impl Checkpointer<KafkaSource, DaemonSink> for DaemonCheckpointer {
 
     fn at_stop(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         source: &mut KafkaSource,
         sink: &mut DaemonSink,
     ) -> Result<()> {

@@ -1,5 +1,6 @@
-//! What the engine checkpoints: everything but its open bins, which a restart
-//! rebuilds by re-reading their events ([`Engine::earliest_open`]).
+//! What the engine checkpoints: every pipeline's window clocks and open bins'
+//! partial states, detector series, compound spans and tasks, so a restart
+//! resumes from the offsets it had consumed.
 
 use std::collections::BTreeMap;
 
@@ -11,9 +12,8 @@ use crate::detect::compound::CompoundState;
 use crate::detect::runner::DetectorState;
 use crate::window::OperatorState;
 
-/// Everything the engine remembers but its open bins, for checkpoints: per
-/// pipeline the window clocks and detector state, compound and task state. Open
-/// bins are rebuilt by re-reading their events (see [`Engine::earliest_open`]).
+/// Everything the engine remembers, for checkpoints: per pipeline the window
+/// clocks, open bins and detector state; compound and task state.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EngineState {
     pipelines: BTreeMap<String, (OperatorState, Option<DetectorState>)>,
@@ -33,6 +33,11 @@ impl EngineState {
             return None;
         }
         self.pipelines.get(name).and_then(|(_, d)| d.clone())
+    }
+
+    /// Open window bins held, over all pipelines.
+    pub fn open_bins(&self) -> usize {
+        self.pipelines.values().map(|(op, _)| op.open_bins()).sum()
     }
 
     /// Removes the state of pipelines whose clocks are past `latest` (written by
@@ -76,8 +81,9 @@ impl Named for RunningPipeline {
 }
 
 impl Engine {
-    /// The state to checkpoint.
-    pub fn state(&self) -> EngineState {
+    /// The state to checkpoint; open bins are sealed first (see [`Engine::seal`]).
+    pub fn state(&mut self) -> EngineState {
+        self.seal();
         EngineState {
             pipelines: save_all(&self.pipelines),
             compounds: save_all(&self.compounds),
@@ -115,12 +121,11 @@ impl Engine {
         discarded
     }
 
-    /// The earliest event time whose events a restart must re-read: the start of
-    /// the earliest open bin of any pipeline (`None`: nothing open).
-    pub fn earliest_open(&self) -> Option<Millis> {
-        self.pipelines
-            .iter()
-            .filter_map(|p| p.operator.earliest_open())
-            .min()
+    /// Ends the open bins' running segments and merges their partial states
+    /// (see [`crate::window::WindowOperator::seal`]).
+    pub fn seal(&mut self) {
+        for p in &mut self.pipelines {
+            p.operator.seal();
+        }
     }
 }

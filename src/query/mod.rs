@@ -13,6 +13,7 @@
 //! `count(DISTINCT x)` the distinct values, `median(x)` the values.
 
 mod lookup;
+mod merge;
 pub mod rewrite;
 pub mod sample;
 pub mod tables;
@@ -29,6 +30,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::execution_plan::{
@@ -74,6 +76,9 @@ pub struct PartialStage {
     /// Names of the GROUP BY keys other than the window (for a plain column, the
     /// feed's column name).
     pub keys: Vec<String>,
+    /// The partial aggregate's functions, whose states follow the group
+    /// columns (see [`PartialStage::merge_states`]).
+    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
 }
 
 /// A pipeline query planned and split for streaming.
@@ -379,9 +384,9 @@ fn split(
         )
         && let Some(partial) = find_partial(agg.input())
     {
-        let group_columns = partial
-            .downcast_ref::<AggregateExec>()
-            .map_or(0, |p| p.group_expr().expr().len());
+        let partial_agg = partial.downcast_ref::<AggregateExec>();
+        let group_columns = partial_agg.map_or(0, |p| p.group_expr().expr().len());
+        let aggregates = partial_agg.map_or_else(Vec::new, |p| p.aggr_expr().to_vec());
         let state_schema = partial.schema();
         let index = |name: &str| state_schema.index_of(name).ok();
         let (Some(s), Some(e)) = (index(WINDOW_START), index(WINDOW_END)) else {
@@ -413,6 +418,7 @@ fn split(
             window_columns: [s, e],
             group_columns,
             keys,
+            aggregates,
         });
         return node.replace_children(vec![Arc::new(source)], recompute());
     }

@@ -281,7 +281,7 @@ fn poll_ready(
 }
 
 /// Ends a bin segment: closing the channels makes the partial aggregates emit their states.
-fn finish_stage(
+pub(super) fn finish_stage(
     mut running: RunningStage,
     states: &mut Vec<RecordBatch>,
 ) -> Result<(), DataFusionError> {

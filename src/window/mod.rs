@@ -26,10 +26,11 @@ use datafusion::error::DataFusionError;
 mod bins;
 mod grid;
 pub mod session;
+mod snapshot;
 
 use grid::Grid;
+pub use snapshot::OperatorState;
 
-use crate::core::stage::Stateful;
 use crate::core::time::Millis;
 use crate::query::{CompiledQuery, RunningStage, WindowSpec};
 
@@ -127,22 +128,6 @@ pub struct WindowOperator {
     session_gap: Option<Millis>,
     open_sessions: Vec<RecordBatch>,
     pub stats: OperatorStats,
-}
-
-/// See [`WindowOperator::state`].
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct OperatorState {
-    inputs: BTreeMap<String, (Option<Millis>, bool)>,
-    closed_upto: Millis,
-}
-
-impl OperatorState {
-    /// The latest event time this state has seen or closed windows up to.
-    pub fn latest_time(&self) -> Option<Millis> {
-        let seen = self.inputs.values().filter_map(|(t, _)| *t).max();
-        let closed = (self.closed_upto != Millis::MIN).then_some(self.closed_upto);
-        seen.max(closed)
-    }
 }
 
 impl WindowOperator {
@@ -384,16 +369,6 @@ impl WindowOperator {
         std::mem::take(&mut self.failures)
     }
 
-    /// Start of the earliest bin still held (its events must be re-read after a
-    /// restart); `None` when nothing is open. Session pipelines raise no alerts
-    /// and are not counted.
-    pub fn earliest_open(&self) -> Option<Millis> {
-        if self.session_gap.is_some() {
-            return None;
-        }
-        self.bins.keys().next().copied()
-    }
-
     /// Adds an input (e.g. an assigned Kafka partition), or resumes an idle one:
     /// it holds the watermark back from now on, before its next event arrives.
     pub fn add_input(&mut self, input: &str) {
@@ -426,32 +401,5 @@ impl WindowOperator {
         let mut windows = Vec::new();
         self.close_until(Millis::MAX, &mut windows)?;
         Ok(windows)
-    }
-}
-
-impl Stateful for WindowOperator {
-    type State = OperatorState;
-
-    /// The input clocks and how far windows have closed, for checkpoints. Open
-    /// bins are not in it: a restart re-reads their events from the source.
-    fn state(&self) -> OperatorState {
-        OperatorState {
-            inputs: self
-                .inputs
-                .iter()
-                .map(|(k, c)| (k.clone(), (c.max_time, c.finished)))
-                .collect(),
-            closed_upto: self.closed_upto,
-        }
-    }
-
-    /// Restores clocks and progress; bins fill again as their events are re-read.
-    fn restore(&mut self, s: OperatorState) {
-        self.inputs = s
-            .inputs
-            .into_iter()
-            .map(|(k, (max_time, finished))| (k, InputClock { max_time, finished }))
-            .collect();
-        self.closed_upto = s.closed_upto;
     }
 }

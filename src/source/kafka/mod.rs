@@ -320,9 +320,9 @@ impl Source for KafkaSource {
     }
 
     fn processed(&mut self, chunk: &Chunk, max_time: Option<Millis>) {
-        let SourceName::Kafka { topic, partition } = &chunk.source else {
+        if !matches!(chunk.source, SourceName::Kafka { .. }) {
             return;
-        };
+        }
         let input = chunk.input();
         self.last_seen.insert(input.clone(), Instant::now());
         self.idle_inputs.remove(&input);
@@ -330,12 +330,6 @@ impl Source for KafkaSource {
         if max_time.is_some() {
             self.had_data.insert(input);
         }
-        let first = chunk.lines.first().map_or(0, |l| l.pos as i64);
-        self.logs
-            .entry((topic.to_string(), *partition))
-            .or_default()
-            .chunks
-            .push_back((first, max_time));
     }
 }
 

@@ -1,33 +1,16 @@
-//! Where a consumer group's partitions resume: per partition, the first offset
-//! and latest event time of every chunk not yet known to be in closed windows,
-//! and the next offset; committed to the group once a checkpoint is durable.
-
-use std::collections::VecDeque;
+//! Where a consumer group's partitions resume: per partition, the next offset
+//! not yet consumed (open windows are in the checkpoint, so nothing older is
+//! read again); committed to the group once a checkpoint is durable.
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{KafkaSource, Offsets};
-use crate::core::time::Millis;
 
-/// Per partition, what a restart must re-read: the first offset and latest event
-/// time of each chunk not yet known to be in closed windows, and the next offset.
+/// Per partition, the next offset to consume.
 #[derive(Debug, Default)]
 pub(super) struct PartitionLog {
-    pub(super) chunks: VecDeque<(i64, Option<Millis>)>,
     pub(super) next: i64,
-}
-
-impl PartitionLog {
-    /// The offset to resume from, given the earliest open bin; forgets chunks whose
-    /// events are all before it (their windows have closed for good).
-    fn resume_at(&mut self, earliest_open: Option<Millis>) -> i64 {
-        let needed = |t: Option<Millis>| matches!((t, earliest_open), (Some(t), Some(e)) if t >= e);
-        while self.chunks.front().is_some_and(|c| !needed(c.1)) {
-            self.chunks.pop_front();
-        }
-        self.chunks.front().map_or(self.next, |c| c.0)
-    }
 }
 
 /// Where a restart resumes, per partition, and how far this process consumed.
@@ -38,17 +21,12 @@ pub struct Positions {
 }
 
 impl KafkaSource {
-    /// Where a restart resumes, given the engine's earliest open bin: a feed
-    /// partition at its earliest message with an event in a still-open bin, the
-    /// task updates after the last one read.
-    pub fn positions(&mut self, earliest_open: Option<Millis>) -> Positions {
+    /// Where a restart resumes: every partition after the last message
+    /// consumed, since the checkpoint holds the open windows' states.
+    pub fn positions(&self) -> Positions {
         let mut positions = Positions::default();
-        for ((topic, p), log) in self.logs.iter_mut() {
-            let at = if *topic == self.task_topic {
-                log.next
-            } else {
-                log.resume_at(earliest_open)
-            };
+        for ((topic, p), log) in &self.logs {
+            let at = log.next;
             positions
                 .resume
                 .entry(topic.clone())
