@@ -5,12 +5,13 @@
 //! the good records alone; every hostile record is one dead letter with a reason.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod broker;
 mod common;
-use broker::{Setup, brokers, http, read_topic_at, sorted, stop, task_lifecycle, wait_ready};
+use broker::{
+    Setup, brokers, http, read_topic_at, shipped, sorted, stop, task_lifecycle, wait_ready,
+};
 use common::{escalating_incidents, with_hostile_records};
 
 /// Writes `records` (raw lines) to `file` and produces them to `topic` with the
@@ -169,44 +170,6 @@ fn a_daemon_started_while_the_broker_is_down_waits_and_then_matches_replay() {
     assert_eq!(task_lifecycle(&tasks), task_lifecycle(&want_tasks));
 }
 
-/// The shipped `deploy/yujing.toml` with its brokers, topics, state and HTTP
-/// pointed at this test (no SASL, no Alertmanager, plain HTTP; its tokens are
-/// kept, with the secrets `Setup` gives every daemon); the shipped pipelines
-/// and routing table, as a user runs them.
-fn shipped_config(s: &Setup, feeds: &[(&str, &str)]) -> String {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/yujing.toml"))
-            .expect("deploy/yujing.toml");
-    let mut config: toml::Table = text.parse().expect("toml");
-    let kafka = config["kafka"].as_table_mut().expect("[kafka]");
-    kafka.insert("brokers".into(), s.brokers.clone().into());
-    kafka.insert("group_id".into(), format!("shipped{}", s.id).into());
-    kafka.remove("settings");
-    let topics = kafka["topics"].as_table_mut().expect("[kafka.topics]");
-    for (key, name) in [
-        ("alerts", "alerts"),
-        ("tasks", "tasks"),
-        ("task_updates", "updates"),
-        ("dead_letters", "dead"),
-    ] {
-        topics.insert(key.into(), s.topic(name).into());
-    }
-    let feed_topics = topics["feeds"].as_table_mut().expect("feeds");
-    for (feed, name) in feeds {
-        feed_topics.insert((*feed).into(), s.topic(name).into());
-    }
-    config["state"]
-        .as_table_mut()
-        .expect("[state]")
-        .insert("dir".into(), "state".into());
-    let http = config["http"].as_table_mut().expect("[http]");
-    http.insert("listen".into(), format!("127.0.0.1:{}", s.port).into());
-    http.remove("tls_cert");
-    http.remove("tls_key");
-    config.remove("alertmanager");
-    toml::to_string(&config).expect("toml")
-}
-
 #[test]
 fn the_shipped_config_and_pipelines_emit_replays_alerts_for_generated_feeds() {
     shipped_run(&[]);
@@ -223,57 +186,24 @@ fn killed_twice_and_restarted_at_once_the_shipped_daemon_emits_each_alert_once()
 /// counted from when the records start to arrive) and restarted at once.
 fn shipped_run(kills: &[u64]) {
     let s = Setup::new();
-    let feeds = [
-        ("public_opinion", "opinion"),
-        ("petition", "petition"),
-        ("labor_dispute", "labor"),
-        ("police_incident", "police"),
-    ];
     s.add_topics(&["opinion", "petition", "labor"]);
     std::fs::write(
         s.dir.path().join("shipped.toml"),
-        shipped_config(&s, &feeds),
+        shipped::config(&s, &shipped::FEEDS),
     )
     .expect("write");
-    let data = s.dir.path().join("data");
-    let generated = Command::new(env!("CARGO_BIN_EXE_yujing"))
-        .args(["gen", "--days", "10", "--seed", "99", "--out"])
-        .arg(&data)
-        .output()
-        .expect("gen");
-    assert!(generated.status.success());
-    // The reference: replay of the same files with the same pipelines.
-    let mut replay = Command::new(env!("CARGO_BIN_EXE_yujing"));
-    replay
-        .args(["replay", "--quiet", "--out"])
-        .arg(s.dir.path().join("replay"))
-        .env("YUJING_PII_KEY", common::PII_KEY);
-    for (feed, _) in feeds {
-        replay.arg("--input").arg(format!(
-            "{feed}={}",
-            data.join(format!("{feed}.jsonl")).display()
-        ));
-    }
-    let out = replay.output().expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want = common::json_lines(&s.dir.path().join("replay/alerts.jsonl"));
+    let data = shipped::generate(&s, 10);
+    let want = shipped::replay_alerts(&s, &data);
     // Windows a live stream has closed: the ten days end on 2026-03-12 (local
     // time); those ending a day before are closed by every partition's clock
     // (lateness is at most two hours). The injected incidents fall in them.
     let last_day = "2026-03-11T00:00:00Z";
-    let closable: Vec<&serde_json::Value> = want
-        .iter()
-        .filter(|a| a["window_end"].as_str().is_some_and(|e| e <= last_day))
-        .collect();
-    assert!(closable.len() >= 5, "{} closable alerts", closable.len());
+    let closable = shipped::closable(&want, last_day).len();
+    assert!(closable >= 5, "{closable} closable alerts");
     let mut daemon = s.spawn("shipped.toml");
     wait_ready(&mut daemon, s.port);
     let mut files = Vec::new();
-    for (feed, name) in feeds {
+    for (feed, name) in shipped::FEEDS {
         files.push((s.topic(name), data.join(format!("{feed}.jsonl"))));
     }
     // The records arrive while the daemon is killed and restarted.
@@ -290,66 +220,29 @@ fn shipped_run(kills: &[u64]) {
     }
     producer.join().expect("producer");
     wait_ready(&mut daemon, s.port);
-    let closed = |v: &[serde_json::Value]| {
-        v.iter()
-            .filter(|a| a["window_end"].as_str().is_some_and(|e| e <= last_day))
-            .count()
-            >= closable.len()
-    };
-    let got = broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(180),
-        closed,
-    );
-    // Anything sent twice would have arrived by now.
-    std::thread::sleep(Duration::from_secs(3));
-    let got = broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(10),
-        |v| v.len() >= got.len(),
-    );
+    let got = all_alerts(&s, |v| shipped::closable(v, last_day).len() >= closable);
     assert!(
         daemon.0.try_wait().expect("wait").is_none(),
         "the daemon exited"
     );
     stop(daemon);
-    let got_closable: Vec<serde_json::Value> = got
-        .iter()
-        .filter(|a| a["window_end"].as_str().is_some_and(|e| e <= last_day))
-        .cloned()
-        .collect();
-    let (got_closable, want_closable) = (
-        sorted(got_closable),
-        sorted(closable.into_iter().cloned().collect()),
+    shipped::assert_as_replayed(&got, &want, last_day);
+}
+
+/// The alerts on the setup's topic once `done` says they are all there (and
+/// three seconds more, so anything sent twice has arrived too).
+fn all_alerts(s: &Setup, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    let got = broker::read_all_at(
+        &brokers(),
+        &s.topic("alerts"),
+        Duration::from_secs(180),
+        done,
     );
-    let missing: Vec<&String> = want_closable
-        .iter()
-        .filter(|a| !got_closable.contains(a))
-        .collect();
-    let extra: Vec<&String> = got_closable
-        .iter()
-        .filter(|a| !want_closable.contains(a))
-        .collect();
-    let mut seen = std::collections::BTreeSet::new();
-    let twice: Vec<&String> = got_closable.iter().filter(|a| !seen.insert(*a)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && twice.is_empty(),
-        "missing {missing:#?}\nextra {extra:#?}\ntwice {twice:#?}"
-    );
-    assert_eq!(got_closable.len(), want_closable.len(), "no alert twice");
-    // Nothing the replay did not raise, and nothing twice.
-    let want_all = sorted(want.clone());
-    for a in sorted(got.clone()) {
-        assert!(
-            want_all.binary_search(&a).is_ok(),
-            "not in replay: {a:.300}"
-        );
-    }
-    let mut ids: Vec<&str> = got.iter().filter_map(|a| a["alert_id"].as_str()).collect();
-    let n = ids.len();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), n, "an alert twice");
+    std::thread::sleep(Duration::from_secs(3));
+    broker::read_all_at(
+        &brokers(),
+        &s.topic("alerts"),
+        Duration::from_secs(10),
+        |v| v.len() >= got.len(),
+    )
 }

@@ -21,6 +21,8 @@ use serde_json::Value;
 
 use super::common::GRID_RULES;
 
+pub mod shipped;
+
 /// The API token of the daemons' one operator, and its name (the recorded actor).
 pub const OPERATOR_TOKEN: &str = "operator-token-for-the-tests";
 pub const OPERATOR_NAME: &str = "西湖公安分局值班室";

@@ -1,0 +1,158 @@
+//! A restart after the feed topics' older records are gone: the shipped daemon
+//! reads the first half of ten generated days, stops, and starts again on new
+//! topics that hold only the records after its checkpoint (as when retention
+//! has deleted the rest). Its open windows come from the checkpoint, not from
+//! re-reading, so its alerts equal one uninterrupted `yujing replay` — the
+//! homicide rate's year-long running count included.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod broker;
+mod common;
+use broker::{Setup, brokers, shipped, stop, wait_ready};
+
+/// Writes lines `range` of `from` to `to`; returns how many.
+fn part(from: &Path, to: &Path, half: Half) -> usize {
+    let text = std::fs::read_to_string(from).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines.len() / 2;
+    let chosen = match half {
+        Half::First => &lines[..cut],
+        Half::Second => &lines[cut..],
+    };
+    std::fs::write(to, chosen.join("\n") + "\n").expect("write");
+    chosen.len()
+}
+
+#[derive(Clone, Copy)]
+enum Half {
+    First,
+    Second,
+}
+
+/// The offsets the daemon's latest checkpoint says it consumed, per topic.
+fn consumed(dir: &Path) -> std::collections::BTreeMap<String, i64> {
+    let Ok(text) = std::fs::read_to_string(dir.join("state/checkpoint.json")) else {
+        return Default::default();
+    };
+    let cp: serde_json::Value = serde_json::from_str(&text).expect("checkpoint");
+    cp["consumed"]
+        .as_object()
+        .map(|topics| {
+            topics
+                .iter()
+                .map(|(t, parts)| {
+                    let n = parts
+                        .as_object()
+                        .map_or(0, |p| p.values().filter_map(|o| o.as_i64()).sum());
+                    (t.clone(), n)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn restarted_on_topics_without_the_older_records_the_shipped_daemon_emits_replays_alerts() {
+    let s = Setup::new();
+    let first: Vec<(&str, String)> = shipped::FEEDS
+        .iter()
+        .map(|(feed, name)| (*feed, format!("{name}-1")))
+        .collect();
+    let second: Vec<(&str, String)> = shipped::FEEDS
+        .iter()
+        .map(|(feed, name)| (*feed, format!("{name}-2")))
+        .collect();
+    let names: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    s.add_topics(&names);
+    let with_checkpoints = |feeds: &[(&str, String)]| {
+        let feeds: Vec<(&str, &str)> = feeds.iter().map(|(f, n)| (*f, n.as_str())).collect();
+        shipped::config(&s, &feeds).replace(
+            "checkpoint_interval = \"10s\"",
+            "checkpoint_interval = \"1s\"",
+        )
+    };
+    std::fs::write(s.dir.path().join("first.toml"), with_checkpoints(&first)).expect("write");
+    std::fs::write(s.dir.path().join("second.toml"), with_checkpoints(&second)).expect("write");
+
+    let data = shipped::generate(&s, 10);
+    // Eight homicides in 西湖区 (1.13 million residents), four in each half:
+    // 0.71 per 100 000 in the year so far is orange, but only if the running
+    // count of the first half survives the restart.
+    shipped::add_homicides(
+        &data,
+        &[
+            "2026-03-03T10:00:00+08:00",
+            "2026-03-04T10:00:00+08:00",
+            "2026-03-05T10:00:00+08:00",
+            "2026-03-05T14:00:00+08:00",
+            "2026-03-08T10:00:00+08:00",
+            "2026-03-08T15:00:00+08:00",
+            "2026-03-09T10:00:00+08:00",
+            "2026-03-09T12:00:00+08:00",
+        ],
+    );
+    let want = shipped::replay_alerts(&s, &data);
+    let last_day = "2026-03-11T00:00:00Z";
+    let closable = shipped::closable(&want, last_day).len();
+    assert!(closable >= 5, "{closable} closable alerts");
+    assert!(
+        want.iter()
+            .any(|a| a["pipeline"] == "negative_list_homicide_rate"),
+        "the year-long pipeline alerts in these days"
+    );
+
+    // The first half, read to the end and checkpointed, then a clean stop.
+    let mut daemon = s.spawn("first.toml");
+    wait_ready(&mut daemon, s.port);
+    let mut expected = std::collections::BTreeMap::new();
+    for (feed, name) in &first {
+        let file = s.dir.path().join(format!("{name}.jsonl"));
+        let n = part(&data.join(format!("{feed}.jsonl")), &file, Half::First);
+        expected.insert(s.topic(name), n as i64);
+        broker::produce_file(&brokers(), &s.topic(name), &file);
+    }
+    let end = Instant::now() + Duration::from_secs(120);
+    while consumed(s.dir.path()) != expected {
+        assert!(
+            Instant::now() < end,
+            "consumed {:?} of {expected:?}",
+            consumed(s.dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop(daemon);
+
+    // The rest, on topics that never held the first half.
+    let mut daemon = s.spawn("second.toml");
+    wait_ready(&mut daemon, s.port);
+    for (feed, name) in &second {
+        let file = s.dir.path().join(format!("{name}.jsonl"));
+        part(&data.join(format!("{feed}.jsonl")), &file, Half::Second);
+        broker::produce_file(&brokers(), &s.topic(name), &file);
+    }
+    let got = broker::read_all_at(
+        &brokers(),
+        &s.topic("alerts"),
+        Duration::from_secs(180),
+        |v| shipped::closable(v, last_day).len() >= closable,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let got = broker::read_all_at(
+        &brokers(),
+        &s.topic("alerts"),
+        Duration::from_secs(10),
+        |v| v.len() >= got.len(),
+    );
+    assert!(
+        daemon.0.try_wait().expect("wait").is_none(),
+        "the daemon exited"
+    );
+    stop(daemon);
+    shipped::assert_as_replayed(&got, &want, last_day);
+}
