@@ -1,0 +1,109 @@
+//! What a checkpoint costs as state grows: an open one-day window holding
+//! 10 000, 100 000 and 1 000 000 keys (district × category), each key seen in
+//! two segments so the seal merges them. Prints, per size, the time to seal and
+//! write the engine state as the daemon's checkpoint JSON, its size, and the
+//! time to read it back into a new engine. `cargo bench --bench checkpoint`
+//! (`-- 10000` for one size).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use yujing::decode::DecodeOptions;
+use yujing::engine::{Engine, EngineState};
+use yujing::schema::Catalog;
+use yujing::sink::MemorySink;
+use yujing::source::{Chunk, SourceName};
+
+/// Lines for `keys` keys, each twice: 12 districts × `keys / 12` categories.
+fn chunks(keys: usize, round: usize) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut chunk = Chunk::new("bench_event".into(), SourceName::Generated("bench".into()));
+    for k in 0..keys {
+        let line = format!(
+            r#"{{"event_id":"b{round}-{k}","event_time":"2026-03-01T{:02}:{:02}:00Z","district":"区{:02}","category":"c{}","persons":{},"sentiment":0.{}}}"#,
+            round * 2,
+            k % 60,
+            k % 12,
+            k / 12,
+            1 + k % 3,
+            k % 1000
+        );
+        chunk.push_line(line.as_bytes(), k as u64);
+        if chunk.lines.len() == 8192 {
+            out.push(std::mem::replace(
+                &mut chunk,
+                Chunk::new("bench_event".into(), SourceName::Generated("bench".into())),
+            ));
+        }
+    }
+    out.push(chunk);
+    out
+}
+
+fn engine(catalog: &Catalog, rt: &Arc<tokio::runtime::Runtime>) -> Engine {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pipelines = rt
+        .block_on(yujing::pipeline::compile_dir(
+            &root.join("benches/checkpoint"),
+            catalog,
+        ))
+        .expect("pipelines")
+        .pipelines;
+    let mut options = DecodeOptions::with_secret("checkpoint-bench");
+    options.clock = yujing::core::time::Clock::Fixed(i64::MAX / 2);
+    Engine::new(catalog.clone(), pipelines, options, rt.clone()).expect("engine")
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000, 1_000_000]
+    } else {
+        sizes
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let catalog = Catalog::load(Some(&root.join("benches/schemas"))).expect("schemas");
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt"),
+    );
+    println!("| keys | seal + state + JSON | checkpoint size | bytes per key | read + restore |");
+    println!("|---:|---:|---:|---:|---:|");
+    for keys in sizes {
+        let mut e = engine(&catalog, &rt);
+        let mut sink = MemorySink::default();
+        for round in 0..2 {
+            for c in chunks(keys, round) {
+                e.process(&c, &mut sink).expect("process");
+            }
+            // The first round's segment is sealed, as a checkpoint would.
+            e.seal();
+        }
+        assert!(sink.windows.is_empty(), "the window stays open");
+        let started = Instant::now();
+        let text = serde_json::to_vec(&e.state()).expect("json");
+        let write = started.elapsed();
+        let started = Instant::now();
+        let state: EngineState = serde_json::from_slice(&text).expect("state");
+        let mut fresh = engine(&catalog, &rt);
+        assert!(fresh.restore(state).is_empty());
+        let read = started.elapsed();
+        // The restored window holds every key.
+        let mut out = MemorySink::default();
+        fresh.finish(&mut out).expect("finish");
+        let rows: usize = out.windows.iter().map(|(w, _)| w.num_rows()).sum();
+        assert_eq!(rows, keys, "keys after restore");
+        println!(
+            "| {keys} | {:.3} s | {:.1} MiB | {} | {:.3} s |",
+            write.as_secs_f64(),
+            text.len() as f64 / (1 << 20) as f64,
+            text.len() / keys,
+            read.as_secs_f64()
+        );
+    }
+}
