@@ -160,6 +160,11 @@ pub struct StateConfig {
     /// How often the daemon checkpoints (and at shutdown).
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: String,
+    /// A compacted Kafka topic each checkpoint is also written to (before its
+    /// offsets are committed), so an instance on another machine, with an
+    /// empty `dir`, takes the state over; `dir` is then a cache.
+    #[serde(default)]
+    pub topic: Option<String>,
 }
 
 fn default_checkpoint_interval() -> String {
@@ -171,6 +176,7 @@ impl Default for StateConfig {
         StateConfig {
             dir: PathBuf::from("state"),
             checkpoint_interval: default_checkpoint_interval(),
+            topic: None,
         }
     }
 }

@@ -35,6 +35,7 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub checkpoint_seconds: Histogram,
     pub checkpoint_failures: IntCounter,
+    pub checkpoint_bytes: IntGauge,
     pub alertmanager_posts: IntCounterVec,
     pub outputs_truncated: IntCounterVec,
     pub outputs_failed: IntCounterVec,
@@ -237,6 +238,11 @@ impl Metrics {
                 "Checkpoints that could not be written.",
             )
             .made("checkpoint_failures"),
+            checkpoint_bytes: IntGauge::new(
+                "yujing_checkpoint_bytes",
+                "Size of the latest checkpoint (open windows' states included).",
+            )
+            .made("checkpoint_bytes"),
             alertmanager_posts: counter(
                 "yujing_alertmanager_posts_total",
                 "Posts of alerts to Alertmanager, per outcome (ok, error).",
@@ -327,6 +333,7 @@ impl Metrics {
             Box::new(self.ready.clone()),
             Box::new(self.checkpoint_seconds.clone()),
             Box::new(self.checkpoint_failures.clone()),
+            Box::new(self.checkpoint_bytes.clone()),
             Box::new(self.alertmanager_posts.clone()),
             Box::new(self.outputs_truncated.clone()),
             Box::new(self.outputs_failed.clone()),

@@ -1,9 +1,10 @@
-//! A restart after the feed topics' older records are gone: the shipped daemon
-//! reads the first half of ten generated days, stops, and starts again on new
-//! topics that hold only the records after its checkpoint (as when retention
-//! has deleted the rest). Its open windows come from the checkpoint, not from
-//! re-reading, so its alerts equal one uninterrupted `yujing replay` — the
-//! homicide rate's year-long running count included.
+//! A restart after the feed topics' older records are gone, on another machine:
+//! the shipped daemon reads the first half of ten generated days and stops; a
+//! second one, with an empty state dir, starts on new topics that hold only the
+//! records after the checkpoint (as when retention has deleted the rest). Its
+//! state comes from the state topic and its open windows from the checkpoint,
+//! not from re-reading, so its alerts equal one uninterrupted `yujing replay` —
+//! the homicide rate's year-long running count included.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -54,7 +55,8 @@ fn consumed(dir: &Path) -> std::collections::BTreeMap<String, i64> {
 }
 
 #[test]
-fn restarted_on_topics_without_the_older_records_the_shipped_daemon_emits_replays_alerts() {
+fn taken_over_with_an_empty_state_dir_on_topics_without_the_older_records_the_shipped_daemon_emits_replays_alerts()
+ {
     let s = Setup::new();
     let first: Vec<(&str, String)> = shipped::FEEDS
         .iter()
@@ -78,7 +80,12 @@ fn restarted_on_topics_without_the_older_records_the_shipped_daemon_emits_replay
         )
     };
     std::fs::write(s.dir.path().join("first.toml"), with_checkpoints(&first)).expect("write");
-    std::fs::write(s.dir.path().join("second.toml"), with_checkpoints(&second)).expect("write");
+    // The second instance's state dir is new: all it has is the state topic.
+    std::fs::write(
+        s.dir.path().join("second.toml"),
+        with_checkpoints(&second).replace("dir = \"state\"", "dir = \"elsewhere\""),
+    )
+    .expect("write");
 
     let data = shipped::generate(&s, 10);
     // Eight homicides in 西湖区 (1.13 million residents), four in each half:
@@ -129,6 +136,7 @@ fn restarted_on_topics_without_the_older_records_the_shipped_daemon_emits_replay
     stop(daemon);
 
     // The rest, on topics that never held the first half.
+    assert!(!s.dir.path().join("elsewhere").exists());
     let mut daemon = s.spawn("second.toml");
     wait_ready(&mut daemon, s.port);
     for (feed, name) in &second {

@@ -33,6 +33,10 @@ pub struct Checkpoint {
     /// Absent in files written before formats were numbered: format 1.
     #[serde(default = "format_one")]
     pub format: u32,
+    /// Counts checkpoints across processes (the state topic's and the state
+    /// dir's newer one wins at start-up); 0 in files from before it.
+    #[serde(default)]
+    pub sequence: u64,
     pub engine: EngineState,
     /// Topic → partition → the offset to resume from.
     pub offsets: Offsets,
@@ -192,14 +196,14 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Writes `cp` atomically (a temporary file, synced, renamed; the directory
-    /// synced); the checkpoint it replaces becomes the previous one.
-    pub fn write(&self, cp: &Checkpoint) -> Result<()> {
+    /// Writes a checkpoint's bytes (see [`Checkpoint::to_bytes`]) atomically (a
+    /// temporary file, synced, renamed; the directory synced); the checkpoint
+    /// it replaces becomes the previous one.
+    pub fn write(&self, bytes: &[u8]) -> Result<()> {
         let tmp = self.dir.join(format!("{CURRENT}.tmp"));
-        let bytes = serde_json::to_vec(cp).map_err(|e| Error::Other(e.to_string()))?;
         {
             let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
+            f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
             f.sync_all().map_err(|e| Error::io(&tmp, e))?;
         }
         let current = self.dir.join(CURRENT);
@@ -222,29 +226,38 @@ impl Drop for StateDir {
     }
 }
 
+impl Checkpoint {
+    /// The checkpoint as the state dir and the state topic hold it.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| Error::Other(e.to_string()))
+    }
+}
+
 /// `Ok(None)`: no file. `Err`: why the file cannot be used.
 fn read(path: &Path) -> std::result::Result<Option<Checkpoint>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
+    match std::fs::read(path) {
+        Ok(bytes) => parse(&bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A checkpoint from its bytes, or why they cannot be used.
+pub fn parse(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
     // The version first, so a newer format is named as such, not as corrupt.
     #[derive(Deserialize)]
     struct Version {
         #[serde(default = "format_one")]
         format: u32,
     }
-    let version: Version = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt: {e}"))?;
+    let version: Version = serde_json::from_slice(bytes).map_err(|e| format!("corrupt: {e}"))?;
     if version.format > FORMAT || version.format == 0 {
         return Err(format!(
             "format {} is not one this build reads (up to {FORMAT})",
             version.format
         ));
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| format!("corrupt: {e}"))
+    serde_json::from_slice(bytes).map_err(|e| format!("corrupt: {e}"))
 }
 
 #[cfg(test)]
@@ -299,8 +312,8 @@ mod tests {
     fn a_corrupt_checkpoint_is_set_aside_for_the_previous_one() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
-        state.write(&checkpoint(1)).unwrap();
-        state.write(&checkpoint(2)).unwrap();
+        state.write(&checkpoint(1).to_bytes().unwrap()).unwrap();
+        state.write(&checkpoint(2).to_bytes().unwrap()).unwrap();
         assert_eq!(offset(&state.load(false).unwrap().checkpoint.unwrap()), 2);
         // Torn or overwritten: the previous checkpoint is used.
         std::fs::write(dir.path().join(CURRENT), b"{\"format\": 2, \"engine\": {").unwrap();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{self, Checkpoint, StateDir};
+use super::state_topic::StateTopic;
 use crate::driver::{Checkpointer, Driver};
 use crate::engine::Engine;
 use crate::error::Result;
@@ -27,6 +28,10 @@ type DaemonSink = Observed<KafkaSink>;
 
 pub struct DaemonCheckpointer {
     pub state: StateDir,
+    /// Where checkpoints are also written, durable in Kafka.
+    pub topic: Option<StateTopic>,
+    /// The sequence of the latest checkpoint taken (or restored).
+    pub sequence: u64,
     pub deliveries: Deliveries,
     /// The output topics' ends at start-up; deliveries raise them.
     pub start_ends: Offsets,
@@ -48,6 +53,8 @@ impl DaemonCheckpointer {
     ) -> Self {
         DaemonCheckpointer {
             state,
+            topic: None,
+            sequence: 0,
             deliveries,
             start_ends,
             interval,
@@ -81,6 +88,7 @@ impl DaemonCheckpointer {
         };
         let cp = Checkpoint {
             format: checkpoint::FORMAT,
+            sequence: self.sequence + 1,
             engine: engine.state(),
             offsets: positions.resume,
             // No broker round trip: the ends at start-up, raised by our deliveries.
@@ -90,11 +98,21 @@ impl DaemonCheckpointer {
             tasks,
         };
         tracing::debug!(elapsed = ?started.elapsed(), "checkpoint: state and output ends taken");
-        if let Err(e) = self.state.write(&cp) {
+        let written = cp.to_bytes().and_then(|bytes| {
+            self.metrics.checkpoint_bytes.set(bytes.len() as i64);
+            self.state.write(&bytes)?;
+            match &self.topic {
+                Some(topic) => topic.write(cp.sequence, &bytes),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = written {
             self.metrics.checkpoint_failures.inc();
             return Err(e);
         }
-        // Offsets are committed only once the checkpoint is durable.
+        self.sequence = cp.sequence;
+        // Offsets are committed only once the checkpoint is durable (in the
+        // state topic too: an instance elsewhere starts from it).
         source.commit(&cp.offsets);
         self.metrics
             .checkpoint_seconds

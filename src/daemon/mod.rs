@@ -31,11 +31,13 @@ use outbox::read_back;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::ThreadedProducer;
+use state_topic::{StateTopic, Stored};
 
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod outbox;
 pub mod reference_watch;
+pub mod state_topic;
 
 use crate::config::{Config, KafkaConfig};
 use crate::core::time::parse_duration;
@@ -90,10 +92,16 @@ pub fn run(
         crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
     let state = StateDir::open(&config.state.dir)?;
     state.keep_alive(KEEP_ALIVE);
-    let loaded = state.load(reset_state)?;
+    let mut loaded = state.load(reset_state)?;
     metrics
         .checkpoints_set_aside
         .inc_by(loaded.set_aside.len() as u64);
+    if let Some(topic) = &config.state.topic {
+        let Some(newer) = from_state_topic(&k, topic, &loaded, reset_state, &stop)? else {
+            return Ok(());
+        };
+        loaded.checkpoint = newer.or(loaded.checkpoint);
+    }
 
     let from = loaded.checkpoint.as_ref().map(|cp| &cp.outputs);
     let Some((already_sent, start_ends)) = read_back_outputs(&k, from, &stop) else {
@@ -113,14 +121,19 @@ pub fn run(
     let sink = Observed::new(kafka_sink, &observers);
     drop(observers);
     let mut driver = Driver::new(engine, source, sink)?;
+    let sequence = loaded.checkpoint.as_ref().map_or(0, |cp| cp.sequence);
     if let Some(cp) = loaded.checkpoint {
         let format = cp.format;
         checkpointer::restore(&mut driver, cp, &metrics);
         tracing::info!(dir = %state.path().display(), format, "restored the checkpoint");
     }
     let interval = checkpoint_interval(&config)?;
-    let checkpointer =
+    let mut checkpointer =
         DaemonCheckpointer::new(state, deliveries, start_ends, interval, readiness, metrics);
+    checkpointer.sequence = sequence;
+    if let Some(topic) = &config.state.topic {
+        checkpointer.topic = Some(StateTopic::new(&k, topic)?);
+    }
     let mut driver = driver
         .with_decode_pool(decode_pool(config.decode_threads))
         .with_checkpointer(Box::new(checkpointer))
@@ -134,6 +147,54 @@ pub fn run(
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
     driver.run()?;
     Ok(())
+}
+
+/// The state topic's checkpoint when it is newer than the state dir's (`Some(None)`:
+/// it is not); `None` if the daemon was told to stop while the broker was away.
+/// One that does not add up is said, and refused like a bad file when the state
+/// dir has none to fall back on.
+fn from_state_topic(
+    k: &KafkaConfig,
+    topic: &str,
+    local: &checkpoint::Loaded,
+    reset: bool,
+    stop: &AtomicBool,
+) -> Result<Option<Option<checkpoint::Checkpoint>>> {
+    let Some(stored) = until_it_works("reading the state topic", stop, || {
+        state_topic::read_latest(k, topic)
+    }) else {
+        return Ok(None);
+    };
+    let local_sequence = local.checkpoint.as_ref().map(|cp| cp.sequence);
+    let (sequence, bytes) = match stored {
+        Stored::Nothing => return Ok(Some(None)),
+        Stored::Found(sequence, _) if local_sequence.is_some_and(|l| l >= sequence) => {
+            return Ok(Some(None));
+        }
+        Stored::Found(sequence, bytes) => (sequence, bytes),
+        Stored::Unusable(why) => {
+            tracing::error!(topic, reason = %why, "the state topic's checkpoint is unusable");
+            if local.checkpoint.is_none() && !reset {
+                return Err(Error::Other(format!(
+                    "the state topic {topic} holds no usable checkpoint ({why}); start with --reset-state to start afresh"
+                )));
+            }
+            return Ok(Some(None));
+        }
+    };
+    match checkpoint::parse(&bytes) {
+        Ok(cp) => {
+            tracing::info!(topic, sequence, local = ?local_sequence, "the state topic's checkpoint is the newer one");
+            Ok(Some(Some(cp)))
+        }
+        Err(why) if local.checkpoint.is_some() || reset => {
+            tracing::error!(topic, sequence, reason = %why, "the state topic's checkpoint does not read");
+            Ok(Some(None))
+        }
+        Err(why) => Err(Error::Other(format!(
+            "the state topic {topic}'s checkpoint {sequence} does not read ({why}); start with --reset-state to start afresh"
+        ))),
+    }
 }
 
 /// `[kafka]`, its secrets read.

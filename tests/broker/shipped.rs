@@ -45,10 +45,9 @@ pub fn config(s: &Setup, feeds: &[(&str, &str)]) -> String {
     for (feed, name) in feeds {
         feed_topics.insert((*feed).into(), s.topic(name).into());
     }
-    config["state"]
-        .as_table_mut()
-        .expect("[state]")
-        .insert("dir".into(), "state".into());
+    let state = config["state"].as_table_mut().expect("[state]");
+    state.insert("dir".into(), "state".into());
+    state.insert("topic".into(), s.topic("state").into());
     let http = config["http"].as_table_mut().expect("[http]");
     http.insert("listen".into(), format!("127.0.0.1:{}", s.port).into());
     http.remove("tls_cert");
