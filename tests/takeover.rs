@@ -54,6 +54,20 @@ fn consumed(dir: &Path) -> std::collections::BTreeMap<String, i64> {
         .unwrap_or_default()
 }
 
+/// Waits until the checkpoint in `dir/state` says every record of `expected`
+/// (topic → records) was consumed.
+fn wait_consumed(dir: &Path, expected: &std::collections::BTreeMap<String, i64>) {
+    let end = Instant::now() + Duration::from_secs(120);
+    while consumed(dir) != *expected {
+        assert!(
+            Instant::now() < end,
+            "consumed {:?} of {expected:?}",
+            consumed(dir)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn taken_over_with_an_empty_state_dir_on_topics_without_the_older_records_the_shipped_daemon_emits_replays_alerts()
  {
@@ -124,15 +138,7 @@ fn taken_over_with_an_empty_state_dir_on_topics_without_the_older_records_the_sh
         expected.insert(s.topic(name), n as i64);
         broker::produce_file(&brokers(), &s.topic(name), &file);
     }
-    let end = Instant::now() + Duration::from_secs(120);
-    while consumed(s.dir.path()) != expected {
-        assert!(
-            Instant::now() < end,
-            "consumed {:?} of {expected:?}",
-            consumed(s.dir.path())
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_consumed(s.dir.path(), &expected);
     stop(daemon);
 
     // The rest, on topics that never held the first half.
@@ -162,5 +168,79 @@ fn taken_over_with_an_empty_state_dir_on_topics_without_the_older_records_the_sh
         "the daemon exited"
     );
     stop(daemon);
+    shipped::assert_as_replayed(&got, &want, last_day);
+}
+
+/// Ten generated days arrive while the shipped daemon runs; it is killed with
+/// SIGKILL while the second half arrives, and a second instance with a state dir of its own
+/// (empty: another machine) joins the group once the first one's session is
+/// over. It resumes from the state topic's checkpoint: the alerts on the topic
+/// are replay's, none missing and none twice.
+#[test]
+fn killed_and_replaced_by_an_instance_with_an_empty_state_dir_the_shipped_daemon_emits_each_alert_once()
+ {
+    let s = Setup::new();
+    s.add_topics(&["opinion", "petition", "labor"]);
+    let config = shipped::config(&s, &shipped::FEEDS).replace(
+        "checkpoint_interval = \"10s\"",
+        "checkpoint_interval = \"1s\"",
+    );
+    std::fs::write(s.dir.path().join("a.toml"), &config).expect("write");
+    std::fs::write(
+        s.dir.path().join("b.toml"),
+        config.replace("dir = \"state\"", "dir = \"b\""),
+    )
+    .expect("write");
+    let data = shipped::generate(&s, 10);
+    let want = shipped::replay_alerts(&s, &data);
+    let last_day = "2026-03-11T00:00:00Z";
+    let closable = shipped::closable(&want, last_day).len();
+    let mut a = s.spawn("a.toml");
+    wait_ready(&mut a, s.port);
+    // The first half, consumed and checkpointed; the second half arriving when
+    // the first instance is killed.
+    let mut expected = std::collections::BTreeMap::new();
+    let mut rest = Vec::new();
+    for (feed, name) in shipped::FEEDS {
+        let (first, second) = (
+            s.dir.path().join(format!("{name}-1.jsonl")),
+            s.dir.path().join(format!("{name}-2.jsonl")),
+        );
+        let source = data.join(format!("{feed}.jsonl"));
+        let n = part(&source, &first, Half::First);
+        part(&source, &second, Half::Second);
+        expected.insert(s.topic(name), n as i64);
+        broker::produce_file(&brokers(), &s.topic(name), &first);
+        rest.push((s.topic(name), second));
+    }
+    wait_consumed(s.dir.path(), &expected);
+    let producer = std::thread::spawn(move || {
+        for (topic, file) in rest {
+            broker::produce_file(&brokers(), &topic, &file);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    a.0.kill().expect("SIGKILL");
+    let _ = a.0.wait();
+    // A supervisor elsewhere starts the replacement after the session timeout.
+    std::thread::sleep(Duration::from_secs(7));
+    let mut b = s.spawn("b.toml");
+    wait_ready(&mut b, s.port);
+    producer.join().expect("producer");
+    let got = broker::read_all_at(
+        &brokers(),
+        &s.topic("alerts"),
+        Duration::from_secs(180),
+        |v| shipped::closable(v, last_day).len() >= closable,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let got = broker::read_all_at(
+        &brokers(),
+        &s.topic("alerts"),
+        Duration::from_secs(10),
+        |v| v.len() >= got.len(),
+    );
+    assert!(b.0.try_wait().expect("wait").is_none(), "the daemon exited");
+    stop(b);
     shipped::assert_as_replayed(&got, &want, last_day);
 }
