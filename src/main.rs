@@ -483,7 +483,27 @@ fn check(sources: Sources) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    print_partitioning(&compiled);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which pipelines keep each key's state within one partition when producers
+/// key the feed topics by district (see docs/scaling.md).
+fn print_partitioning(compiled: &yujing::pipeline::Compiled) {
+    let (mut by_district, mut other) = (Vec::new(), Vec::new());
+    for p in &compiled.pipelines {
+        match p.query.keys_without("district") {
+            keys if keys.is_empty() => by_district.push(p.def.name.clone()),
+            keys => other.push(format!("{} (by {})", p.def.name, keys.join(", "))),
+        }
+    }
+    println!("co-partitioned by district: {}", by_district.join(", "));
+    if !other.is_empty() {
+        println!(
+            "not co-partitioned, right only while one instance owns every partition of their feeds: {}",
+            other.join(", ")
+        );
+    }
 }
 
 /// `yujing gen`: synthetic feeds and their manifest.

@@ -40,7 +40,27 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn check_accepts_the_shipped_pipelines() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
     let out = succeed(yujing().arg("check").arg("--pipelines").arg(&dir), "run");
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 11 pipelines"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("ok: 11 pipelines"));
+    // Which pipelines keep a key's state in one partition of district-keyed feeds.
+    let line = |start: &str| {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start}: {text}"))
+            .to_string()
+    };
+    let together = line("co-partitioned by district: ");
+    assert!(together.contains("police_grid_hour") && together.contains("labor_key_enterprise_day"));
+    assert!(!together.contains("labor_industry_week"));
+    let apart = line("not co-partitioned");
+    assert!(
+        apart.contains("labor_industry_week (by industry)"),
+        "{apart}"
+    );
+    assert!(
+        apart.contains("opinion_negative_topic (by topic)"),
+        "{apart}"
+    );
 }
 
 #[test]

@@ -270,6 +270,17 @@ fn learn_inputs(compiled: &mut CompiledQuery, catalog: &Catalog) -> Result<(), D
 }
 
 impl CompiledQuery {
+    /// The GROUP BY keys (besides the window) of a windowed aggregate that
+    /// does not group by `column`: empty when every one does, so that all events
+    /// of a key come from the partition its `column` value is on when producers
+    /// key the feed topics by it.
+    pub fn keys_without(&self, column: &str) -> Vec<String> {
+        self.stages
+            .iter()
+            .find(|s| !s.keys.iter().any(|k| k == column))
+            .map_or_else(Vec::new, |s| s.keys.clone())
+    }
+
     /// Starts stage `i` for a new window bin: its feed scans wait on channels.
     pub fn start_stage(&self, i: usize, as_of: Millis) -> Result<RunningStage, DataFusionError> {
         let stage = &self.stages[i];
