@@ -4,12 +4,12 @@
 //! ([`checkpointer`]). This module only wires them. SIGTERM or SIGINT stops
 //! consuming, flushes the producer and exits 0.
 //!
-//! Checkpoints: every `checkpoint_interval` and at shutdown, the engine state (all
-//! but open bins) and, per partition, the offset to resume from are written
-//! atomically to `state.dir`; then those offsets are committed to Kafka. The resume
-//! offset of a feed partition is that of its earliest message with an event in a
-//! still-open bin, so a restart re-reads exactly what it needs to rebuild the open
-//! windows; messages below the checkpoint's offsets are skipped if the commit lagged.
+//! Checkpoints: every `checkpoint_interval` and at shutdown, the engine state (open
+//! windows' partial states included) and, per partition, the offset after the last
+//! message consumed are written atomically to `state.dir` and, when configured, to
+//! the state topic ([`state_topic`]); then those offsets are committed to Kafka. A
+//! restart restores the newer of the two and re-reads nothing older; messages below
+//! the checkpoint's offsets are skipped if the commit lagged.
 //! After a clean shutdown nothing is emitted twice; after a crash, what was emitted
 //! since the last checkpoint is emitted again with the same ids, and the outbox
 //! ([`outbox`]) keeps it off the topics. The state dir and its files live in
