@@ -1,16 +1,17 @@
 //! The daemon's checkpointer: between the driver's steps it says whether the
 //! daemon is ready, and every `checkpoint_interval` it flushes the outputs and,
-//! once the broker has acknowledged them, writes the engine state (open windows'
-//! partial states included), the offsets consumed so far and the output ends to
-//! the state dir, then commits the offsets. At a
-//! stop it takes the last checkpoint, leaves the group and marks the state dir
+//! once the broker has acknowledged them, takes the engine state (open windows'
+//! partial states included), the offsets consumed so far and the output ends,
+//! and hands them to the [writer](super::checkpoint_writer); the offsets are
+//! committed when the writer says the checkpoint is durable. At a stop it takes
+//! the last checkpoint, waits for it, leaves the group and marks the state dir
 //! stopped. [`restore`] puts a checkpoint back into a driver at start-up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::checkpoint::{self, Checkpoint, StateDir};
-use super::state_topic::StateTopic;
+use super::checkpoint::{self, Checkpoint};
+use super::checkpoint_writer::{CheckpointWriter, Written};
 use crate::driver::{Checkpointer, Driver};
 use crate::engine::Engine;
 use crate::error::Result;
@@ -27,9 +28,8 @@ const FLUSH_WAIT: Duration = Duration::from_secs(5);
 type DaemonSink = Observed<KafkaSink>;
 
 pub struct DaemonCheckpointer {
-    pub state: StateDir,
-    /// Where checkpoints are also written, durable in Kafka.
-    pub topic: Option<StateTopic>,
+    /// Writes checkpoints to the state dir and the state topic on its thread.
+    pub writer: CheckpointWriter,
     /// The sequence of the latest checkpoint taken (or restored).
     pub sequence: u64,
     pub deliveries: Deliveries,
@@ -44,7 +44,7 @@ pub struct DaemonCheckpointer {
 
 impl DaemonCheckpointer {
     pub fn new(
-        state: StateDir,
+        writer: CheckpointWriter,
         deliveries: Deliveries,
         start_ends: Offsets,
         interval: Duration,
@@ -52,8 +52,7 @@ impl DaemonCheckpointer {
         metrics: Arc<Metrics>,
     ) -> Self {
         DaemonCheckpointer {
-            state,
-            topic: None,
+            writer,
             sequence: 0,
             deliveries,
             start_ends,
@@ -65,14 +64,9 @@ impl DaemonCheckpointer {
         }
     }
 
-    /// Writes the checkpoint, then commits its offsets.
-    fn checkpoint(
-        &mut self,
-        engine: &mut Engine,
-        source: &mut KafkaSource,
-        sink: &DaemonSink,
-    ) -> Result<()> {
-        let started = Instant::now();
+    /// Takes the checkpoint (the open windows sealed) and hands it to the writer.
+    fn checkpoint(&mut self, engine: &mut Engine, source: &mut KafkaSource, sink: &DaemonSink) {
+        let taken = Instant::now();
         let positions = source.positions();
         let (incidents, tasks) = match sink.view.lock() {
             Ok(v) => (
@@ -86,9 +80,10 @@ impl DaemonCheckpointer {
             ),
             Err(_) => Default::default(),
         };
+        self.sequence += 1;
         let cp = Checkpoint {
             format: checkpoint::FORMAT,
-            sequence: self.sequence + 1,
+            sequence: self.sequence,
             engine: engine.state(),
             offsets: positions.resume,
             // No broker round trip: the ends at start-up, raised by our deliveries.
@@ -97,27 +92,26 @@ impl DaemonCheckpointer {
             incidents,
             tasks,
         };
-        tracing::debug!(elapsed = ?started.elapsed(), "checkpoint: state and output ends taken");
-        let written = cp.to_bytes().and_then(|bytes| {
-            self.metrics.checkpoint_bytes.set(bytes.len() as i64);
-            self.state.write(&bytes)?;
-            match &self.topic {
-                Some(topic) => topic.write(cp.sequence, &bytes),
-                None => Ok(()),
+        tracing::debug!(elapsed = ?taken.elapsed(), "checkpoint: state and output ends taken");
+        self.writer.submit(cp, taken);
+    }
+
+    /// Commits the offsets of a checkpoint once it is durable (in the state
+    /// topic too: an instance elsewhere starts from it).
+    fn written(&self, w: Written, source: &KafkaSource) {
+        match w.result {
+            Ok(bytes) => {
+                self.metrics.checkpoint_bytes.set(bytes as i64);
+                source.commit(&w.offsets);
+                self.metrics
+                    .checkpoint_seconds
+                    .observe(w.taken.elapsed().as_secs_f64());
             }
-        });
-        if let Err(e) = written {
-            self.metrics.checkpoint_failures.inc();
-            return Err(e);
+            Err(e) => {
+                self.metrics.checkpoint_failures.inc();
+                tracing::error!(sequence = w.sequence, error = %e, "checkpoint");
+            }
         }
-        self.sequence = cp.sequence;
-        // Offsets are committed only once the checkpoint is durable (in the
-        // state topic too: an instance elsewhere starts from it).
-        source.commit(&cp.offsets);
-        self.metrics
-            .checkpoint_seconds
-            .observe(started.elapsed().as_secs_f64());
-        Ok(())
     }
 }
 
@@ -128,16 +122,17 @@ impl Checkpointer<KafkaSource, DaemonSink> for DaemonCheckpointer {
         source: &mut KafkaSource,
         sink: &mut DaemonSink,
     ) -> Result<()> {
-        if self.last.elapsed() >= self.interval {
+        if let Some(w) = self.writer.finished() {
+            self.written(w, source);
+        }
+        if self.last.elapsed() >= self.interval && !self.writer.busy() {
             // Outputs first, so the checkpoint (and the offsets committed after it)
             // never claims more than the broker acknowledged. While outputs cannot
             // be delivered the daemon is not ready and keeps its last checkpoint.
             match sink.inner.flush(FLUSH_WAIT) {
                 Ok(()) => {
                     self.outputs_delivered = true;
-                    if let Err(e) = self.checkpoint(engine, source, sink) {
-                        tracing::error!(error = %e, "checkpoint");
-                    }
+                    self.checkpoint(engine, source, sink);
                 }
                 Err(e) => {
                     self.outputs_delivered = false;
@@ -159,18 +154,26 @@ impl Checkpointer<KafkaSource, DaemonSink> for DaemonCheckpointer {
         sink: &mut DaemonSink,
     ) -> Result<()> {
         tracing::info!("stopping");
+        if let Some(w) = self.writer.wait() {
+            self.written(w, source);
+        }
         // If the broker is away the outputs are not sent and the last checkpoint
         // stands (a restart emits the rest again, with the same ids, and the
         // read-back skips them).
         match sink.inner.flush(FLUSH_WAIT) {
-            Ok(()) => self.checkpoint(engine, source, sink)?,
+            Ok(()) => {
+                self.checkpoint(engine, source, sink);
+                if let Some(w) = self.writer.wait() {
+                    self.written(w, source);
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "outputs not acknowledged at shutdown; keeping the last checkpoint")
             }
         }
         // Leave the group before saying so: a successor may then join at once.
         source.close();
-        self.state.stopped();
+        self.writer.stop();
         // The last handle: dropping it sends what is pending to Alertmanager.
         drop(sink.alertmanager.take());
         Ok(())

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use checkpoint::StateDir;
+use checkpoint_writer::CheckpointWriter;
 use checkpointer::DaemonCheckpointer;
 use outbox::read_back;
 use rdkafka::config::ClientConfig;
@@ -34,6 +35,7 @@ use rdkafka::producer::ThreadedProducer;
 use state_topic::{StateTopic, Stored};
 
 pub mod checkpoint;
+pub mod checkpoint_writer;
 pub mod checkpointer;
 pub mod outbox;
 pub mod reference_watch;
@@ -90,18 +92,9 @@ pub fn run(
     guard.clock = processing;
     let (readiness, updates) =
         crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
-    let state = StateDir::open(&config.state.dir)?;
-    state.keep_alive(KEEP_ALIVE);
-    let mut loaded = state.load(reset_state)?;
-    metrics
-        .checkpoints_set_aside
-        .inc_by(loaded.set_aside.len() as u64);
-    if let Some(topic) = &config.state.topic {
-        let Some(newer) = from_state_topic(&k, topic, &loaded, reset_state, &stop)? else {
-            return Ok(());
-        };
-        loaded.checkpoint = newer.or(loaded.checkpoint);
-    }
+    let Some((state, loaded)) = open_state(&config, &k, reset_state, &metrics, &stop)? else {
+        return Ok(());
+    };
 
     let from = loaded.checkpoint.as_ref().map(|cp| &cp.outputs);
     let Some((already_sent, start_ends)) = read_back_outputs(&k, from, &stop) else {
@@ -114,9 +107,9 @@ pub fn run(
     let source = kafka_source(&k, consumer_config, &engine, &metrics)?;
     let deliveries = Deliveries::new(metrics.clone());
     let mut kafka_sink = kafka_sink(&k, deliveries.clone(), &metrics)?;
-    if let Some(n) = config.max_output_bytes {
-        kafka_sink.max_output_bytes = n;
-    }
+    kafka_sink.max_output_bytes = config
+        .max_output_bytes
+        .unwrap_or(kafka_sink.max_output_bytes);
     kafka_sink.sent = already_sent;
     let sink = Observed::new(kafka_sink, &observers);
     drop(observers);
@@ -128,12 +121,10 @@ pub fn run(
         tracing::info!(dir = %state.path().display(), format, "restored the checkpoint");
     }
     let interval = checkpoint_interval(&config)?;
+    let writer = checkpoint_writer(&config, &k, state)?;
     let mut checkpointer =
-        DaemonCheckpointer::new(state, deliveries, start_ends, interval, readiness, metrics);
+        DaemonCheckpointer::new(writer, deliveries, start_ends, interval, readiness, metrics);
     checkpointer.sequence = sequence;
-    if let Some(topic) = &config.state.topic {
-        checkpointer.topic = Some(StateTopic::new(&k, topic)?);
-    }
     let mut driver = driver
         .with_decode_pool(decode_pool(config.decode_threads))
         .with_checkpointer(Box::new(checkpointer))
@@ -147,6 +138,45 @@ pub fn run(
     tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
     driver.run()?;
     Ok(())
+}
+
+/// The writer of checkpoints to the state dir and, if configured, the state topic.
+fn checkpoint_writer(
+    config: &Config,
+    k: &KafkaConfig,
+    state: StateDir,
+) -> Result<CheckpointWriter> {
+    let topic = config
+        .state
+        .topic
+        .as_ref()
+        .map(|t| StateTopic::new(k, t))
+        .transpose()?;
+    CheckpointWriter::spawn(state, topic)
+}
+
+/// The state dir, locked, and the newer checkpoint of the dir's and the state
+/// topic's; `None` if the daemon was told to stop while the broker was away.
+fn open_state(
+    config: &Config,
+    k: &KafkaConfig,
+    reset: bool,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) -> Result<Option<(StateDir, checkpoint::Loaded)>> {
+    let state = StateDir::open(&config.state.dir)?;
+    state.keep_alive(KEEP_ALIVE);
+    let mut loaded = state.load(reset)?;
+    metrics
+        .checkpoints_set_aside
+        .inc_by(loaded.set_aside.len() as u64);
+    if let Some(topic) = &config.state.topic {
+        let Some(newer) = from_state_topic(k, topic, &loaded, reset, stop)? else {
+            return Ok(None);
+        };
+        loaded.checkpoint = newer.or(loaded.checkpoint);
+    }
+    Ok(Some((state, loaded)))
 }
 
 /// The state topic's checkpoint when it is newer than the state dir's (`Some(None)`:
