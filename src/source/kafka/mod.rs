@@ -3,10 +3,9 @@
 //! stops holding the watermark back until it has messages again, and a revoked
 //! one steps aside. Messages of the task-updates topic become task updates.
 //!
-//! The source also remembers, per partition, what a restart must re-read: the
-//! first offset and latest event time of every chunk not yet known to be in
-//! closed windows ([`KafkaSource::positions`]), and skips what a checkpoint says
-//! was already consumed.
+//! The source also remembers, per partition it owns, the next offset to consume
+//! ([`KafkaSource::positions`]), and skips what a checkpoint says was already
+//! consumed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -45,6 +44,8 @@ pub struct KafkaSource {
     /// Below a checkpoint's offsets: already consumed by a previous process.
     skip_below: BTreeMap<(String, i32), i64>,
     logs: BTreeMap<(String, i32), PartitionLog>,
+    /// The partitions assigned to this process now.
+    owned: HashSet<(String, i32)>,
     /// Assigned inputs and when each last had messages.
     last_seen: HashMap<String, Instant>,
     idle_inputs: HashSet<String>,
@@ -70,6 +71,7 @@ impl KafkaSource {
             metrics,
             skip_below: BTreeMap::new(),
             logs: BTreeMap::new(),
+            owned: HashSet::new(),
             last_seen: HashMap::new(),
             idle_inputs: HashSet::new(),
             had_data: HashSet::new(),
@@ -162,6 +164,14 @@ impl KafkaSource {
             return;
         }
         let mut now_assigned = HashSet::new();
+        // A revoked partition's position is its new owner's to commit: the
+        // checkpoint and the commits after it leave it out. (Its log stays, so
+        // should it come back, what this process consumed is not taken twice.)
+        self.owned = assignment
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
         for e in assignment.elements() {
             if let Some(feed) = self.topic_feed.get(e.topic()) {
                 let input = format!("{feed}/{}", e.partition());

@@ -21,11 +21,15 @@ pub struct Positions {
 }
 
 impl KafkaSource {
-    /// Where a restart resumes: every partition after the last message
-    /// consumed, since the checkpoint holds the open windows' states.
+    /// Where a restart resumes: every partition this process owns, after the
+    /// last message consumed (the checkpoint holds the open windows' states).
     pub fn positions(&self) -> Positions {
         let mut positions = Positions::default();
-        for ((topic, p), log) in &self.logs {
+        let owned = self
+            .logs
+            .iter()
+            .filter(|(at, _)| self.owned.contains(*at));
+        for ((topic, p), log) in owned {
             let at = log.next;
             positions
                 .resume
