@@ -220,29 +220,5 @@ fn shipped_run(kills: &[u64]) {
     }
     producer.join().expect("producer");
     wait_ready(&mut daemon, s.port);
-    let got = all_alerts(&s, |v| shipped::closable(v, last_day).len() >= closable);
-    assert!(
-        daemon.0.try_wait().expect("wait").is_none(),
-        "the daemon exited"
-    );
-    stop(daemon);
-    shipped::assert_as_replayed(&got, &want, last_day);
-}
-
-/// The alerts on the setup's topic once `done` says they are all there (and
-/// three seconds more, so anything sent twice has arrived too).
-fn all_alerts(s: &Setup, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
-    let got = broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(180),
-        done,
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(10),
-        |v| v.len() >= got.len(),
-    )
+    shipped::assert_daemon_sent_as_replayed(&s, daemon, &want, last_day);
 }

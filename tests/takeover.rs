@@ -150,25 +150,7 @@ fn taken_over_with_an_empty_state_dir_on_topics_without_the_older_records_the_sh
         part(&data.join(format!("{feed}.jsonl")), &file, Half::Second);
         broker::produce_file(&brokers(), &s.topic(name), &file);
     }
-    let got = broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(180),
-        |v| shipped::closable(v, last_day).len() >= closable,
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let got = broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(10),
-        |v| v.len() >= got.len(),
-    );
-    assert!(
-        daemon.0.try_wait().expect("wait").is_none(),
-        "the daemon exited"
-    );
-    stop(daemon);
-    shipped::assert_as_replayed(&got, &want, last_day);
+    shipped::assert_daemon_sent_as_replayed(&s, daemon, &want, last_day);
 }
 
 /// Ten generated days arrive while the shipped daemon runs; it is killed with
@@ -194,7 +176,6 @@ fn killed_and_replaced_by_an_instance_with_an_empty_state_dir_the_shipped_daemon
     let data = shipped::generate(&s, 10);
     let want = shipped::replay_alerts(&s, &data);
     let last_day = "2026-03-11T00:00:00Z";
-    let closable = shipped::closable(&want, last_day).len();
     let mut a = s.spawn("a.toml");
     wait_ready(&mut a, s.port);
     // The first half, consumed and checkpointed; the second half arriving when
@@ -227,20 +208,5 @@ fn killed_and_replaced_by_an_instance_with_an_empty_state_dir_the_shipped_daemon
     let mut b = s.spawn("b.toml");
     wait_ready(&mut b, s.port);
     producer.join().expect("producer");
-    let got = broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(180),
-        |v| shipped::closable(v, last_day).len() >= closable,
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    let got = broker::read_all_at(
-        &brokers(),
-        &s.topic("alerts"),
-        Duration::from_secs(10),
-        |v| v.len() >= got.len(),
-    );
-    assert!(b.0.try_wait().expect("wait").is_none(), "the daemon exited");
-    stop(b);
-    shipped::assert_as_replayed(&got, &want, last_day);
+    shipped::assert_daemon_sent_as_replayed(&s, b, &want, last_day);
 }

@@ -39,6 +39,28 @@ struct Manifest {
     blake3: String,
 }
 
+impl Manifest {
+    fn of(sequence: u64, parts: usize, bytes: &[u8]) -> Manifest {
+        Manifest {
+            sequence,
+            slot: (sequence % 2) as u8,
+            parts,
+            bytes: bytes.len(),
+            blake3: blake3::hash(bytes).to_hex().to_string(),
+        }
+    }
+}
+
+/// The key of part `i` of a checkpoint in `slot`.
+fn part_key(group: &str, slot: u8, i: usize) -> String {
+    format!("{group}/{slot}/{i}")
+}
+
+/// A part's record: the checkpoint's sequence, then its bytes.
+fn part_value(sequence: u64, part: &[u8]) -> Vec<u8> {
+    [&sequence.to_be_bytes()[..], part].concat()
+}
+
 /// Writes checkpoints of one consumer group to the state topic.
 pub struct StateTopic {
     producer: BaseProducer,
@@ -66,23 +88,13 @@ impl StateTopic {
     /// Writes checkpoint `sequence` (its file's bytes): parts first, the
     /// manifest once they are acknowledged.
     pub fn write(&self, sequence: u64, bytes: &[u8]) -> Result<()> {
-        let slot = (sequence % 2) as u8;
         let parts: Vec<&[u8]> = bytes.chunks(PART_BYTES).collect();
+        let manifest = Manifest::of(sequence, parts.len(), bytes);
         for (i, part) in parts.iter().enumerate() {
-            let key = format!("{}/{slot}/{i}", self.group);
-            let mut value = Vec::with_capacity(8 + part.len());
-            value.extend_from_slice(&sequence.to_be_bytes());
-            value.extend_from_slice(part);
-            self.send(&key, &value)?;
+            let key = part_key(&self.group, manifest.slot, i);
+            self.send(&key, &part_value(sequence, part))?;
         }
         self.flush()?;
-        let manifest = Manifest {
-            sequence,
-            slot,
-            parts: parts.len(),
-            bytes: bytes.len(),
-            blake3: blake3::hash(bytes).to_hex().to_string(),
-        };
         let text = serde_json::to_vec(&manifest).map_err(|e| Error::Other(e.to_string()))?;
         self.send(&self.group, &text)?;
         self.flush()
@@ -204,7 +216,7 @@ fn assemble(group: &str, latest: &HashMap<Vec<u8>, Vec<u8>>) -> Result<Stored> {
         .map_err(|e| Error::Other(format!("the state topic's manifest: {e}")))?;
     let mut bytes = Vec::with_capacity(manifest.bytes);
     for i in 0..manifest.parts {
-        let key = format!("{group}/{}/{i}", manifest.slot);
+        let key = part_key(group, manifest.slot, i);
         let part = latest
             .get(key.as_bytes())
             .filter(|v| v.len() >= 8 && v[..8] == manifest.sequence.to_be_bytes())
@@ -230,21 +242,15 @@ mod tests {
     use super::*;
 
     fn records(group: &str, sequence: u64, bytes: &[u8]) -> HashMap<Vec<u8>, Vec<u8>> {
-        let slot = (sequence % 2) as u8;
         let mut out = HashMap::new();
         let parts: Vec<&[u8]> = bytes.chunks(3).collect();
+        let manifest = Manifest::of(sequence, parts.len(), bytes);
         for (i, part) in parts.iter().enumerate() {
-            let mut v = sequence.to_be_bytes().to_vec();
-            v.extend_from_slice(part);
-            out.insert(format!("{group}/{slot}/{i}").into_bytes(), v);
+            out.insert(
+                part_key(group, manifest.slot, i).into_bytes(),
+                part_value(sequence, part),
+            );
         }
-        let manifest = Manifest {
-            sequence,
-            slot,
-            parts: parts.len(),
-            bytes: bytes.len(),
-            blake3: blake3::hash(bytes).to_hex().to_string(),
-        };
         out.insert(
             group.as_bytes().to_vec(),
             serde_json::to_vec(&manifest).unwrap(),

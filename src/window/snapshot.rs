@@ -92,7 +92,7 @@ impl OperatorState {
         seen.max(closed)
     }
 
-    /// Open bins held (for tests and the checkpoint's log line).
+    /// Open bins held (for tests and benchmarks).
     pub fn open_bins(&self) -> usize {
         self.bins.len()
     }

@@ -161,3 +161,39 @@ pub fn add_homicides(data: &Path, times: &[&str]) {
     }
     std::fs::write(&path, lines.join("\n") + "\n").expect("write");
 }
+
+/// The alerts on the setup's topic once the closable ones number `closable`
+/// (and three seconds more, so anything sent twice has arrived too).
+pub fn alerts_once_closed(s: &Setup, last_day: &str, closable: usize) -> Vec<Value> {
+    let alerts = s.topic("alerts");
+    let got = super::read_all_at(
+        &super::brokers(),
+        &alerts,
+        std::time::Duration::from_secs(180),
+        |v| self::closable(v, last_day).len() >= closable,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    super::read_all_at(
+        &super::brokers(),
+        &alerts,
+        std::time::Duration::from_secs(10),
+        |v| v.len() >= got.len(),
+    )
+}
+
+/// Once the daemon has sent the closable alerts: it is still running, it stops
+/// cleanly, and what it sent is what the replay raised (see [`assert_as_replayed`]).
+pub fn assert_daemon_sent_as_replayed(
+    s: &Setup,
+    mut daemon: super::Daemon,
+    want: &[Value],
+    last_day: &str,
+) {
+    let got = alerts_once_closed(s, last_day, closable(want, last_day).len());
+    assert!(
+        daemon.0.try_wait().expect("wait").is_none(),
+        "the daemon exited"
+    );
+    super::stop(daemon);
+    assert_as_replayed(&got, want, last_day);
+}

@@ -25,10 +25,7 @@ impl KafkaSource {
     /// last message consumed (the checkpoint holds the open windows' states).
     pub fn positions(&self) -> Positions {
         let mut positions = Positions::default();
-        let owned = self
-            .logs
-            .iter()
-            .filter(|(at, _)| self.owned.contains(*at));
+        let owned = self.logs.iter().filter(|(at, _)| self.owned.contains(*at));
         for ((topic, p), log) in owned {
             let at = log.next;
             positions
