@@ -5,19 +5,24 @@
 //! A checkpoint can be far larger than a Kafka record (open windows with a
 //! million keys take ~100 MB), so it goes in parts of [`PART_BYTES`] under the
 //! keys `GROUP/SLOT/i`, then a manifest under the key `GROUP` naming its
-//! sequence, slot, part count and BLAKE3 digest. Checkpoints alternate between
-//! two slots, so a write cut short never spoils the checkpoint the manifest
-//! still names; compaction keeps the latest record of each key, which is all a
-//! reader needs.
+//! sequence, slot, part count, where each part landed and the BLAKE3 digest.
+//! Checkpoints alternate between two slots, so a write cut short never spoils
+//! the checkpoint the manifest still names. A reader looks for the latest
+//! manifest from the end of the topic backwards and then reads just its parts,
+//! so a restore costs one checkpoint's bytes however many the topic still holds
+//! (compaction keeps the latest record per key; a broker that does not compact
+//! keeps them all).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::ClientContext;
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +42,8 @@ struct Manifest {
     parts: usize,
     bytes: usize,
     blake3: String,
+    /// Where each part landed: (partition, offset).
+    locations: Vec<(i32, i64)>,
 }
 
 impl Manifest {
@@ -47,6 +54,28 @@ impl Manifest {
             parts,
             bytes: bytes.len(),
             blake3: blake3::hash(bytes).to_hex().to_string(),
+            locations: Vec::new(),
+        }
+    }
+}
+
+/// Where the broker put each record, by key (the latest of a key wins).
+#[derive(Clone, Default)]
+struct Delivered(Arc<Mutex<HashMap<String, (i32, i64)>>>);
+
+impl ClientContext for Delivered {}
+
+impl ProducerContext for Delivered {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let (Ok(m), Ok(mut at)) = (result, self.0.lock())
+            && let Some(key) = m.key()
+        {
+            at.insert(
+                String::from_utf8_lossy(key).into_owned(),
+                (m.partition(), m.offset()),
+            );
         }
     }
 }
@@ -63,7 +92,8 @@ fn part_value(sequence: u64, part: &[u8]) -> Vec<u8> {
 
 /// Writes checkpoints of one consumer group to the state topic.
 pub struct StateTopic {
-    producer: BaseProducer,
+    producer: BaseProducer<Delivered>,
+    delivered: Delivered,
     topic: String,
     group: String,
 }
@@ -72,14 +102,16 @@ impl StateTopic {
     /// A producer for `topic`; the topic is created compacted if it is not there.
     pub fn new(k: &KafkaConfig, topic: &str) -> Result<Self> {
         create_compacted(k, topic);
-        let producer: BaseProducer = k
+        let delivered = Delivered::default();
+        let producer: BaseProducer<Delivered> = k
             .client()
             .set("enable.idempotence", "true")
             .set("message.max.bytes", (2 * PART_BYTES).to_string())
-            .create()
+            .create_with_context(delivered.clone())
             .map_err(|e| Error::Other(format!("state topic producer: {e}")))?;
         Ok(StateTopic {
             producer,
+            delivered,
             topic: topic.to_string(),
             group: k.group_id.clone(),
         })
@@ -89,12 +121,28 @@ impl StateTopic {
     /// manifest once they are acknowledged.
     pub fn write(&self, sequence: u64, bytes: &[u8]) -> Result<()> {
         let parts: Vec<&[u8]> = bytes.chunks(PART_BYTES).collect();
-        let manifest = Manifest::of(sequence, parts.len(), bytes);
-        for (i, part) in parts.iter().enumerate() {
-            let key = part_key(&self.group, manifest.slot, i);
-            self.send(&key, &part_value(sequence, part))?;
+        let mut manifest = Manifest::of(sequence, parts.len(), bytes);
+        let keys: Vec<String> = (0..parts.len())
+            .map(|i| part_key(&self.group, manifest.slot, i))
+            .collect();
+        if let Ok(mut at) = self.delivered.0.lock() {
+            at.clear();
+        }
+        for (key, part) in keys.iter().zip(&parts) {
+            self.send(key, &part_value(sequence, part))?;
         }
         self.flush()?;
+        let at = self
+            .delivered
+            .0
+            .lock()
+            .map_err(|_| Error::Other("state topic: delivery reports lost".into()))?;
+        manifest.locations = keys
+            .iter()
+            .map(|k| at.get(k).copied())
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Other("state topic: a part was not acknowledged".into()))?;
+        drop(at);
         let text = serde_json::to_vec(&manifest).map_err(|e| Error::Other(e.to_string()))?;
         self.send(&self.group, &text)?;
         self.flush()
@@ -174,37 +222,125 @@ pub fn read_latest(k: &KafkaConfig, topic: &str) -> Result<Stored> {
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
-    let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-    let prefix = format!("{group}/");
+    let reader = Reader {
+        consumer: &consumer,
+        topic,
+    };
+    // The latest manifest of any partition (the topic has one, as created).
+    let mut newest: Option<(u64, Vec<u8>)> = None;
     for p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, READ_WAIT)
-            .map_err(|e| Error::Other(format!("state topic offsets: {e}")))?;
-        if high <= low {
-            continue;
+        if let Some((sequence, text)) = reader.last_manifest(p, group)?
+            && newest.as_ref().is_none_or(|(s, _)| sequence > *s)
+        {
+            newest = Some((sequence, text));
         }
+    }
+    let Some((_, text)) = newest else {
+        return Ok(Stored::Nothing);
+    };
+    let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    if let Ok(manifest) = serde_json::from_slice::<Manifest>(&text) {
+        let keys: Vec<String> = (0..manifest.parts)
+            .map(|i| part_key(group, manifest.slot, i))
+            .collect();
+        reader.parts(&manifest.locations, |key, value| {
+            if keys.iter().any(|k| k.as_bytes() == key) {
+                latest.insert(key.to_vec(), value.to_vec());
+            }
+        })?;
+    }
+    latest.insert(group.as_bytes().to_vec(), text);
+    Ok(assemble(group, &latest).unwrap_or_else(|e| Stored::Unusable(e.to_string())))
+}
+
+/// Reads records of the state topic by offset.
+struct Reader<'a> {
+    consumer: &'a BaseConsumer,
+    topic: &'a str,
+}
+
+impl Reader<'_> {
+    /// Calls `f` with the offset, key and value of each record of partition
+    /// `p` in `from..to` (fewer where compaction removed some).
+    fn range(
+        &self,
+        p: i32,
+        from: i64,
+        to: i64,
+        mut f: impl FnMut(i64, &[u8], &[u8]),
+    ) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, p, Offset::Offset(low))
+        tpl.add_partition_offset(self.topic, p, Offset::Offset(from))
             .map_err(|e| Error::Other(e.to_string()))?;
-        consumer
+        self.consumer
             .assign(&tpl)
             .map_err(|e| Error::Other(e.to_string()))?;
-        let mut next = low;
-        while next < high {
-            let Some(m) = consumer.poll(READ_WAIT) else {
-                return Err(Error::Other(format!(
-                    "the state topic {topic} stopped at offset {next} of {high}"
-                )));
+        let mut next = from;
+        while next < to {
+            // Nothing more: the rest was compacted away (a part then goes
+            // missing, which makes the checkpoint unusable, not the broker).
+            let Some(m) = self.consumer.poll(READ_WAIT) else {
+                break;
             };
             let m = m.map_err(|e| Error::Other(format!("reading the state topic: {e}")))?;
             next = m.offset() + 1;
-            let Some(key) = m.key() else { continue };
-            if key == group.as_bytes() || key.starts_with(prefix.as_bytes()) {
-                latest.insert(key.to_vec(), m.payload().unwrap_or_default().to_vec());
+            if m.offset() < to
+                && let Some(key) = m.key()
+            {
+                f(m.offset(), key, m.payload().unwrap_or_default());
             }
         }
+        Ok(())
     }
-    Ok(assemble(group, &latest).unwrap_or_else(|e| Stored::Unusable(e.to_string())))
+
+    /// The latest manifest of `group` in partition `p` (its sequence and text),
+    /// looked for from the end backwards in growing steps.
+    fn last_manifest(&self, p: i32, group: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        let (low, high) = self
+            .consumer
+            .fetch_watermarks(self.topic, p, READ_WAIT)
+            .map_err(|e| Error::Other(format!("state topic offsets: {e}")))?;
+        let (mut end, mut step) = (high, 64);
+        while end > low {
+            let start = (end - step).max(low);
+            let mut found = None;
+            self.range(p, start, end, |_, key, value| {
+                if key == group.as_bytes() {
+                    found = Some(value.to_vec());
+                }
+            })?;
+            if let Some(text) = found {
+                let sequence = serde_json::from_slice::<Manifest>(&text).map_or(0, |m| m.sequence);
+                return Ok(Some((sequence, text)));
+            }
+            end = start;
+            step *= 4;
+        }
+        Ok(None)
+    }
+
+    /// Reads the records at `locations`, each run of neighbouring offsets in one pass.
+    fn parts(&self, locations: &[(i32, i64)], mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let mut sorted = locations.to_vec();
+        sorted.sort_unstable();
+        let mut i = 0;
+        while i < sorted.len() {
+            let (p, first) = sorted[i];
+            let mut last = first;
+            while i + 1 < sorted.len() && sorted[i + 1].0 == p && sorted[i + 1].1 <= last + 8 {
+                i += 1;
+                last = sorted[i].1;
+            }
+            let wanted: Vec<i64> = sorted.iter().filter(|l| l.0 == p).map(|l| l.1).collect();
+            self.range(p, first, last + 1, |offset, key, value| {
+                if wanted.binary_search(&offset).is_ok() {
+                    f(key, value);
+                }
+            })?;
+            i += 1;
+        }
+        Ok(())
+    }
 }
 
 /// The checkpoint the manifest of `group` names, from the latest records by key.
