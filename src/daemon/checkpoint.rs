@@ -45,7 +45,8 @@ pub struct Checkpoint {
     #[serde(default)]
     pub outputs: Offsets,
     /// Topic → partition → the next offset not yet consumed: records below it that
-    /// a restart reads again (to rebuild open windows) had their dead letters sent.
+    /// a restart reads again had their dead letters sent. (Since format 4 it is
+    /// `offsets`; a format-3 restart re-read its open windows from below it.)
     #[serde(default)]
     pub consumed: Offsets,
     /// Open incidents (their latest alert) and tasks, as the API showed them.

@@ -106,8 +106,8 @@ pub struct KafkaSink {
     /// Ids of records already on the output topics (see the module comment).
     pub sent: std::collections::HashSet<String>,
     /// Per input partition, the offset below which the previous process had
-    /// consumed, and so sent every dead letter: records read again to rebuild open
-    /// windows do not send theirs twice.
+    /// consumed, and so sent every dead letter: records read again (a format-3
+    /// checkpoint re-reads its open windows) do not send theirs twice.
     pub dead_letters_sent_below: BTreeMap<(String, i32), i64>,
 }
 
