@@ -58,17 +58,35 @@ impl CheckpointWriter {
     }
 
     /// Hands a checkpoint over; call only when not [`busy`](Self::busy).
-    pub fn submit(&mut self, cp: Checkpoint, taken: Instant) {
-        if self.jobs.send((Job::Write(Box::new(cp)), taken)).is_ok() {
-            self.in_flight = true;
-        }
+    pub fn submit(&mut self, cp: Checkpoint, taken: Instant) -> Result<()> {
+        self.jobs
+            .send((Job::Write(Box::new(cp)), taken))
+            .map_err(|_| Error::Other("the checkpoint writer has stopped".into()))?;
+        self.in_flight = true;
+        Ok(())
     }
 
-    /// The checkpoint in flight, if it has been written since.
+    /// The checkpoint in flight, if it has been written since (or its writer
+    /// is gone: then as not written).
     pub fn finished(&mut self) -> Option<Written> {
-        let w = self.done.try_recv().ok()?;
-        self.in_flight = false;
-        Some(w)
+        use std::sync::mpsc::TryRecvError;
+        match self.done.try_recv() {
+            Ok(w) => {
+                self.in_flight = false;
+                Some(w)
+            }
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) if self.in_flight => {
+                self.in_flight = false;
+                Some(Written {
+                    sequence: 0,
+                    offsets: Offsets::new(),
+                    result: Err(Error::Other("the checkpoint writer has stopped".into())),
+                    taken: Instant::now(),
+                })
+            }
+            Err(TryRecvError::Disconnected) => None,
+        }
     }
 
     /// Waits for the checkpoint in flight, if any.

@@ -93,7 +93,10 @@ impl DaemonCheckpointer {
             tasks,
         };
         tracing::debug!(elapsed = ?taken.elapsed(), "checkpoint: state and output ends taken");
-        self.writer.submit(cp, taken);
+        if let Err(e) = self.writer.submit(cp, taken) {
+            self.metrics.checkpoint_failures.inc();
+            tracing::error!(error = %e, "checkpoint");
+        }
     }
 
     /// Commits the offsets of a checkpoint once it is durable (in the state

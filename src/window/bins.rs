@@ -125,10 +125,12 @@ impl WindowOperator {
             for (_, stages) in self.bins.range_mut(start..end) {
                 any = true;
                 for (i, sb) in stages.iter_mut().enumerate() {
-                    if let Some(running) = sb.running.take()
-                        && let Err(e) = finish_stage(running, &mut sb.states)
-                    {
-                        sb.failed = Some(e.to_string());
+                    if let Some(running) = sb.running.take() {
+                        // The states change: the checkpoint's copy no longer holds.
+                        sb.encoded = None;
+                        if let Err(e) = finish_stage(running, &mut sb.states) {
+                            sb.failed = Some(e.to_string());
+                        }
                     }
                     if let Some(e) = &sb.failed {
                         failed.get_or_insert_with(|| e.clone());

@@ -101,6 +101,8 @@ struct StageBin {
     /// Partial states of segments already finished (a bin is finished when one of
     /// its windows closes; rows arriving after that start a new segment).
     states: Vec<RecordBatch>,
+    /// `states` as the last checkpoint wrote them, while they have not changed.
+    encoded: Option<snapshot::ArrowBytes>,
 }
 
 pub struct WindowOperator {

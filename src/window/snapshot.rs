@@ -58,7 +58,7 @@ struct SavedStage {
 /// Record batches as an Arrow IPC stream, base64 in the checkpoint's JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-struct ArrowBytes(String);
+pub(super) struct ArrowBytes(String);
 
 impl ArrowBytes {
     fn encode(batches: &[RecordBatch]) -> Result<Option<ArrowBytes>, DataFusionError> {
@@ -101,28 +101,36 @@ impl OperatorState {
 impl WindowOperator {
     /// Ends every open bin's running segment and merges each bin's segments
     /// into one partial state per key, so [`Stateful::state`] holds them all.
+    /// A bin whose states did not change since the last seal keeps its encoding:
+    /// a checkpoint re-encodes only the bins that took rows.
     pub fn seal(&mut self) {
         for stages in self.bins.values_mut() {
             for (i, sb) in stages.iter_mut().enumerate() {
-                seal_stage(&self.query.stages[i], sb);
+                seal_stage(&self.query.stages[i], sb, &self.pipeline);
             }
         }
     }
 }
 
-fn seal_stage(stage: &crate::query::PartialStage, sb: &mut StageBin) {
-    if let Some(running) = sb.running.take()
-        && let Err(e) = bins::finish_stage(running, &mut sb.states)
-    {
-        sb.failed = Some(e.to_string());
+fn seal_stage(stage: &crate::query::PartialStage, sb: &mut StageBin, pipeline: &str) {
+    if let Some(running) = sb.running.take() {
+        sb.encoded = None;
+        if let Err(e) = bins::finish_stage(running, &mut sb.states) {
+            sb.failed = Some(e.to_string());
+        }
     }
-    if sb.failed.is_some() || sb.states.len() < 2 {
+    if sb.failed.is_some() {
         return;
     }
-    match stage.merge_states(&sb.states) {
-        Ok(merged) => sb.states = merged.into_iter().collect(),
-        // Unmerged segments are still right: the final aggregate merges them.
-        Err(e) => tracing::warn!(error = %e, "merging a bin's partial states"),
+    if sb.states.len() >= 2 {
+        match stage.merge_states(&sb.states) {
+            Ok(merged) => sb.states = merged.into_iter().collect(),
+            // Unmerged segments are still right: the final aggregate merges them.
+            Err(e) => tracing::warn!(error = %e, "merging a bin's partial states"),
+        }
+    }
+    if sb.encoded.is_none() {
+        sb.encoded = encode_or_fail(&sb.states, pipeline);
     }
 }
 
@@ -139,7 +147,10 @@ impl Stateful for WindowOperator {
                 .iter()
                 .map(|sb| SavedStage {
                     failed: sb.failed.clone(),
-                    states: encode_or_fail(&sb.states, &self.pipeline),
+                    states: match &sb.encoded {
+                        Some(bytes) => Some(bytes.clone()),
+                        None => encode_or_fail(&sb.states, &self.pipeline),
+                    },
                 })
                 .collect();
             let keys = self
@@ -184,6 +195,7 @@ impl Stateful for WindowOperator {
                     Ok(states) => sb.states = states.unwrap_or_default(),
                     Err(e) => sb.failed = Some(format!("its state did not restore: {e}")),
                 }
+                sb.encoded = saved.states;
             }
             self.bin_keys
                 .insert(bin.start, bin.keys.into_iter().collect());
