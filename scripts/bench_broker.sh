@@ -40,17 +40,7 @@ port=$((20000 + RANDOM % 20000))
 cat > "$dir/yujing.toml" <<TOML
 schemas = "$schemas"
 pipelines = "$pipelines"
-[kafka]
-brokers = "$brokers"
-group_id = "$run"
-idle_timeout = "5s"
-[kafka.topics]
-alerts = "$run-alerts"
-tasks = "$run-tasks"
-task_updates = "$run-updates"
-dead_letters = "$run-dead"
-[kafka.topics.feeds]
-$feed_name = "$run-events"
+$(bench_kafka_toml "$run" "$feed_name" 5s)
 [state]
 dir = "state"
 [http]

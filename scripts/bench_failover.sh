@@ -46,17 +46,7 @@ config() { # config NAME PORT
   cat > "$dir/$1.toml" <<TOML
 schemas = "$PWD/benches/schemas"
 pipelines = "$PWD/benches/checkpoint"
-[kafka]
-brokers = "$brokers"
-group_id = "$run"
-idle_timeout = "2s"
-[kafka.topics]
-alerts = "$run-alerts"
-tasks = "$run-tasks"
-task_updates = "$run-updates"
-dead_letters = "$run-dead"
-[kafka.topics.feeds]
-bench_event = "$run-events"
+$(bench_kafka_toml "$run" bench_event 2s)
 [state]
 dir = "$dir/state-$1"
 checkpoint_interval = "1s"

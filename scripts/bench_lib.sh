@@ -30,3 +30,21 @@ bench_file() {
   feed="$work/${1}_$2.jsonl"
   [ -s "$feed" ] || "$bin/bench_feed" "$2" "$1" > "$feed"
 }
+
+# bench_kafka_toml RUN FEED IDLE: the [kafka] part of a bench daemon's config —
+# brokers, group RUN, topics RUN-alerts … and RUN-events for FEED.
+bench_kafka_toml() {
+  cat <<TOML
+[kafka]
+brokers = "$brokers"
+group_id = "$1"
+idle_timeout = "$3"
+[kafka.topics]
+alerts = "$1-alerts"
+tasks = "$1-tasks"
+task_updates = "$1-updates"
+dead_letters = "$1-dead"
+[kafka.topics.feeds]
+$2 = "$1-events"
+TOML
+}

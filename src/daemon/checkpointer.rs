@@ -85,10 +85,10 @@ impl DaemonCheckpointer {
             format: checkpoint::FORMAT,
             sequence: self.sequence,
             engine: engine.state(),
-            offsets: positions.resume,
+            offsets: positions.clone(),
             // No broker round trip: the ends at start-up, raised by our deliveries.
             outputs: self.deliveries.ends(&self.start_ends),
-            consumed: positions.consumed,
+            consumed: positions,
             incidents,
             tasks,
         };

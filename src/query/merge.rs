@@ -21,16 +21,18 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use super::PartialStage;
 
 impl PartialStage {
-    /// Whether the partial state is laid out as this module expects: the group
-    /// columns, then each aggregate's state fields in order.
-    fn mergeable(&self) -> bool {
-        let widths: Result<usize, _> = self
+    /// How many state columns each aggregate has, if the partial state is laid
+    /// out as this module expects: the group columns, then each aggregate's
+    /// state fields in order.
+    fn state_widths(&self) -> Option<Vec<usize>> {
+        let widths: Vec<usize> = self
             .aggregates
             .iter()
             .map(|a| a.state_fields().map(|f| f.len()))
-            .sum();
-        !self.aggregates.is_empty()
-            && widths.is_ok_and(|w| self.group_columns + w == self.state_schema.fields().len())
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let columns = self.group_columns + widths.iter().sum::<usize>();
+        (!widths.is_empty() && columns == self.state_schema.fields().len()).then_some(widths)
     }
 
     /// Folds `segments` (partial states of this stage) into one batch with one
@@ -45,9 +47,10 @@ impl PartialStage {
             return Ok(None);
         }
         let all = concat_batches(&self.state_schema, segments.iter().copied())?;
-        if segments.len() == 1 || !self.mergeable() {
-            return Ok(Some(all));
-        }
+        let widths = match self.state_widths() {
+            Some(widths) if segments.len() > 1 => widths,
+            _ => return Ok(Some(all)),
+        };
         let (first_rows, group_of) = self.groups(&all)?;
         let groups = first_rows.len();
         let firsts = UInt32Array::from(first_rows);
@@ -56,8 +59,7 @@ impl PartialStage {
             .map(|c| take(c, &firsts, None))
             .collect::<Result<_, _>>()?;
         let mut at = self.group_columns;
-        for aggregate in &self.aggregates {
-            let width = aggregate.state_fields()?.len();
+        for (aggregate, width) in self.aggregates.iter().zip(widths) {
             let values = &all.columns()[at..at + width];
             columns.extend(merge_one(aggregate, values, &group_of, groups)?);
             at += width;

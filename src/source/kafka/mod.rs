@@ -26,9 +26,6 @@ pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
 
 mod positions;
 
-use positions::PartitionLog;
-pub use positions::Positions;
-
 /// How often the consumer lag is measured (a metadata request per partition).
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -43,7 +40,8 @@ pub struct KafkaSource {
     metrics: Arc<Metrics>,
     /// Below a checkpoint's offsets: already consumed by a previous process.
     skip_below: BTreeMap<(String, i32), i64>,
-    logs: BTreeMap<(String, i32), PartitionLog>,
+    /// Per partition, the next offset to consume.
+    next: BTreeMap<(String, i32), i64>,
     /// The partitions assigned to this process now.
     owned: HashSet<(String, i32)>,
     /// Assigned inputs and when each last had messages.
@@ -70,7 +68,7 @@ impl KafkaSource {
             idle,
             metrics,
             skip_below: BTreeMap::new(),
-            logs: BTreeMap::new(),
+            next: BTreeMap::new(),
             owned: HashSet::new(),
             last_seen: HashMap::new(),
             idle_inputs: HashSet::new(),
@@ -131,11 +129,11 @@ impl KafkaSource {
             // after the broker restarts or the group rebalances, the consumer may
             // start again from an older committed offset.
             if self.skip_below.get(&at).is_some_and(|o| m.offset() < *o)
-                || self.logs.get(&at).is_some_and(|l| m.offset() < l.next)
+                || self.next.get(&at).is_some_and(|next| m.offset() < *next)
             {
                 continue;
             }
-            self.logs.entry(at.clone()).or_default().next = m.offset() + 1;
+            self.next.insert(at.clone(), m.offset() + 1);
             if m.topic() == self.task_topic {
                 updates.push(task_update(&m));
             } else if let Some(feed) = self.topic_feed.get(m.topic()) {
@@ -165,7 +163,7 @@ impl KafkaSource {
         }
         let mut now_assigned = HashSet::new();
         // A revoked partition's position is its new owner's to commit: the
-        // checkpoint and the commits after it leave it out. (Its log stays, so
+        // checkpoint and the commits after it leave it out. (Its position stays, so
         // should it come back, what this process consumed is not taken twice.)
         self.owned = assignment
             .elements()
@@ -239,9 +237,9 @@ impl KafkaSource {
                 continue;
             };
             let next = self
-                .logs
+                .next
                 .get(&(e.topic().to_string(), e.partition()))
-                .map_or(low, |l| l.next.max(low));
+                .map_or(low, |next| (*next).max(low));
             self.metrics
                 .consumer_lag
                 .with_label_values(&[e.topic(), &e.partition().to_string()])

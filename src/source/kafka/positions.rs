@@ -7,37 +7,19 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{KafkaSource, Offsets};
 
-/// Per partition, the next offset to consume.
-#[derive(Debug, Default)]
-pub(super) struct PartitionLog {
-    pub(super) next: i64,
-}
-
-/// Where a restart resumes, per partition, and how far this process consumed.
-#[derive(Debug, Default)]
-pub struct Positions {
-    pub resume: Offsets,
-    pub consumed: Offsets,
-}
-
 impl KafkaSource {
-    /// Where a restart resumes: every partition this process owns, after the
-    /// last message consumed (the checkpoint holds the open windows' states).
-    pub fn positions(&self) -> Positions {
-        let mut positions = Positions::default();
-        let owned = self.logs.iter().filter(|(at, _)| self.owned.contains(*at));
-        for ((topic, p), log) in owned {
-            let at = log.next;
-            positions
-                .resume
-                .entry(topic.clone())
-                .or_default()
-                .insert(*p, at);
-            positions
-                .consumed
-                .entry(topic.clone())
-                .or_default()
-                .insert(*p, log.next);
+    /// Where a restart resumes, and how far this process consumed (the same
+    /// since checkpoints hold the open windows): every partition it owns, after
+    /// the last message consumed.
+    pub fn positions(&self) -> Offsets {
+        let mut positions = Offsets::new();
+        for ((topic, p), next) in &self.next {
+            if self.owned.contains(&(topic.clone(), *p)) {
+                positions
+                    .entry(topic.clone())
+                    .or_default()
+                    .insert(*p, *next);
+            }
         }
         positions
     }
