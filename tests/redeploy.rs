@@ -137,12 +137,15 @@ fn sighup_swaps_a_changed_pipeline_keeps_the_others_and_refuses_a_broken_set() {
         &s.topic("alerts"),
         &format!("ra{}", s.id),
         Duration::from_secs(60),
+        // Alerts are keyed by incident, so they sit on different partitions:
+        // wait for the withdrawal as well as the new firing, whichever comes first.
         |v| {
+            let grid = |a: &Value| a["pipeline"] == "grid_rules";
             v.iter().any(|a| {
-                a["pipeline"] == "grid_rules"
-                    && a["status"] == "firing"
-                    && a["window_start"] == "2026-03-15T03:00:00Z"
-            })
+                grid(a) && a["status"] == "firing" && a["window_start"] == "2026-03-15T03:00:00Z"
+            }) && v
+                .iter()
+                .any(|a| grid(a) && a["status"] == "resolved" && a["incident_id"] == grid_incident)
         },
     );
     let of = |pipeline: &str| -> Vec<&Value> {
