@@ -165,6 +165,11 @@ pub struct StateConfig {
     /// empty `dir`, takes the state over; `dir` is then a cache.
     #[serde(default)]
     pub topic: Option<String>,
+    /// State kept per task (partition *p* of every co-partitioned feed topic),
+    /// so several instances share one group and a task's state moves with it
+    /// (docs/scaling.md). Needs `topic`.
+    #[serde(default)]
+    pub per_partition: bool,
 }
 
 fn default_checkpoint_interval() -> String {
@@ -177,6 +182,7 @@ impl Default for StateConfig {
             dir: PathBuf::from("state"),
             checkpoint_interval: default_checkpoint_interval(),
             topic: None,
+            per_partition: false,
         }
     }
 }

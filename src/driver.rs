@@ -39,6 +39,10 @@ pub struct Driver<Src, S> {
     stop: Option<Arc<AtomicBool>>,
     pool: Option<Arc<DecodePool>>,
     reload: Option<Reload>,
+    /// Task updates for tasks this engine does not hold are left to the engine
+    /// that does (a task's engine, when state is kept per partition).
+    /// `Some(true)`: this one also dead-letters updates that are not commands.
+    only_held: Option<bool>,
 }
 
 /// A live redeploy (the daemon's SIGHUP, `POST /api/reload`): once requested,
@@ -122,6 +126,7 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
             stop: None,
             pool: None,
             reload: None,
+            only_held: None,
         })
     }
 
@@ -143,6 +148,13 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
     pub fn with_reload(mut self, reload: Reload) -> Self {
         self.sink.definitions(&self.engine.definitions(), None);
         self.reload = Some(reload);
+        self
+    }
+
+    /// Applies only the task updates of tasks the engine holds; dead-letters
+    /// the updates that are not commands if `bad_ones`.
+    pub fn only_held_tasks(mut self, bad_ones: bool) -> Self {
+        self.only_held = Some(bad_ones);
         self
     }
 
@@ -182,7 +194,10 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
         if let Some(updates) = &self.updates {
             while let Ok(u) = updates.try_recv() {
                 let time = self.engine.task_time().unwrap_or(0);
-                self.engine.task_command(u.at(time));
+                let c = u.at(time);
+                if self.only_held.is_none() || self.engine.holds_task(&c.task_id) {
+                    self.engine.task_command(c);
+                }
             }
         }
         let Some(arrivals) = self.source.next()? else {
@@ -284,10 +299,13 @@ impl<Src: Source, S: Sink> Driver<Src, S> {
     /// command goes to the dead letters with its reason.
     fn task_update(&mut self, text: &str, origin: Origin) -> Result<()> {
         match Command::parse_within(text, self.engine.command_limits()) {
+            Ok(c) if self.only_held.is_some() && !self.engine.holds_task(&c.task_id) => {}
             Ok(mut c) => {
                 c.origin = Some(origin);
                 self.engine.task_command(c);
             }
+            // Every task reads the updates: one of them says which are bad.
+            Err(_) if self.only_held == Some(false) => {}
             Err((reason, field, detail)) => {
                 self.engine.stats.dead_letters += 1;
                 self.sink.dead_letter(

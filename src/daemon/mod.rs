@@ -20,17 +20,15 @@
 //! is acknowledged (not ready meanwhile), and a process restarted after a crash
 //! joins its group only once the dead one's session is over.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use checkpoint::StateDir;
 use checkpoint_writer::CheckpointWriter;
-use checkpointer::DaemonCheckpointer;
 use outbox::read_back;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::ThreadedProducer;
 use state_topic::{StateTopic, Stored};
 
@@ -38,13 +36,15 @@ pub mod checkpoint;
 pub mod checkpoint_writer;
 pub mod checkpointer;
 pub mod outbox;
+pub mod partitioned;
 pub mod reference_watch;
+pub mod slot;
 pub mod state_topic;
 
 use crate::config::{Config, KafkaConfig};
 use crate::core::time::parse_duration;
 use crate::decode::{DecodeOptions, DecodePool};
-use crate::driver::{Driver, ReloadRequests};
+use crate::driver::ReloadRequests;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -52,8 +52,8 @@ use crate::pipeline::Compiled;
 use crate::schema::Catalog;
 use crate::sink::alertmanager::Notifier;
 use crate::sink::kafka::{Deliveries, KafkaSink, OutputTopics};
-use crate::sink::observe::{Observed, Observers};
-use crate::source::kafka::{KafkaSource, Offsets};
+use crate::sink::observe::Observers;
+use crate::source::kafka::Offsets;
 
 /// Compiles the pipelines and routing table again, from where they came from.
 pub type Recompile = Box<dyn FnMut() -> Result<Compiled>>;
@@ -74,11 +74,17 @@ pub fn run(
     let departments = compiled.routing.departments();
     // Deadlines and acknowledgements run on the processing clock in the daemon.
     let processing = options.clock.clone();
-    let clock = crate::task::TaskClock::Processing(processing.clone());
     let metrics = Arc::new(Metrics::new().with_departments(departments.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     reference_watch::spawn(catalog.tables.clone(), metrics.clone(), stop.clone());
-    let engine = Engine::compiled_on(catalog, compiled, options, runtime, clock)?;
+    // Compiled once before anything is served, so a set that does not build fails at once.
+    drop(Engine::compiled_on(
+        catalog.clone(),
+        compiled.clone(),
+        options.clone(),
+        runtime.clone(),
+        crate::task::TaskClock::Processing(processing.clone()),
+    )?);
     let observers = Observers {
         metrics: metrics.clone(),
         view: Default::default(),
@@ -88,56 +94,40 @@ pub fn run(
     // says it is not ready (/readyz).
     let mut guard = crate::http::Guard::from_config(&config.http)?;
     guard.departments = departments;
-    guard.reload = Some(reload_requests.clone());
+    // A redeploy reaches one engine; with tasks, restart the instances one by one.
+    guard.reload = (!config.state.per_partition).then(|| reload_requests.clone());
     guard.clock = processing;
     let (readiness, updates) =
         crate::http::serve(&config.http.listen, &observers, guard, stop.clone())?;
-    let Some((state, loaded)) = open_state(&config, &k, reset_state, &metrics, &stop)? else {
-        return Ok(());
+    let dir = config.state.dir.clone();
+    let per_partition = config.state.per_partition;
+    let shared = slot::Shared {
+        config,
+        catalog,
+        options,
+        runtime,
+        observers,
+        readiness,
+        metrics,
+        reset_state,
     };
-
-    let from = loaded.checkpoint.as_ref().map(|cp| &cp.outputs);
-    let Some((already_sent, start_ends)) = read_back_outputs(&k, from, &stop) else {
-        return Ok(());
+    if per_partition {
+        return partitioned::run(shared, k, compiled, updates, stop);
+    }
+    let slot = slot::Slot {
+        k,
+        dir,
+        compiled,
+        assigned: None,
+        stop,
+        updates,
     };
-    let consumer_config = consumer_config(&k);
-    if !wait_for_predecessor(&state, &consumer_config, &stop) {
-        return Ok(());
-    }
-    let source = kafka_source(&k, consumer_config, &engine, &metrics)?;
-    let deliveries = Deliveries::new(metrics.clone());
-    let mut kafka_sink = kafka_sink(&k, deliveries.clone(), &metrics)?;
-    kafka_sink.max_output_bytes = config
-        .max_output_bytes
-        .unwrap_or(kafka_sink.max_output_bytes);
-    kafka_sink.sent = already_sent;
-    let sink = Observed::new(kafka_sink, &observers);
-    drop(observers);
-    let mut driver = Driver::new(engine, source, sink)?;
-    let sequence = loaded.checkpoint.as_ref().map_or(0, |cp| cp.sequence);
-    if let Some(cp) = loaded.checkpoint {
-        let format = cp.format;
-        checkpointer::restore(&mut driver, cp, &metrics);
-        tracing::info!(dir = %state.path().display(), format, "restored the checkpoint");
-    }
-    let interval = checkpoint_interval(&config)?;
-    let writer = checkpoint_writer(&config, &k, state)?;
-    let mut checkpointer =
-        DaemonCheckpointer::new(writer, deliveries, start_ends, interval, readiness, metrics);
-    checkpointer.sequence = sequence;
-    let mut driver = driver
-        .with_decode_pool(decode_pool(config.decode_threads))
-        .with_checkpointer(Box::new(checkpointer))
-        .with_updates(updates)
-        .with_stop(stop)
-        .with_reload(crate::driver::Reload {
-            requests: reload_requests,
-            compile: recompile,
-            warm: Some(config.state.dir.join(WARM_STATE)),
-        });
-    tracing::info!(brokers = %k.brokers, group = %k.group_id, "consuming");
-    driver.run()?;
-    Ok(())
+    let reload = crate::driver::Reload {
+        requests: reload_requests,
+        compile: recompile,
+        warm: None,
+    };
+    slot::run(shared, slot, Some(reload))
 }
 
 /// The writer of checkpoints to the state dir and, if configured, the state topic.
@@ -160,11 +150,12 @@ fn checkpoint_writer(
 fn open_state(
     config: &Config,
     k: &KafkaConfig,
+    dir: &std::path::Path,
     reset: bool,
     metrics: &Metrics,
     stop: &AtomicBool,
 ) -> Result<Option<(StateDir, checkpoint::Loaded)>> {
-    let state = StateDir::open(&config.state.dir)?;
+    let state = StateDir::open(dir)?;
     state.keep_alive(KEEP_ALIVE);
     let mut loaded = state.load(reset)?;
     metrics
@@ -302,39 +293,6 @@ fn wait_for_predecessor(state: &StateDir, consumer: &ClientConfig, stop: &Atomic
         "the previous process did not stop cleanly: waiting for its group session to end"
     );
     sleep_unless_stopped(wait, stop)
-}
-
-/// The consumer, subscribed to the feed topics of the pipelines and to task updates.
-fn kafka_source(
-    k: &KafkaConfig,
-    config: ClientConfig,
-    engine: &Engine,
-    metrics: &Arc<Metrics>,
-) -> Result<KafkaSource> {
-    let idle = Duration::from_millis(parse_duration(&k.idle_timeout).map_err(Error::Other)? as u64);
-    let topic_feed: BTreeMap<String, String> = engine
-        .feeds_read()
-        .into_iter()
-        .map(|f| {
-            (
-                k.topics.feeds.get(&f).cloned().unwrap_or_else(|| f.clone()),
-                f,
-            )
-        })
-        .collect();
-    let consumer: BaseConsumer = config.create().map_err(Error::doing("consumer"))?;
-    let mut topics: Vec<&str> = topic_feed.keys().map(String::as_str).collect();
-    topics.push(&k.topics.task_updates);
-    consumer
-        .subscribe(&topics)
-        .map_err(Error::doing("subscribing"))?;
-    Ok(KafkaSource::new(
-        consumer,
-        topic_feed,
-        k.topics.task_updates.clone(),
-        idle,
-        metrics.clone(),
-    ))
 }
 
 /// The idempotent producer of the output topics.

@@ -157,6 +157,11 @@ impl Engine {
         }
     }
 
+    /// Whether the task stage holds task `id`.
+    pub fn holds_task(&self, id: &str) -> bool {
+        self.tasks.as_ref().is_some_and(|t| t.holds(id))
+    }
+
     /// The task stage's clock: the processing clock when it runs on one, else
     /// the lowest watermark of the pipelines, so every alert of a window that
     /// ended before it has been raised.

@@ -179,6 +179,11 @@ impl TaskManager {
         self.state.pending.keys().next_back().map(|k| k.0)
     }
 
+    /// Whether task `id` is one of these (open or closed).
+    pub fn holds(&self, id: &str) -> bool {
+        self.state.tasks.contains_key(id)
+    }
+
     /// The tasks (open and closed) by id.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
         self.state.tasks.values()

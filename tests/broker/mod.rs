@@ -319,6 +319,11 @@ impl Setup {
 
     /// Creates these topics of this setup (three partitions each).
     pub fn add_topics(&self, names: &[&str]) {
+        self.add_topics_with(names, 3);
+    }
+
+    /// Creates these topics of this setup with `partitions` partitions each.
+    pub fn add_topics_with(&self, names: &[&str], partitions: i32) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -330,7 +335,7 @@ impl Setup {
         let new: Vec<String> = names.iter().map(|n| self.topic(n)).collect();
         let new: Vec<NewTopic> = new
             .iter()
-            .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
+            .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
             .collect();
         rt.block_on(admin.create_topics(&new, &AdminOptions::new()))
             .expect("create topics");

@@ -1,0 +1,378 @@
+//! State per partition (`[state] per_partition`): several instances share one
+//! consumer group, and each partition's state moves with it, as in Kafka
+//! Streams. A *task* is partition *p* of every feed topic the pipelines keyed
+//! by district read; one more task, pinned, runs the pipelines keyed otherwise
+//! (by topic, by industry) over every partition of their feeds. Each task is a
+//! [slot](super::slot) of its own — engine, state dir `dir/NAME`, state-topic
+//! key `GROUP.NAME`, offsets — on a thread of its own.
+//!
+//! Who runs which task is decided by the consumer group itself, on a topic with
+//! one partition per task (`STATE_TOPIC.tasks`): owning partition *t* of it is
+//! owning task *t*. When the group takes a task away, the rebalance waits until
+//! the task has written its last checkpoint and stopped (without closing its
+//! windows), so its next owner restores exactly where it stopped. A task whose
+//! owner died restarts from its last checkpoint; what it emitted after that is
+//! emitted again with the same ids and kept off the output topics by the
+//! read-back.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+
+use super::checkpoint::StateDir;
+use super::slot::{self, Assigned, Shared, Slot};
+use super::{KEEP_ALIVE, consumer_config, until_it_works, wait_for_predecessor};
+use crate::config::KafkaConfig;
+use crate::error::{Error, Result};
+use crate::pipeline::Compiled;
+use crate::task::command::Update;
+
+/// How long a task that failed waits before it is started again.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// The pipelines of the tasks: those keyed by district, run per partition,
+/// and the others, pinned to one task.
+#[derive(Clone)]
+pub struct Plan {
+    pub by_district: Compiled,
+    pub pinned: Option<Compiled>,
+}
+
+impl Plan {
+    /// Splits the pipelines by whether every windowed aggregate groups by
+    /// `district`; a compound goes with its inputs.
+    pub fn of(compiled: &Compiled) -> Plan {
+        let keyed = |p: &crate::pipeline::Pipeline| p.query.keys_without("district").is_empty();
+        let (by, other): (Vec<_>, Vec<_>) = compiled.pipelines.iter().cloned().partition(keyed);
+        let by_names: Vec<&str> = by.iter().map(|p| p.def.name.as_str()).collect();
+        let (cby, cother): (Vec<_>, Vec<_>) = compiled.compounds.iter().cloned().partition(|c| {
+            c.def
+                .compound
+                .inputs
+                .iter()
+                .all(|i| by_names.contains(&i.get_ref().as_str()))
+        });
+        let with = |pipelines, compounds| Compiled {
+            pipelines,
+            compounds,
+            routing: compiled.routing.clone(),
+        };
+        Plan {
+            by_district: with(by, cby),
+            pinned: (!other.is_empty() || !cother.is_empty()).then(|| with(other, cother)),
+        }
+    }
+}
+
+/// A task running on its thread.
+struct Running {
+    stop: Arc<AtomicBool>,
+    updates: Sender<Update>,
+    thread: JoinHandle<Result<()>>,
+}
+
+impl Running {
+    /// Tells the task to stop and waits for its last checkpoint.
+    fn stop(self, task: i32) {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.join() {
+            Ok(Ok(())) => tracing::info!(task, "task stopped"),
+            Ok(Err(e)) => tracing::error!(task, error = %e, "task stopped"),
+            Err(_) => tracing::error!(task, "task panicked"),
+        }
+    }
+}
+
+type RunningTasks = Arc<Mutex<BTreeMap<i32, Running>>>;
+
+/// The tasks-topic consumer's context: a task taken away stops (its last
+/// checkpoint written) before the rebalance goes on.
+struct Handoff {
+    running: RunningTasks,
+}
+
+impl ClientContext for Handoff {}
+
+impl ConsumerContext for Handoff {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let revoked: Vec<(i32, Running)> = match self.running.lock() {
+            Ok(mut running) => tpl
+                .elements()
+                .iter()
+                .filter_map(|e| Some((e.partition(), running.remove(&e.partition())?)))
+                .collect(),
+            Err(_) => return,
+        };
+        for (task, r) in revoked {
+            tracing::info!(task, "task revoked: writing its state");
+            r.stop(task);
+        }
+    }
+}
+
+/// Runs the tasks this instance is given until SIGTERM or SIGINT.
+pub fn run(
+    shared: Shared,
+    k: KafkaConfig,
+    compiled: Compiled,
+    updates: Receiver<Update>,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    let Some(state_topic) = shared.config.state.topic.clone() else {
+        return Err(Error::Other(
+            "[state] per_partition needs [state] topic: a task's state moves through it".into(),
+        ));
+    };
+    let mut root = StateDir::open(&shared.config.state.dir)?;
+    root.keep_alive(KEEP_ALIVE);
+    let plan = Plan::of(&compiled);
+    let Some(counts) = until_it_works("reading the topics' partitions", &stop, || {
+        partition_counts(&k, &plan)
+    }) else {
+        return Ok(());
+    };
+    let partitions = co_partitions(&k, &plan, &counts)?;
+    let tasks_topic = format!("{state_topic}.tasks");
+    let total = partitions + i32::from(plan.pinned.is_some());
+    if until_it_works("creating the tasks topic", &stop, || {
+        create_tasks_topic(&k, &tasks_topic, total)
+    })
+    .is_none()
+    {
+        return Ok(());
+    }
+    let config = consumer_config(&k);
+    if !wait_for_predecessor(&root, &config, &stop) {
+        return Ok(());
+    }
+    let running: RunningTasks = Default::default();
+    let consumer: BaseConsumer<Handoff> = config
+        .clone()
+        .set("partition.assignment.strategy", "roundrobin")
+        .create_with_context(Handoff {
+            running: running.clone(),
+        })
+        .map_err(Error::doing("tasks consumer"))?;
+    consumer
+        .subscribe(&[&tasks_topic])
+        .map_err(Error::doing("subscribing"))?;
+    tracing::info!(tasks = total, topic = %tasks_topic, "sharing tasks in the group");
+    let starter = Starter {
+        shared: Arc::new(shared),
+        k,
+        plan,
+        partitions,
+        counts: Arc::new(counts),
+    };
+    let mut failed: BTreeMap<i32, Instant> = BTreeMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
+            tracing::warn!(error = %e, "tasks consumer");
+        }
+        let owned: Vec<i32> = consumer
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        reconcile(&starter, &running, &owned, &mut failed);
+        while let Ok(u) = updates.try_recv() {
+            if let Ok(running) = running.lock() {
+                for r in running.values() {
+                    let _ = r.updates.send(u.clone());
+                }
+            }
+        }
+    }
+    let all: Vec<(i32, Running)> = match running.lock() {
+        Ok(mut running) => std::mem::take(&mut *running).into_iter().collect(),
+        Err(_) => Vec::new(),
+    };
+    for (task, r) in all {
+        r.stop(task);
+    }
+    // Leave the group before saying so: a successor may then join at once.
+    drop(consumer);
+    root.stopped();
+    Ok(())
+}
+
+/// What starting a task needs.
+struct Starter {
+    shared: Arc<Shared>,
+    k: KafkaConfig,
+    plan: Plan,
+    /// Partitions of the feed topics keyed by district: tasks `0..partitions`.
+    partitions: i32,
+    counts: Arc<BTreeMap<String, i32>>,
+}
+
+impl Starter {
+    fn start(&self, task: i32) -> Result<Running> {
+        let (name, partition, compiled) = if task < self.partitions {
+            (
+                format!("p{task}"),
+                Some(task),
+                self.plan.by_district.clone(),
+            )
+        } else {
+            let pinned = self.plan.pinned.clone().ok_or_else(|| {
+                Error::Other(format!("task {task} is beyond the feed topics' partitions"))
+            })?;
+            ("pinned".to_string(), None, pinned)
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (updates, received) = std::sync::mpsc::channel();
+        let mut k = self.k.clone();
+        k.group_id = format!("{}.{name}", self.k.group_id);
+        let slot = Slot {
+            k,
+            dir: self.shared.config.state.dir.join(&name),
+            compiled,
+            assigned: Some(Assigned {
+                partition,
+                counts: self.counts.clone(),
+            }),
+            stop: stop.clone(),
+            updates: received,
+        };
+        let shared = self.shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("task-{name}"))
+            .spawn(move || slot::run(shared, slot, None))
+            .map_err(|e| Error::Other(format!("starting task {name}: {e}")))?;
+        tracing::info!(task, %name, "task started");
+        Ok(Running {
+            stop,
+            updates,
+            thread,
+        })
+    }
+}
+
+/// Starts the tasks owned and not running; a task that ended by itself (an
+/// error) is said and started again after [`RETRY`].
+fn reconcile(
+    starter: &Starter,
+    running: &RunningTasks,
+    owned: &[i32],
+    failed: &mut BTreeMap<i32, Instant>,
+) {
+    let Ok(mut tasks) = running.lock() else {
+        return;
+    };
+    let ended: Vec<i32> = tasks
+        .iter()
+        .filter(|(_, r)| r.thread.is_finished())
+        .map(|(t, _)| *t)
+        .collect();
+    for task in ended {
+        if let Some(r) = tasks.remove(&task) {
+            r.stop(task);
+            failed.insert(task, Instant::now());
+            starter.shared.metrics.checkpoint_failures.inc();
+        }
+    }
+    for &task in owned {
+        let waiting = failed.get(&task).is_some_and(|at| at.elapsed() < RETRY);
+        if tasks.contains_key(&task) || waiting {
+            continue;
+        }
+        match starter.start(task) {
+            Ok(r) => {
+                tasks.insert(task, r);
+            }
+            Err(e) => {
+                tracing::error!(task, error = %e, "starting a task");
+                failed.insert(task, Instant::now());
+            }
+        }
+    }
+}
+
+/// The number of partitions of each feed topic the plan reads and of the
+/// task-updates topic; `Err` until the broker says (and every topic exists).
+fn partition_counts(k: &KafkaConfig, plan: &Plan) -> Result<BTreeMap<String, i32>> {
+    let consumer: BaseConsumer = k.client().create().map_err(Error::doing("metadata"))?;
+    let mut topics = feed_topics(k, &plan.by_district);
+    if let Some(p) = &plan.pinned {
+        topics.extend(feed_topics(k, p));
+    }
+    topics.push(k.topics.task_updates.clone());
+    let mut counts = BTreeMap::new();
+    for topic in topics {
+        let m = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .map_err(Error::doing("metadata"))?;
+        let n = m
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len() as i32);
+        if n == 0 {
+            return Err(Error::Other(format!(
+                "the topic {topic} has no partitions yet"
+            )));
+        }
+        counts.insert(topic, n);
+    }
+    Ok(counts)
+}
+
+/// The topics of the feeds `compiled` reads.
+fn feed_topics(k: &KafkaConfig, compiled: &Compiled) -> Vec<String> {
+    let mut topics: Vec<String> = compiled
+        .pipelines
+        .iter()
+        .flat_map(|p| p.query.feeds.iter().cloned())
+        .map(|f| k.topics.feeds.get(&f).cloned().unwrap_or(f))
+        .collect();
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+/// The partition count the feed topics keyed by district share: partition *p*
+/// of each must hold the same districts, so they must have as many.
+fn co_partitions(k: &KafkaConfig, plan: &Plan, counts: &BTreeMap<String, i32>) -> Result<i32> {
+    let per_topic: Vec<(String, i32)> = feed_topics(k, &plan.by_district)
+        .into_iter()
+        .map(|t| {
+            let n = counts.get(&t).copied().unwrap_or(0);
+            (t, n)
+        })
+        .collect();
+    let n = per_topic.first().map_or(1, |(_, n)| *n);
+    if per_topic.iter().any(|(_, m)| *m != n) {
+        return Err(Error::Other(format!(
+            "per_partition: the feed topics read together must have as many partitions each: {per_topic:?}"
+        )));
+    }
+    Ok(n)
+}
+
+/// Creates the topic whose partitions stand for the tasks (it holds no records).
+fn create_tasks_topic(k: &KafkaConfig, topic: &str, partitions: i32) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        k.client().create().map_err(Error::doing("admin"))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    let created = futures::executor::block_on(admin.create_topics(
+        &[new],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .map_err(Error::doing("creating the tasks topic"))?;
+    match created.into_iter().next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
+        other => Err(Error::Other(format!("creating {topic}: {other:?}"))),
+    }
+}
