@@ -20,7 +20,6 @@ use crate::metrics::Metrics;
 use crate::sink::kafka::{Deliveries, KafkaSink};
 use crate::sink::observe::Observed;
 use crate::source::kafka::{KafkaSource, Offsets};
-use crate::task::TaskStatus;
 
 /// How long a flush waits for the broker's acknowledgements.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
@@ -68,18 +67,7 @@ impl DaemonCheckpointer {
     fn checkpoint(&mut self, engine: &mut Engine, source: &mut KafkaSource, sink: &DaemonSink) {
         let taken = Instant::now();
         let positions = source.positions();
-        let (incidents, tasks) = match sink.view.lock() {
-            Ok(v) => (
-                v.incidents.values().cloned().collect(),
-                // Done tasks are history: the tasks topic has them.
-                v.tasks
-                    .values()
-                    .filter(|t| t.status != TaskStatus::Done)
-                    .cloned()
-                    .collect(),
-            ),
-            Err(_) => Default::default(),
-        };
+        let (incidents, tasks) = sink.own_view();
         self.sequence += 1;
         let cp = Checkpoint {
             format: checkpoint::FORMAT,

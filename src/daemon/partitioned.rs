@@ -77,10 +77,19 @@ struct Running {
     thread: JoinHandle<Result<()>>,
 }
 
+/// Tells the tasks to stop, all at once, and waits for their last checkpoints.
+fn stop_all(tasks: Vec<(i32, Running)>) {
+    for (_, r) in &tasks {
+        r.stop.store(true, Ordering::Relaxed);
+    }
+    for (task, r) in tasks {
+        r.join(task);
+    }
+}
+
 impl Running {
-    /// Tells the task to stop and waits for its last checkpoint.
-    fn stop(self, task: i32) {
-        self.stop.store(true, Ordering::Relaxed);
+    /// Waits for the task's end (its last checkpoint, once told to stop).
+    fn join(self, task: i32) {
         match self.thread.join() {
             Ok(Ok(())) => tracing::info!(task, "task stopped"),
             Ok(Err(e)) => tracing::error!(task, error = %e, "task stopped"),
@@ -112,10 +121,9 @@ impl ConsumerContext for Handoff {
                 .collect(),
             Err(_) => return,
         };
-        for (task, r) in revoked {
-            tracing::info!(task, "task revoked: writing its state");
-            r.stop(task);
-        }
+        let tasks: Vec<i32> = revoked.iter().map(|(t, _)| *t).collect();
+        tracing::info!(?tasks, "tasks revoked: writing their state");
+        stop_all(revoked);
     }
 }
 
@@ -195,9 +203,7 @@ pub fn run(
         Ok(mut running) => std::mem::take(&mut *running).into_iter().collect(),
         Err(_) => Vec::new(),
     };
-    for (task, r) in all {
-        r.stop(task);
-    }
+    stop_all(all);
     // Leave the group before saying so: a successor may then join at once.
     drop(consumer);
     root.stopped();
@@ -275,7 +281,7 @@ fn reconcile(
         .collect();
     for task in ended {
         if let Some(r) = tasks.remove(&task) {
-            r.stop(task);
+            r.join(task);
             failed.insert(task, Instant::now());
             starter.shared.metrics.checkpoint_failures.inc();
         }

@@ -150,7 +150,12 @@ pub fn run(shared: impl AsRef<Shared>, slot: Slot, reload: Option<Reload>) -> Re
         driver = driver.only_held_tasks(a.partition == Some(0));
     }
     tracing::info!(brokers = %slot.k.brokers, group = %slot.k.group_id, "consuming");
-    driver.run()
+    let ran = driver.run();
+    if slot.assigned.is_some() {
+        // Its next owner shows them.
+        driver.sink.withdraw();
+    }
+    ran
 }
 
 impl AsRef<Shared> for Shared {

@@ -4,6 +4,7 @@
 //! The daemon and the demo put it in front of their own sinks, so both serve the
 //! same metrics and API.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use super::{Progress, Sink};
@@ -22,6 +23,10 @@ pub struct Observed<S> {
     pub metrics: Arc<Metrics>,
     pub view: Arc<Mutex<ApiView>>,
     pub alertmanager: Option<Arc<Notifier>>,
+    /// The incidents firing and the tasks this sink put in the view: several
+    /// engines (a daemon's tasks) may share one view.
+    own_incidents: BTreeSet<String>,
+    own_tasks: BTreeSet<String>,
 }
 
 /// What an [`Observed`] sink reports to: shared with the HTTP server.
@@ -39,6 +44,8 @@ impl<S: Sink> Observed<S> {
             metrics: o.metrics.clone(),
             view: o.view.clone(),
             alertmanager: o.alertmanager.clone(),
+            own_incidents: BTreeSet::new(),
+            own_tasks: BTreeSet::new(),
         }
     }
 }
@@ -59,6 +66,7 @@ impl<S> Observed<S> {
             if let Some(am) = &self.alertmanager {
                 am.alert(&a);
             }
+            self.own_incidents.insert(a.incident_id.clone());
             view.incidents.insert(a.incident_id.clone(), a);
         }
         for t in tasks {
@@ -66,7 +74,48 @@ impl<S> Observed<S> {
             if let Some(am) = &self.alertmanager {
                 am.task(&t);
             }
+            self.own_tasks.insert(t.task_id.clone());
             view.tasks.insert(t.task_id.clone(), t);
+        }
+    }
+
+    /// The incidents firing and the tasks not done that this sink reported, as
+    /// the view holds them now: what a checkpoint keeps.
+    pub fn own_view(&self) -> (Vec<Alert>, Vec<Task>) {
+        let Ok(view) = self.view.lock() else {
+            return Default::default();
+        };
+        let incidents = (self.own_incidents.iter())
+            .filter_map(|id| view.incidents.get(id).cloned())
+            .collect();
+        // Done tasks are history: the tasks topic has them.
+        let tasks = (self.own_tasks.iter())
+            .filter_map(|id| view.tasks.get(id))
+            .filter(|t| t.status != TaskStatus::Done)
+            .cloned()
+            .collect();
+        (incidents, tasks)
+    }
+
+    /// Takes what this sink reported out of the shared view and the gauges:
+    /// its engine stopped here (a task moved to another instance).
+    pub fn withdraw(&mut self) {
+        let Ok(mut view) = self.view.lock() else {
+            return;
+        };
+        for id in std::mem::take(&mut self.own_incidents) {
+            if let Some(a) = view.incidents.remove(&id) {
+                self.metrics
+                    .incidents_firing
+                    .with_label_values(&[a.pipeline.as_str(), a.level.as_str()])
+                    .dec();
+            }
+        }
+        for id in std::mem::take(&mut self.own_tasks) {
+            if let Some(t) = view.tasks.remove(&id) {
+                count_task(&self.metrics, &t, -1);
+            }
+            view.history.remove(&id);
         }
     }
 }
@@ -142,6 +191,10 @@ impl<S: Sink> Sink for Observed<S> {
                     .insert(alert.incident_id.clone(), alert.clone()),
                 Status::Resolved => view.incidents.remove(&alert.incident_id),
             };
+            match alert.status {
+                Status::Firing => self.own_incidents.insert(alert.incident_id.clone()),
+                Status::Resolved => self.own_incidents.remove(&alert.incident_id),
+            };
             if let Some(b) = before {
                 firing
                     .with_label_values(&[b.pipeline.as_str(), b.level.as_str()])
@@ -168,6 +221,7 @@ impl<S: Sink> Sink for Observed<S> {
         respond_time(&self.metrics, event);
         if let Ok(mut view) = self.view.lock() {
             let t = &event.task;
+            self.own_tasks.insert(t.task_id.clone());
             let before = view.task_event(event);
             // Move the task between the gauges' series: its department and status
             // may both have changed.
