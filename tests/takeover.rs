@@ -32,26 +32,34 @@ enum Half {
     Second,
 }
 
-/// The offsets the daemon's latest checkpoint says it consumed, per topic.
+/// The offsets the daemon's latest checkpoint says it consumed, per topic: of
+/// `dir/state`, or with state per partition, of its tasks' dirs (a partition
+/// two tasks read counts as far as the one behind).
 fn consumed(dir: &Path) -> std::collections::BTreeMap<String, i64> {
-    let Ok(text) = std::fs::read_to_string(dir.join("state/checkpoint.json")) else {
-        return Default::default();
-    };
-    let cp: serde_json::Value = serde_json::from_str(&text).expect("checkpoint");
-    cp["consumed"]
-        .as_object()
-        .map(|topics| {
-            topics
-                .iter()
-                .map(|(t, parts)| {
-                    let n = parts
-                        .as_object()
-                        .map_or(0, |p| p.values().filter_map(|o| o.as_i64()).sum());
-                    (t.clone(), n)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    let state = dir.join("state");
+    let mut files = vec![state.join("checkpoint.json")];
+    if let Ok(tasks) = std::fs::read_dir(&state) {
+        files.extend(tasks.flatten().map(|e| e.path().join("checkpoint.json")));
+    }
+    let mut at: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        let cp: serde_json::Value = serde_json::from_str(&text).expect("checkpoint");
+        for (t, parts) in cp["consumed"].as_object().into_iter().flatten() {
+            for (p, o) in parts.as_object().into_iter().flatten() {
+                let o = o.as_i64().unwrap_or(0);
+                let e = at.entry((t.clone(), p.clone())).or_insert(o);
+                *e = (*e).min(o);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for ((t, _), o) in at {
+        *out.entry(t).or_insert(0) += o;
+    }
+    out
 }
 
 /// Waits until the checkpoint in `dir/state` says every record of `expected`
@@ -71,6 +79,18 @@ fn wait_consumed(dir: &Path, expected: &std::collections::BTreeMap<String, i64>)
 #[test]
 fn taken_over_with_an_empty_state_dir_on_topics_without_the_older_records_the_shipped_daemon_emits_replays_alerts()
  {
+    taken_over(false);
+}
+
+/// The same with state per partition: each task's state comes from the state
+/// topic under its own key.
+#[test]
+fn with_state_per_partition_taken_over_on_topics_without_the_older_records_the_tasks_emit_replays_alerts()
+ {
+    taken_over(true);
+}
+
+fn taken_over(per_partition: bool) {
     let s = Setup::new();
     let first: Vec<(&str, String)> = shipped::FEEDS
         .iter()
@@ -88,10 +108,15 @@ fn taken_over_with_an_empty_state_dir_on_topics_without_the_older_records_the_sh
     s.add_topics(&names);
     let with_checkpoints = |feeds: &[(&str, String)]| {
         let feeds: Vec<(&str, &str)> = feeds.iter().map(|(f, n)| (*f, n.as_str())).collect();
-        shipped::config(&s, &feeds).replace(
+        let config = shipped::config(&s, &feeds).replace(
             "checkpoint_interval = \"10s\"",
             "checkpoint_interval = \"1s\"",
-        )
+        );
+        if per_partition {
+            config.replace("dir = \"state\"", "dir = \"state\"\nper_partition = true")
+        } else {
+            config
+        }
     };
     std::fs::write(s.dir.path().join("first.toml"), with_checkpoints(&first)).expect("write");
     // The second instance's state dir is new: all it has is the state topic.
