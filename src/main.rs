@@ -500,7 +500,7 @@ fn print_partitioning(compiled: &yujing::pipeline::Compiled) {
     println!("co-partitioned by district: {}", by_district.join(", "));
     if !other.is_empty() {
         println!(
-            "not co-partitioned, right only while one instance owns every partition of their feeds: {}",
+            "not co-partitioned, pinned to one task with [state] per_partition: {}",
             other.join(", ")
         );
     }
