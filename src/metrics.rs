@@ -36,6 +36,9 @@ pub struct Metrics {
     pub checkpoint_seconds: Histogram,
     pub checkpoint_failures: IntCounter,
     pub checkpoint_bytes: IntGauge,
+    /// With state per partition: the tasks this instance runs, and those that failed.
+    pub partition_tasks: IntGauge,
+    pub partition_task_failures: IntCounter,
     pub alertmanager_posts: IntCounterVec,
     pub outputs_truncated: IntCounterVec,
     pub outputs_failed: IntCounterVec,
@@ -243,6 +246,16 @@ impl Metrics {
                 "Size of the latest checkpoint (open windows' states included).",
             )
             .made("checkpoint_bytes"),
+            partition_tasks: IntGauge::new(
+                "yujing_partition_tasks_running",
+                "With [state] per_partition: the tasks (partitions' engines) this instance runs.",
+            )
+            .made("partition_tasks"),
+            partition_task_failures: IntCounter::new(
+                "yujing_partition_task_failures_total",
+                "With [state] per_partition: tasks that stopped on an error (started again after 5 s).",
+            )
+            .made("partition_task_failures"),
             alertmanager_posts: counter(
                 "yujing_alertmanager_posts_total",
                 "Posts of alerts to Alertmanager, per outcome (ok, error).",
@@ -334,6 +347,8 @@ impl Metrics {
             Box::new(self.checkpoint_seconds.clone()),
             Box::new(self.checkpoint_failures.clone()),
             Box::new(self.checkpoint_bytes.clone()),
+            Box::new(self.partition_tasks.clone()),
+            Box::new(self.partition_task_failures.clone()),
             Box::new(self.alertmanager_posts.clone()),
             Box::new(self.outputs_truncated.clone()),
             Box::new(self.outputs_failed.clone()),

@@ -143,21 +143,15 @@ pub fn run(
     let mut root = StateDir::open(&shared.config.state.dir)?;
     root.keep_alive(KEEP_ALIVE);
     let plan = Plan::of(&compiled);
-    let Some(counts) = until_it_works("reading the topics' partitions", &stop, || {
-        partition_counts(&k, &plan)
-    }) else {
+    let Some(Topics {
+        partitions,
+        counts,
+        tasks_topic,
+    }) = prepare(&k, &plan, &state_topic, &stop)?
+    else {
         return Ok(());
     };
-    let partitions = co_partitions(&k, &plan, &counts)?;
-    let tasks_topic = format!("{state_topic}.tasks");
     let total = partitions + i32::from(plan.pinned.is_some());
-    if until_it_works("creating the tasks topic", &stop, || {
-        create_tasks_topic(&k, &tasks_topic, total)
-    })
-    .is_none()
-    {
-        return Ok(());
-    }
     let config = consumer_config(&k);
     if !wait_for_predecessor(&root, &config, &stop) {
         return Ok(());
@@ -208,6 +202,41 @@ pub fn run(
     drop(consumer);
     root.stopped();
     Ok(())
+}
+
+/// The district-keyed feed topics' partition count, every topic's, and the
+/// tasks topic (created); `None` if told to stop while the broker was away.
+fn prepare(
+    k: &KafkaConfig,
+    plan: &Plan,
+    state_topic: &str,
+    stop: &AtomicBool,
+) -> Result<Option<Topics>> {
+    let Some(counts) = until_it_works("reading the topics' partitions", stop, || {
+        partition_counts(k, plan)
+    }) else {
+        return Ok(None);
+    };
+    let partitions = co_partitions(k, plan, &counts)?;
+    let tasks_topic = format!("{state_topic}.tasks");
+    let total = partitions + i32::from(plan.pinned.is_some());
+    let created = until_it_works("creating the tasks topic", stop, || {
+        create_tasks_topic(k, &tasks_topic, total)
+    });
+    Ok(created.map(|()| Topics {
+        partitions,
+        counts,
+        tasks_topic,
+    }))
+}
+
+/// The topics' partitions, as the tasks need them.
+struct Topics {
+    /// Of the district-keyed feed topics: tasks `0..partitions`.
+    partitions: i32,
+    counts: BTreeMap<String, i32>,
+    /// One partition per task.
+    tasks_topic: String,
 }
 
 /// What starting a task needs.
@@ -283,7 +312,7 @@ fn reconcile(
         if let Some(r) = tasks.remove(&task) {
             r.join(task);
             failed.insert(task, Instant::now());
-            starter.shared.metrics.checkpoint_failures.inc();
+            starter.shared.metrics.partition_task_failures.inc();
         }
     }
     for &task in owned {
@@ -297,10 +326,16 @@ fn reconcile(
             }
             Err(e) => {
                 tracing::error!(task, error = %e, "starting a task");
+                starter.shared.metrics.partition_task_failures.inc();
                 failed.insert(task, Instant::now());
             }
         }
     }
+    starter
+        .shared
+        .metrics
+        .partition_tasks
+        .set(tasks.len() as i64);
 }
 
 /// The number of partitions of each feed topic the plan reads and of the
@@ -378,7 +413,29 @@ fn create_tasks_topic(k: &KafkaConfig, topic: &str, partitions: i32) -> Result<(
     .map_err(Error::doing("creating the tasks topic"))?;
     match created.into_iter().next() {
         Some(Ok(_)) => Ok(()),
-        Some(Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))) => Ok(()),
+        Some(Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))) => {
+            // Made for another partition count: some tasks would never run.
+            let consumer: BaseConsumer = k.client().create().map_err(Error::doing("metadata"))?;
+            let m = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .map_err(Error::doing("metadata"))?;
+            let has = m
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len() as i32);
+            if has != partitions {
+                tracing::error!(
+                    topic,
+                    has,
+                    needs = partitions,
+                    "the tasks topic has the wrong number of partitions: delete it, or give it as many as there are tasks"
+                );
+                return Err(Error::Other(format!(
+                    "the tasks topic {topic} has {has} partitions, not {partitions}"
+                )));
+            }
+            Ok(())
+        }
         other => Err(Error::Other(format!("creating {topic}: {other:?}"))),
     }
 }

@@ -30,7 +30,7 @@ use crate::http::Readiness;
 use crate::metrics::Metrics;
 use crate::pipeline::Compiled;
 use crate::schema::Catalog;
-use crate::sink::kafka::Deliveries;
+use crate::sink::kafka::{Deliveries, KafkaSink};
 use crate::sink::observe::{Observed, Observers};
 use crate::source::kafka::{KafkaSource, Offsets};
 use crate::task::command::Update;
@@ -110,13 +110,7 @@ pub fn run(shared: impl AsRef<Shared>, slot: Slot, reload: Option<Reload>) -> Re
         )?,
     };
     let deliveries = Deliveries::new(metrics.clone());
-    let mut kafka_sink = kafka_sink(&slot.k, deliveries.clone(), metrics)?;
-    kafka_sink.max_output_bytes = shared
-        .config
-        .max_output_bytes
-        .unwrap_or(kafka_sink.max_output_bytes);
-    kafka_sink.sent = already_sent;
-    let sink = Observed::new(kafka_sink, &shared.observers);
+    let sink = output(shared, &slot.k, &deliveries, already_sent)?;
     let mut driver = Driver::new(engine, source, sink)?;
     let sequence = loaded.checkpoint.as_ref().map_or(0, |cp| cp.sequence);
     if let Some(cp) = loaded.checkpoint {
@@ -124,17 +118,7 @@ pub fn run(shared: impl AsRef<Shared>, slot: Slot, reload: Option<Reload>) -> Re
         checkpointer::restore(&mut driver, cp, metrics);
         tracing::info!(dir = %state.path().display(), format, "restored the checkpoint");
     }
-    let interval = checkpoint_interval(&shared.config)?;
-    let writer = checkpoint_writer(&shared.config, &slot.k, state)?;
-    let mut checkpointer = DaemonCheckpointer::new(
-        writer,
-        deliveries,
-        start_ends,
-        interval,
-        shared.readiness.clone(),
-        metrics.clone(),
-    );
-    checkpointer.sequence = sequence;
+    let checkpointer = checkpointer(shared, &slot.k, state, deliveries, start_ends, sequence)?;
     let mut driver = driver
         .with_decode_pool(decode_pool(shared.config.decode_threads))
         .with_checkpointer(Box::new(checkpointer))
@@ -156,6 +140,44 @@ pub fn run(shared: impl AsRef<Shared>, slot: Slot, reload: Option<Reload>) -> Re
         driver.sink.withdraw();
     }
     ran
+}
+
+/// The checkpointer of the slot's state, going on from checkpoint `sequence`.
+fn checkpointer(
+    shared: &Shared,
+    k: &KafkaConfig,
+    state: super::checkpoint::StateDir,
+    deliveries: Deliveries,
+    start_ends: Offsets,
+    sequence: u64,
+) -> Result<DaemonCheckpointer> {
+    let writer = checkpoint_writer(&shared.config, k, state)?;
+    let mut checkpointer = DaemonCheckpointer::new(
+        writer,
+        deliveries,
+        start_ends,
+        checkpoint_interval(&shared.config)?,
+        shared.readiness.clone(),
+        shared.metrics.clone(),
+    );
+    checkpointer.sequence = sequence;
+    Ok(checkpointer)
+}
+
+/// The outputs' producer, observed; `already_sent` is not sent again.
+fn output(
+    shared: &Shared,
+    k: &KafkaConfig,
+    deliveries: &Deliveries,
+    already_sent: std::collections::HashSet<String>,
+) -> Result<Observed<KafkaSink>> {
+    let mut kafka_sink = kafka_sink(k, deliveries.clone(), &shared.metrics)?;
+    kafka_sink.max_output_bytes = shared
+        .config
+        .max_output_bytes
+        .unwrap_or(kafka_sink.max_output_bytes);
+    kafka_sink.sent = already_sent;
+    Ok(Observed::new(kafka_sink, &shared.observers))
 }
 
 impl AsRef<Shared> for Shared {
