@@ -110,14 +110,29 @@ fn three_instances_one_killed_and_a_fourth_joining_send_what_replay_raises_once(
     a.0.kill().expect("kill -9");
     a.0.wait().expect("wait");
     producer.join().expect("producer");
-    // A fourth instance joins once the killed one's session is over: the group
-    // hands it (and the others) the killed one's tasks.
-    std::thread::sleep(Duration::from_secs(8));
+    // A fourth instance joins once the killed one's session (20 s in the tasks
+    // group) is over: the group hands it (and the others) the killed one's tasks.
+    std::thread::sleep(Duration::from_secs(22));
     let d = instance(&s, &config, "d", true);
 
     let got = shipped::alerts_once_closed(&s, last_day, closable.len());
     for daemon in [b, c, d] {
         stop(daemon);
+    }
+    // Dead letters first, none that replay did not write: one made late by a
+    // handoff would explain a wrong alert.
+    let replayed_dead = common::json_lines(&s.dir.path().join("replay/dead_letters.jsonl"));
+    let key = |d: &Value| format!("{} {}", d["event_id"], d["reason"]);
+    let want_dead: BTreeSet<String> = replayed_dead.iter().map(key).collect();
+    let sent_dead =
+        broker::read_all_at(&brokers(), &s.topic("dead"), Duration::from_secs(5), |_| {
+            true
+        });
+    for d in &sent_dead {
+        assert!(
+            want_dead.contains(&key(d)),
+            "a dead letter replay did not write: {d}"
+        );
     }
     shipped::assert_as_replayed(&got, &want, last_day);
 
@@ -149,20 +164,5 @@ fn three_instances_one_killed_and_a_fourth_joining_send_what_replay_raises_once(
         let change = format!("{} {}", e["task"]["task_id"], e["change"]);
         assert!(replay_changes.contains(&change), "not in replay: {change}");
         assert!(ids.insert(e["event_id"].to_string()), "sent twice: {e}");
-    }
-
-    // Dead letters: none that replay did not write.
-    let replayed_dead = common::json_lines(&s.dir.path().join("replay/dead_letters.jsonl"));
-    let key = |d: &Value| format!("{} {}", d["event_id"], d["reason"]);
-    let want_dead: BTreeSet<String> = replayed_dead.iter().map(key).collect();
-    let sent_dead =
-        broker::read_all_at(&brokers(), &s.topic("dead"), Duration::from_secs(5), |_| {
-            true
-        });
-    for d in &sent_dead {
-        assert!(
-            want_dead.contains(&key(d)),
-            "a dead letter replay did not write: {d}"
-        );
     }
 }

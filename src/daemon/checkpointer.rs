@@ -152,6 +152,9 @@ impl Checkpointer<KafkaSource, DaemonSink> for DaemonCheckpointer {
         // stands (a restart emits the rest again, with the same ids, and the
         // read-back skips them).
         match sink.inner.flush(FLUSH_WAIT) {
+            // Stopped before its partitions were assigned (a task moved on at
+            // once): it consumed nothing, and the checkpoint it restored stands.
+            Ok(()) if !source.assigned() => {}
             Ok(()) => {
                 self.checkpoint(engine, source, sink);
                 if let Some(w) = self.writer.wait() {
@@ -202,4 +205,5 @@ pub fn restore(
         .flat_map(|(t, parts)| parts.into_iter().map(move |(p, o)| ((t.clone(), p), o)))
         .collect();
     driver.source.skip_below(cp.offsets);
+    driver.source.start_idle(driver.engine.finished_inputs());
 }

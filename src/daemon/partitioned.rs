@@ -33,6 +33,9 @@ use crate::error::{Error, Result};
 use crate::pipeline::Compiled;
 use crate::task::command::Update;
 
+/// The tasks group's session timeout, unless `[kafka.settings]` says otherwise.
+pub const TASKS_SESSION_MS: &str = "20000";
+
 /// How long a task that failed waits before it is started again.
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -152,7 +155,13 @@ pub fn run(
         return Ok(());
     };
     let total = partitions + i32::from(plan.pinned.is_some());
-    let config = consumer_config(&k);
+    let mut config = consumer_config(&k);
+    // Handing tasks over (last checkpoints written) can take seconds on a busy
+    // broker; a member still doing so must not count as gone, or the group
+    // rebalances again and again.
+    if !k.settings.contains_key("session.timeout.ms") {
+        config.set("session.timeout.ms", TASKS_SESSION_MS);
+    }
     if !wait_for_predecessor(&root, &config, &stop) {
         return Ok(());
     }
@@ -437,5 +446,46 @@ fn create_tasks_topic(k: &KafkaConfig, topic: &str, partitions: i32) -> Result<(
             Ok(())
         }
         other => Err(Error::Other(format!("creating {topic}: {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Plan;
+    use crate::pipeline::compile_embedded;
+    use crate::schema::Catalog;
+
+    fn names(c: &crate::pipeline::Compiled) -> Vec<String> {
+        let mut n: Vec<String> = c.pipelines.iter().map(|p| p.def.name.clone()).collect();
+        n.extend(c.compounds.iter().map(|c| c.def.name.clone()));
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn the_shipped_pipelines_keyed_otherwise_than_by_district_are_pinned_and_the_compound_goes_with_its_inputs()
+     {
+        let catalog = Catalog::embedded().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let compiled = rt.block_on(compile_embedded(&catalog)).unwrap();
+        let plan = Plan::of(&compiled);
+        let pinned = plan
+            .pinned
+            .as_ref()
+            .expect("two pipelines are not keyed by district");
+        assert_eq!(
+            names(pinned),
+            ["labor_industry_week", "opinion_negative_topic"]
+        );
+        let by_district = names(&plan.by_district);
+        assert!(by_district.contains(&"district_compound_risk".to_string()));
+        assert!(by_district.contains(&"negative_list_homicide_rate".to_string()));
+        // Every pipeline runs in exactly one kind of task.
+        assert_eq!(
+            by_district.len() + names(pinned).len(),
+            compiled.pipelines.len() + compiled.compounds.len()
+        );
     }
 }

@@ -217,6 +217,21 @@ impl Engine {
         }
     }
 
+    /// The inputs every pipeline reading them has stepped aside (idle when
+    /// the state was taken): a restarted source starts them idle, so a
+    /// partition without data does not hold the watermark back again.
+    pub fn finished_inputs(&self) -> std::collections::BTreeSet<String> {
+        let mut finished = std::collections::BTreeSet::new();
+        for p in &self.pipelines {
+            finished.extend(p.operator.finished_inputs().map(str::to_string));
+        }
+        finished.retain(|i| {
+            (self.pipelines.iter())
+                .all(|p| p.operator.finished_inputs().any(|f| f == i) || !p.operator.has_input(i))
+        });
+        finished
+    }
+
     /// The task stage's current time, for updates that arrive without one (HTTP).
     pub fn task_time(&self) -> Option<Millis> {
         let tasks = self.tasks.as_ref();

@@ -219,6 +219,18 @@ impl WindowOperator {
         }
     }
 
+    pub fn has_input(&self, input: &str) -> bool {
+        self.inputs.contains_key(input)
+    }
+
+    /// The inputs that stepped aside (ended or idle).
+    pub fn finished_inputs(&self) -> impl Iterator<Item = &str> {
+        self.inputs
+            .iter()
+            .filter(|(_, c)| c.finished)
+            .map(|(i, _)| i.as_str())
+    }
+
     /// The pipeline's watermark: the minimum over its active inputs.
     pub fn watermark(&self) -> Millis {
         self.inputs

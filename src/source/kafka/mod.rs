@@ -47,6 +47,8 @@ pub struct KafkaSource {
     /// Assigned inputs and when each last had messages.
     last_seen: HashMap<String, Instant>,
     idle_inputs: HashSet<String>,
+    /// Inputs idle in the restored state: they start idle once assigned.
+    start_idle: HashSet<String>,
     had_data: HashSet<String>,
     assigned: bool,
     last_lag: Instant,
@@ -72,6 +74,7 @@ impl KafkaSource {
             owned: HashSet::new(),
             last_seen: HashMap::new(),
             idle_inputs: HashSet::new(),
+            start_idle: HashSet::new(),
             had_data: HashSet::new(),
             assigned: false,
             last_lag: Instant::now(),
@@ -80,12 +83,21 @@ impl KafkaSource {
 
     /// Messages below these offsets were consumed before the checkpoint; they
     /// are skipped should the group's committed offsets lag behind.
+    /// They are also where this process resumes: a partition without new
+    /// messages keeps its offset in the next checkpoints.
     pub fn skip_below(&mut self, offsets: Offsets) {
         for (topic, parts) in offsets {
             for (p, o) in parts {
                 self.skip_below.insert((topic.clone(), p), o);
+                self.next.entry((topic.clone(), p)).or_insert(o);
             }
         }
+    }
+
+    /// Inputs that were idle when the restored state was taken start idle
+    /// (no `Started`) until they have messages.
+    pub fn start_idle(&mut self, inputs: impl IntoIterator<Item = String>) {
+        self.start_idle.extend(inputs);
     }
 
     /// Leaves the group: the consumer closes, and nothing more is read.
@@ -174,10 +186,14 @@ impl KafkaSource {
             if let Some(feed) = self.topic_feed.get(e.topic()) {
                 let input = format!("{feed}/{}", e.partition());
                 if !self.last_seen.contains_key(&input) {
-                    arrivals.push(Arrival::Started {
-                        feed: feed.as_str().into(),
-                        input: input.clone(),
-                    });
+                    if self.start_idle.remove(&input) {
+                        self.idle_inputs.insert(input.clone());
+                    } else {
+                        arrivals.push(Arrival::Started {
+                            feed: feed.as_str().into(),
+                            input: input.clone(),
+                        });
+                    }
                     self.last_seen.insert(input.clone(), Instant::now());
                 }
                 now_assigned.insert(input);
