@@ -79,7 +79,8 @@ until [ "$(metric "$port_a" yujing_checkpoint_duration_seconds_count)" -gt "$((b
 bytes=$(find "$dir/state-a" -name checkpoint.json -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 kill -9 $a
 killed=$(date +%s.%N)
-session=6.5
+# The dead member's session: 6 s, or 20 s in the tasks group of per_partition.
+session=6.5; [ "$per_partition" = true ] && session=20.5
 sleep $session
 started=$(date +%s.%N)
 YUJING_PII_KEY="$key" "$yujing" run --config "$dir/b.toml" 2>"$dir/b.log" &
