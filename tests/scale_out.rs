@@ -14,7 +14,7 @@ use serde_json::Value;
 
 mod broker;
 mod common;
-use broker::{Daemon, Setup, brokers, not_by_deadline, shipped, stop, wait_ready};
+use broker::{AUTH, Daemon, Setup, brokers, http, not_by_deadline, shipped, stop, wait_ready};
 
 const FEEDS: [(&str, &str); 4] = [
     ("public_opinion", "opinion6"),
@@ -34,7 +34,7 @@ fn half(from: &Path, to: &Path, second: bool) {
 
 /// Starts instance `name` (its own state dir and HTTP port) and waits until it
 /// is ready, unless `ready` is false.
-fn instance(s: &Setup, config: &str, name: &str, ready: bool) -> Daemon {
+fn instance(s: &Setup, config: &str, name: &str, ready: bool) -> (Daemon, u16) {
     let port = broker::free_port();
     let text = config
         .replace("dir = \"state\"", &format!("dir = \"{name}\""))
@@ -48,7 +48,18 @@ fn instance(s: &Setup, config: &str, name: &str, ready: bool) -> Daemon {
     if ready {
         wait_ready(&mut d, port);
     }
-    d
+    (d, port)
+}
+
+/// The ids of the tasks an instance's API lists.
+fn listed_tasks(port: u16) -> Vec<String> {
+    let (status, body) = http(port, "GET", "/api/tasks", &[AUTH], "");
+    assert_eq!(status, 200, "{body}");
+    let tasks: Vec<Value> = serde_json::from_str(&body).expect("JSON");
+    tasks
+        .iter()
+        .filter_map(|t| t["task_id"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Task events of tasks opened for `incidents`: (task, change, level), sorted.
@@ -84,9 +95,9 @@ fn three_instances_one_killed_and_a_fourth_joining_send_what_replay_raises_once(
     let closable = shipped::closable(&want, last_day);
     assert!(closable.len() >= 5, "{} closable alerts", closable.len());
 
-    let mut a = instance(&s, &config, "a", true);
-    let b = instance(&s, &config, "b", true);
-    let c = instance(&s, &config, "c", true);
+    let (mut a, _) = instance(&s, &config, "a", true);
+    let (b, port_b) = instance(&s, &config, "b", true);
+    let (c, port_c) = instance(&s, &config, "c", true);
     // The first half, then the second half arriving when `a` is killed.
     let mut rest = Vec::new();
     for (feed, name) in FEEDS {
@@ -113,9 +124,40 @@ fn three_instances_one_killed_and_a_fourth_joining_send_what_replay_raises_once(
     // A fourth instance joins once the killed one's session (20 s in the tasks
     // group) is over: the group hands it (and the others) the killed one's tasks.
     std::thread::sleep(Duration::from_secs(22));
-    let d = instance(&s, &config, "d", true);
+    let (d, port_d) = instance(&s, &config, "d", true);
 
     let got = shipped::alerts_once_closed(&s, last_day, closable.len());
+    // Each instance's API lists the tasks of the engines it runs: no task on
+    // two; one acknowledged through the instance that lists it is applied
+    // once, and the others do not know it.
+    let ports = [port_b, port_c, port_d];
+    let listed: Vec<Vec<String>> = ports.iter().map(|p| listed_tasks(*p)).collect();
+    let mut all: Vec<&String> = listed.iter().flatten().collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "a task listed by two instances: {listed:?}");
+    let (at, task) = (listed.iter().enumerate())
+        .find_map(|(i, l)| Some((i, l.first()?.clone())))
+        .expect("an instance lists a task");
+    let path = format!("/api/tasks/{task}");
+    let auth = [("Content-Type", "application/json"), AUTH];
+    let body = r#"{"action":"acknowledge"}"#;
+    let elsewhere = ports[(at + 1) % ports.len()];
+    assert_eq!(http(elsewhere, "POST", &path, &auth, body).0, 404);
+    assert_eq!(http(ports[at], "POST", &path, &auth, body).0, 202);
+    let acknowledged = |v: &[Value]| {
+        v.iter()
+            .filter(|e| e["change"] == "acknowledged" && e["task"]["task_id"] == task.as_str())
+            .count()
+    };
+    let seen = broker::read_all_at(
+        &brokers(),
+        &s.topic("tasks"),
+        Duration::from_secs(30),
+        |v| acknowledged(v) > 0,
+    );
+    assert_eq!(acknowledged(&seen), 1, "acknowledged once");
     for daemon in [b, c, d] {
         stop(daemon);
     }
@@ -160,7 +202,8 @@ fn three_instances_one_killed_and_a_fourth_joining_send_what_replay_raises_once(
         .map(|e| format!("{} {}", e["task"]["task_id"], e["change"]))
         .collect();
     let mut ids = BTreeSet::new();
-    for e in sent_tasks.iter().filter(|e| not_by_deadline(e)) {
+    // (The acknowledgement above is the test's own.)
+    for e in (sent_tasks.iter()).filter(|e| not_by_deadline(e) && e["change"] != "acknowledged") {
         let change = format!("{} {}", e["task"]["task_id"], e["change"]);
         assert!(replay_changes.contains(&change), "not in replay: {change}");
         assert!(ids.insert(e["event_id"].to_string()), "sent twice: {e}");

@@ -155,13 +155,7 @@ pub fn run(
         return Ok(());
     };
     let total = partitions + i32::from(plan.pinned.is_some());
-    let mut config = consumer_config(&k);
-    // Handing tasks over (last checkpoints written) can take seconds on a busy
-    // broker; a member still doing so must not count as gone, or the group
-    // rebalances again and again.
-    if !k.settings.contains_key("session.timeout.ms") {
-        config.set("session.timeout.ms", TASKS_SESSION_MS);
-    }
+    let config = tasks_consumer_config(&k);
     if !wait_for_predecessor(&root, &config, &stop) {
         return Ok(());
     }
@@ -246,6 +240,17 @@ struct Topics {
     counts: BTreeMap<String, i32>,
     /// One partition per task.
     tasks_topic: String,
+}
+
+/// The tasks group's consumer. Handing tasks over (last checkpoints written)
+/// can take seconds on a busy broker; a member still doing so must not count
+/// as gone, or the group rebalances again and again.
+fn tasks_consumer_config(k: &KafkaConfig) -> rdkafka::config::ClientConfig {
+    let mut config = consumer_config(k);
+    if !k.settings.contains_key("session.timeout.ms") {
+        config.set("session.timeout.ms", TASKS_SESSION_MS);
+    }
+    config
 }
 
 /// What starting a task needs.
