@@ -64,7 +64,7 @@ impl DaemonCheckpointer {
     }
 
     /// Takes the checkpoint (the open windows sealed) and hands it to the writer.
-    fn checkpoint(&mut self, engine: &mut Engine, source: &mut KafkaSource, sink: &DaemonSink) {
+    fn checkpoint(&mut self, engine: &mut Engine, source: &mut KafkaSource, sink: &mut DaemonSink) {
         let taken = Instant::now();
         let positions = source.positions();
         let (incidents, tasks) = sink.own_view();

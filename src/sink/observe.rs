@@ -80,11 +80,13 @@ impl<S> Observed<S> {
     }
 
     /// The incidents firing and the tasks not done that this sink reported, as
-    /// the view holds them now: what a checkpoint keeps.
-    pub fn own_view(&self) -> (Vec<Alert>, Vec<Task>) {
+    /// the view holds them now: what a checkpoint keeps. Tasks the view no
+    /// longer keeps are forgotten here too.
+    pub fn own_view(&mut self) -> (Vec<Alert>, Vec<Task>) {
         let Ok(view) = self.view.lock() else {
             return Default::default();
         };
+        self.own_tasks.retain(|id| view.tasks.contains_key(id));
         let incidents = (self.own_incidents.iter())
             .filter_map(|id| view.incidents.get(id).cloned())
             .collect();
