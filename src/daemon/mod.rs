@@ -77,14 +77,14 @@ pub fn run(
     let metrics = Arc::new(Metrics::new().with_departments(departments.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     reference_watch::spawn(catalog.tables.clone(), metrics.clone(), stop.clone());
-    // Compiled once before anything is served, so a set that does not build fails at once.
-    drop(Engine::compiled_on(
+    // Built before anything is served, so a set that does not build fails at once.
+    let engine = Engine::compiled_on(
         catalog.clone(),
         compiled.clone(),
         options.clone(),
         runtime.clone(),
         crate::task::TaskClock::Processing(processing.clone()),
-    )?);
+    )?;
     let observers = Observers {
         metrics: metrics.clone(),
         view: Default::default(),
@@ -102,6 +102,7 @@ pub fn run(
     let dir = config.state.dir.clone();
     let per_partition = config.state.per_partition;
     let shared = slot::Shared {
+        decode_pool: decode_pool(config.decode_threads),
         config,
         catalog,
         options,
@@ -112,22 +113,23 @@ pub fn run(
         reset_state,
     };
     if per_partition {
+        // Each task builds an engine of its share of the pipelines.
+        drop(engine);
         return partitioned::run(shared, k, compiled, updates, stop);
     }
+    let reload = crate::driver::Reload {
+        requests: reload_requests,
+        compile: recompile,
+        warm: Some(dir.join(WARM_STATE)),
+    };
     let slot = slot::Slot {
         k,
         dir,
-        compiled,
         assigned: None,
         stop,
         updates,
     };
-    let reload = crate::driver::Reload {
-        requests: reload_requests,
-        compile: recompile,
-        warm: None,
-    };
-    slot::run(shared, slot, Some(reload))
+    slot::run(&shared, slot, engine, Some(reload))
 }
 
 /// The writer of checkpoints to the state dir and, if configured, the state topic.

@@ -265,17 +265,18 @@ struct Starter {
 
 impl Starter {
     fn start(&self, task: i32) -> Result<Running> {
-        let (name, partition, compiled) = if task < self.partitions {
-            (
+        let (name, partition, compiled) = match &self.plan.pinned {
+            _ if (0..self.partitions).contains(&task) => (
                 format!("p{task}"),
                 Some(task),
                 self.plan.by_district.clone(),
-            )
-        } else {
-            let pinned = self.plan.pinned.clone().ok_or_else(|| {
-                Error::Other(format!("task {task} is beyond the feed topics' partitions"))
-            })?;
-            ("pinned".to_string(), None, pinned)
+            ),
+            Some(pinned) if task == self.partitions => ("pinned".into(), None, pinned.clone()),
+            _ => {
+                return Err(Error::Other(format!(
+                    "no task {task}: the tasks topic has more partitions than there are tasks"
+                )));
+            }
         };
         let stop = Arc::new(AtomicBool::new(false));
         let (updates, received) = std::sync::mpsc::channel();
@@ -284,7 +285,6 @@ impl Starter {
         let slot = Slot {
             k,
             dir: self.shared.config.state.dir.join(&name),
-            compiled,
             assigned: Some(Assigned {
                 partition,
                 counts: self.counts.clone(),
@@ -295,7 +295,7 @@ impl Starter {
         let shared = self.shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("task-{name}"))
-            .spawn(move || slot::run(shared, slot, None))
+            .spawn(move || slot::run(&shared, slot, slot::engine(&shared, compiled)?, None))
             .map_err(|e| Error::Other(format!("starting task {name}: {e}")))?;
         tracing::info!(task, %name, "task started");
         Ok(Running {

@@ -17,12 +17,12 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpointer::{self, DaemonCheckpointer};
 use super::{
-    checkpoint_interval, checkpoint_writer, consumer_config, decode_pool, kafka_sink, open_state,
+    checkpoint_interval, checkpoint_writer, consumer_config, kafka_sink, open_state,
     read_back_outputs, wait_for_predecessor,
 };
 use crate::config::{Config, KafkaConfig};
 use crate::core::time::parse_duration;
-use crate::decode::DecodeOptions;
+use crate::decode::{DecodeOptions, DecodePool};
 use crate::driver::{Driver, Reload};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -45,6 +45,8 @@ pub struct Shared {
     pub readiness: Readiness,
     pub metrics: Arc<Metrics>,
     pub reset_state: bool,
+    /// One pool decodes for every slot (none on one core).
+    pub decode_pool: Option<Arc<DecodePool>>,
 }
 
 /// The partitions a task reads, assigned to it rather than by the group.
@@ -61,25 +63,26 @@ pub struct Slot {
     /// Its `group_id` names the slot's state (the state topic's key) and commits.
     pub k: KafkaConfig,
     pub dir: PathBuf,
-    pub compiled: Compiled,
     /// `None`: the group assigns partitions (one instance per group).
     pub assigned: Option<Assigned>,
     pub stop: Arc<AtomicBool>,
     pub updates: Receiver<Update>,
 }
 
-/// Runs the slot until it is told to stop; its last checkpoint is then
-/// written. `reload`: redeploys on SIGHUP (one instance per group).
-pub fn run(shared: impl AsRef<Shared>, slot: Slot, reload: Option<Reload>) -> Result<()> {
-    let shared = shared.as_ref();
-    let clock = crate::task::TaskClock::Processing(shared.options.clock.clone());
-    let engine = Engine::compiled_on(
+/// An engine of `compiled`, task deadlines on the processing clock.
+pub fn engine(shared: &Shared, compiled: Compiled) -> Result<Engine> {
+    Engine::compiled_on(
         shared.catalog.clone(),
-        slot.compiled,
+        compiled,
         shared.options.clone(),
         shared.runtime.clone(),
-        clock,
-    )?;
+        crate::task::TaskClock::Processing(shared.options.clock.clone()),
+    )
+}
+
+/// Runs the slot with `engine` until it is told to stop; its last checkpoint
+/// is then written. `reload`: redeploys on SIGHUP (one instance per group).
+pub fn run(shared: &Shared, slot: Slot, engine: Engine, reload: Option<Reload>) -> Result<()> {
     let metrics = &shared.metrics;
     let Some((state, loaded)) = open_state(
         &shared.config,
@@ -120,12 +123,11 @@ pub fn run(shared: impl AsRef<Shared>, slot: Slot, reload: Option<Reload>) -> Re
     }
     let checkpointer = checkpointer(shared, &slot.k, state, deliveries, start_ends, sequence)?;
     let mut driver = driver
-        .with_decode_pool(decode_pool(shared.config.decode_threads))
+        .with_decode_pool(shared.decode_pool.clone())
         .with_checkpointer(Box::new(checkpointer))
         .with_updates(slot.updates)
         .with_stop(slot.stop);
-    if let Some(mut reload) = reload {
-        reload.warm = Some(shared.config.state.dir.join(super::WARM_STATE));
+    if let Some(reload) = reload {
         driver = driver.with_reload(reload);
     }
     if let Some(a) = &slot.assigned {
@@ -178,12 +180,6 @@ fn output(
         .unwrap_or(kafka_sink.max_output_bytes);
     kafka_sink.sent = already_sent;
     Ok(Observed::new(kafka_sink, &shared.observers))
-}
-
-impl AsRef<Shared> for Shared {
-    fn as_ref(&self) -> &Shared {
-        self
-    }
 }
 
 /// The consumer of the feed topics of the pipelines and of task updates:
