@@ -140,6 +140,16 @@ pub struct TopicsConfig {
     pub dead_letters: String,
 }
 
+impl TopicsConfig {
+    /// The topic of `feed`: the one configured, else the feed's own name.
+    pub fn of_feed(&self, feed: &str) -> String {
+        self.feeds
+            .get(feed)
+            .cloned()
+            .unwrap_or_else(|| feed.to_string())
+    }
+}
+
 impl Default for TopicsConfig {
     fn default() -> Self {
         TopicsConfig {

@@ -387,7 +387,7 @@ fn feed_topics(k: &KafkaConfig, compiled: &Compiled) -> Vec<String> {
         .pipelines
         .iter()
         .flat_map(|p| p.query.feeds.iter().cloned())
-        .map(|f| k.topics.feeds.get(&f).cloned().unwrap_or(f))
+        .map(|f| k.topics.of_feed(&f))
         .collect();
     topics.sort();
     topics.dedup();

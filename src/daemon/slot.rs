@@ -199,12 +199,7 @@ fn kafka_source(
     let topic_feed: BTreeMap<String, String> = engine
         .feeds_read()
         .into_iter()
-        .map(|f| {
-            (
-                k.topics.feeds.get(&f).cloned().unwrap_or_else(|| f.clone()),
-                f,
-            )
-        })
+        .map(|f| (k.topics.of_feed(&f), f))
         .collect();
     let consumer: BaseConsumer = config.create().map_err(Error::doing("consumer"))?;
     let mut topics: Vec<&str> = topic_feed.keys().map(String::as_str).collect();
