@@ -49,16 +49,35 @@ impl Slot<'_> {
     }
 }
 
+#[derive(Debug)]
 pub(super) enum TopLevel {
     Object,
     NotObject(&'static str),
 }
 
-pub(super) struct RowSeed<'a, 'de> {
-    pub(super) schema: &'a FeedSchema,
+/// Reads a whole line (any JSON) into the slots: what it is at top level, or
+/// serde_json's error.
+pub(super) fn read<'de>(
+    text: &'de str,
+    schema: &FeedSchema,
+    build: &[bool],
+    slots: &mut ArrayVec<Slot<'de>, MAX_FIELDS>,
+) -> Result<TopLevel, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let top = RowSeed {
+        schema,
+        build,
+        slots,
+    }
+    .deserialize(&mut de)?;
+    de.end().map(|()| top)
+}
+
+struct RowSeed<'a, 'de> {
+    schema: &'a FeedSchema,
     /// The fields whose values are kept for their column.
-    pub(super) build: &'a [bool],
-    pub(super) slots: &'a mut ArrayVec<Slot<'de>, MAX_FIELDS>,
+    build: &'a [bool],
+    slots: &'a mut ArrayVec<Slot<'de>, MAX_FIELDS>,
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {

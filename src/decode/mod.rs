@@ -14,7 +14,6 @@ use arrow::array::{
     TimestampMillisecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
-use serde::de::DeserializeSeed;
 
 use crate::core::chunk::Chunk;
 use crate::core::deadletter::{DeadLetter, Reason};
@@ -24,12 +23,15 @@ use crate::schema::{FeedSchema, FieldDef, FieldType, MAX_FIELDS};
 mod json;
 mod pool;
 mod redact;
+mod scan;
+#[cfg(test)]
+mod scan_tests;
 
 pub use crate::core::pseudonym::pseudonym;
 pub use pool::{DecodePool, DecodeSpec, Pending};
 pub use redact::{Redactor, WITHHELD_FIELDS, key_fingerprint, redacted_command, withheld};
 
-use json::{RowSeed, Slot, TopLevel};
+use json::{Slot, TopLevel};
 
 /// Default limit on one record's size.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -310,15 +312,13 @@ impl Decoder {
         text: &'de str,
         slots: &mut ArrayVec<Slot<'de>, MAX_FIELDS>,
     ) -> Result<(), Rejection> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let parsed = RowSeed {
-            schema: &self.schema,
-            build: &self.build,
-            slots,
+        if scan::scan(text, &self.schema, &self.build, slots).is_some() {
+            return Ok(());
         }
-        .deserialize(&mut de)
-        .and_then(|top| de.end().map(|()| top));
-        match parsed {
+        // Not the common shape, or not valid: serde_json reads it again from
+        // clean slots, and words the error if there is one.
+        slots.iter_mut().for_each(|s| *s = Slot::Missing);
+        match json::read(text, &self.schema, &self.build, slots) {
             Err(e) => Err(reject(Reason::InvalidJson, None, e.to_string())),
             Ok(TopLevel::NotObject(kind)) => Err(reject(
                 Reason::NotObject,
