@@ -21,7 +21,7 @@ perf report -q -i "$work/perf.data" --no-children --sort sym --stdio 2>/dev/null
     pct = $1; sub(/%/, "", pct); $1 = ""; $2 = ""; sym = $0
     if (sym ~ /blake3/) s = "PII hashing (blake3)"
     else if (sym ~ /serde_json::ser|sink::|JsonlSink|to_json|format_rfc3339/) s = "output (JSON lines)"
-    else if (sym ~ /serde_json|decode::json|from_utf8|validate_utf8|IgnoredAny|Slot>/) s = "JSON parse (serde_json, UTF-8)"
+    else if (sym ~ /serde_json|decode::json|decode::scan|from_utf8|validate_utf8|IgnoredAny|Slot>/) s = "JSON parse (fast path, serde_json, UTF-8)"
     else if (sym ~ /check_field|check_type|check_time|check_range|parse_rfc3339|days_in_month|days_from_civil|admit/) s = "validation"
     else if (sym ~ /Decoder::append|Decoder::decode|builder|Builder|arrow_buffer|arrow_data|new_null_array/) s = "Arrow building (+ the inlined decode loop)"
     else if (sym ~ /datafusion|arrow_row|arrow_select|arrow_arith|arrow_ord|window::|hashbrown|GroupValues|Accumulator|create_hashes|ahash|futures/) s = "windows and partial aggregation"
