@@ -43,22 +43,25 @@ pub(super) fn scan<'de>(
         c.eat(b':')?;
         c.skip_ws();
         let index = match schema.fields.get(hint) {
-            Some(f) if f.name == key => Some(hint),
+            Some(f) if same(f.name.as_bytes(), key.as_bytes()) => Some(hint),
             _ => schema.index_of(key),
         };
-        match index {
-            Some(i) => {
-                hint = i + 1;
-                let list = match schema.fields[i].ty {
-                    FieldType::StringList if build[i] => List::Keep,
-                    FieldType::StringList => List::Check,
-                    _ => List::Other,
-                };
-                slots[i] = c.value(list)?;
-            }
-            // Fields the schema does not know are read past, as the slow path does.
-            None => {
-                c.value(List::Check)?;
+        // Fields the schema does not know are read and dropped, as the slow path does.
+        let list = match index.map(|i| (i, schema.fields[i].ty)) {
+            Some((i, FieldType::StringList)) if build[i] => List::Keep,
+            Some((_, FieldType::StringList)) | None => List::Check,
+            Some(_) => List::Other,
+        };
+        // One call site, so the value is inlined and comes back in registers:
+        // returned through the stack it cost a store-forwarding stall a field.
+        let value = c.value(list)?;
+        if let Some(i) = index {
+            hint = i + 1;
+            // The slot is almost always still empty: dropping it costs an
+            // out-of-line call only when the field came twice.
+            let old = std::mem::replace(&mut slots[i], value);
+            if !matches!(old, Slot::Missing) {
+                drop(old);
             }
         }
         c.skip_ws();
@@ -68,6 +71,28 @@ pub(super) fn scan<'de>(
             _ => return None,
         }
     }
+}
+
+/// Whether two keys are the same: a word at a time, inline (field names are
+/// short, and a call to `memcmp` a field was 4 % of replay).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], at: usize| {
+        u64::from_le_bytes(
+            s.get(at..at + 8)
+                .and_then(|w| w.try_into().ok())
+                .unwrap_or([0; 8]),
+        )
+    };
+    // Whole words, then one last word that may overlap the one before.
+    (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, n - 8) == word(b, n - 8)
 }
 
 /// What an array value becomes.
@@ -133,6 +158,7 @@ impl<'de> Cursor<'de> {
     }
 
     /// A key: a string without escapes.
+    #[inline(always)]
     fn key(&mut self) -> Option<&'de str> {
         self.eat(b'"')?;
         let start = self.at;
@@ -144,6 +170,7 @@ impl<'de> Cursor<'de> {
 
     /// The end of the run of plain string bytes from the cursor: eight bytes
     /// at a time, then one by one.
+    #[inline(always)]
     fn plain_run(&self) -> usize {
         let bytes = self.bytes();
         let mut i = self.at;
@@ -166,6 +193,7 @@ impl<'de> Cursor<'de> {
 
     /// A string value, the cursor on its opening quote: borrowed when it has
     /// no escapes, unescaped into an owned string otherwise.
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'de, str>> {
         self.eat(b'"')?;
         let start = self.at;
@@ -227,6 +255,7 @@ impl<'de> Cursor<'de> {
     }
 
     /// One value. Objects, and arrays that are not of strings, go to the slow path.
+    #[inline(always)]
     fn value(&mut self, list: List) -> Option<Slot<'de>> {
         Some(match self.peek()? {
             b'"' => Slot::Str(self.string()?),
