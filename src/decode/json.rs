@@ -1,7 +1,7 @@
-//! One JSON line read into the schema's slots in a single pass: known fields
-//! into their slot (strings borrowed from the line when they need no
-//! unescaping), unknown ones skipped, nothing allocated per record that the
-//! record does not need.
+//! The general path: any JSON line read by serde_json into the schema's slots
+//! in a single pass — known fields into their slot (strings borrowed from the
+//! line when they need no unescaping), unknown ones skipped. It reads what the
+//! fast path ([`super::scan`]) leaves, and words every parse error.
 
 use std::borrow::Cow;
 use std::fmt;
