@@ -57,10 +57,13 @@ pub(super) fn scan<'de>(
         let value = c.value(list)?;
         if let Some(i) = index {
             hint = i + 1;
-            // The slot is almost always still empty: dropping it costs an
-            // out-of-line call only when the field came twice.
+            // The slot is almost always still empty, and an empty one holds
+            // nothing to free: the out-of-line drop is called only when the
+            // field came twice.
             let old = std::mem::replace(&mut slots[i], value);
-            if !matches!(old, Slot::Missing) {
+            if matches!(old, Slot::Missing) {
+                std::mem::forget(old);
+            } else {
                 drop(old);
             }
         }
