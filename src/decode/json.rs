@@ -103,11 +103,7 @@ impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
             match index {
                 Some(i) => {
                     hint = i + 1;
-                    let want_list = match self.schema.fields[i].ty {
-                        FieldType::StringList if self.build[i] => List::Keep,
-                        FieldType::StringList => List::Check,
-                        _ => List::Skip,
-                    };
+                    let want_list = List::of_field(self.schema, self.build, i);
                     self.slots[i] = map.next_value_seed(ValueSeed { want_list })?;
                 }
                 // Fields the schema does not know are ignored, so producers can add fields first.
@@ -167,15 +163,27 @@ impl Visitor<'_> for KeySeed<'_> {
     }
 }
 
-/// What to do with an array value.
+/// What to do with an array value (both paths).
 #[derive(Clone, Copy, PartialEq)]
-enum List {
-    /// Not a list field: an array is a type error, read past.
+pub(super) enum List {
+    /// Not a list field: an array is a type error (read past here; the
+    /// fast path leaves it to this one).
     Skip,
     /// A list field whose column is built: keep the items.
     Keep,
     /// A list field whose column is not built: check the items, keep their size.
     Check,
+}
+
+impl List {
+    /// What field `i` of the schema does with an array.
+    pub(super) fn of_field(schema: &FeedSchema, build: &[bool], i: usize) -> List {
+        match schema.fields[i].ty {
+            FieldType::StringList if build[i] => List::Keep,
+            FieldType::StringList => List::Check,
+            _ => List::Skip,
+        }
+    }
 }
 
 struct ValueSeed {

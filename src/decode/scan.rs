@@ -15,8 +15,8 @@ use std::borrow::Cow;
 
 use arrayvec::ArrayVec;
 
-use super::json::Slot;
-use crate::schema::{FeedSchema, FieldType, MAX_FIELDS};
+use super::json::{List, Slot};
+use crate::schema::{FeedSchema, MAX_FIELDS};
 
 /// Reads `text` into `slots` if it is a record of the common shape; `None`
 /// otherwise, with `slots` in any state (the caller resets them).
@@ -46,12 +46,9 @@ pub(super) fn scan<'de>(
             Some(f) if same(f.name.as_bytes(), key.as_bytes()) => Some(hint),
             _ => schema.index_of(key),
         };
-        // Fields the schema does not know are read and dropped, as the slow path does.
-        let list = match index.map(|i| (i, schema.fields[i].ty)) {
-            Some((i, FieldType::StringList)) if build[i] => List::Keep,
-            Some((_, FieldType::StringList)) | None => List::Check,
-            Some(_) => List::Other,
-        };
+        // Fields the schema does not know are read and dropped, as the slow
+        // path does; here only arrays of strings are taken for them.
+        let list = index.map_or(List::Check, |i| List::of_field(schema, build, i));
         // One call site, so the value is inlined and comes back in registers:
         // returned through the stack it cost a store-forwarding stall a field.
         let value = c.value(list)?;
@@ -96,18 +93,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     };
     // Whole words, then one last word that may overlap the one before.
     (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, n - 8) == word(b, n - 8)
-}
-
-/// What an array value becomes.
-#[derive(Clone, Copy, PartialEq)]
-enum List {
-    /// A list field whose column is built: keep the items.
-    Keep,
-    /// A list field whose column is not built, or an unknown field: check the
-    /// items, keep their size.
-    Check,
-    /// Any other field: an array is a type error, left to the slow path.
-    Other,
 }
 
 struct Cursor<'de> {
@@ -266,7 +251,7 @@ impl<'de> Cursor<'de> {
             b't' => self.literal("true", Slot::Bool(true))?,
             b'f' => self.literal("false", Slot::Bool(false))?,
             b'n' => self.literal("null", Slot::Null)?,
-            b'[' if list != List::Other => self.strings(list)?,
+            b'[' if list != List::Skip => self.strings(list)?,
             _ => return None,
         })
     }
