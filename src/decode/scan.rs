@@ -84,15 +84,16 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     if n < 8 {
         return a.iter().zip(b).all(|(x, y)| x == y);
     }
-    let word = |s: &[u8], at: usize| {
-        u64::from_le_bytes(
-            s.get(at..at + 8)
-                .and_then(|w| w.try_into().ok())
-                .unwrap_or([0; 8]),
-        )
-    };
+    let same_at = |at| word_at(a, at) == word_at(b, at);
     // Whole words, then one last word that may overlap the one before.
-    (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at)) && word(a, n - 8) == word(b, n - 8)
+    (0..n - 8).step_by(8).all(same_at) && same_at(n - 8)
+}
+
+/// The eight bytes from `at`, little-endian, if there are eight.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let word: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(word))
 }
 
 struct Cursor<'de> {
@@ -112,6 +113,11 @@ fn string_stops(w: u64) -> u64 {
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
     zero_in(quote) | zero_in(backslash) | control
+}
+
+/// The index of the first byte whose high bit is set in `marks` (not zero).
+fn first_marked(marks: u64) -> usize {
+    (marks.trailing_zeros() / 8) as usize
 }
 
 impl<'de> Cursor<'de> {
@@ -156,27 +162,25 @@ impl<'de> Cursor<'de> {
         self.text.get(start..end)
     }
 
-    /// The end of the run of plain string bytes from the cursor: eight bytes
-    /// at a time, then one by one.
+    /// The end of the run of plain string bytes from the cursor, eight bytes
+    /// at a time.
     #[inline(always)]
     fn plain_run(&self) -> usize {
         let bytes = self.bytes();
         let mut i = self.at;
-        while let Some(word) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        while let Some(word) = word_at(bytes, i) {
             let stops = string_stops(word);
             if stops != 0 {
-                return i + (stops.trailing_zeros() / 8) as usize;
+                return i + first_marked(stops);
             }
             i += 8;
         }
-        while let Some(&b) = bytes.get(i) {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                break;
-            }
-            i += 1;
-        }
-        i
+        // Fewer than eight left: padded with quotes, the line's end stops the
+        // run at the latest, and the same test as above finds the first stop.
+        let rest = bytes.get(i..).unwrap_or_default();
+        let mut last = [b'"'; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        i + first_marked(string_stops(u64::from_le_bytes(last)))
     }
 
     /// A string value, the cursor on its opening quote: borrowed when it has
@@ -309,7 +313,6 @@ impl<'de> Cursor<'de> {
         }
         let int_end = self.at;
         let mut fraction = int_end..int_end;
-        let mut float = false;
         if self.peek() == Some(b'.') {
             self.at += 1;
             let from = self.at;
@@ -318,7 +321,6 @@ impl<'de> Cursor<'de> {
                 return None;
             }
             fraction = from..self.at;
-            float = true;
         }
         let mut exponent = false;
         if let Some(b'e' | b'E') = self.peek() {
@@ -332,10 +334,10 @@ impl<'de> Cursor<'de> {
                 return None;
             }
             exponent = true;
-            float = true;
         }
         let bytes = self.bytes();
-        if !float {
+        // Nothing after the integer part: neither fraction nor exponent.
+        if self.at == int_end {
             // Past 18 digits an integer may leave i64 (and serde_json reads
             // `-0` as a float): both are left to the slow path.
             if int_end - int_start > 18 {
